@@ -1,0 +1,46 @@
+"""The one-line entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .result import SelectionResult
+from .selectors import get_selector_class
+from .validation import reject_unknown
+
+
+def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None, **params: Any) -> SelectionResult:
+    """Choose ``budget`` samples of the pool ``X`` to label.
+
+    Parameters
+    ----------
+    X : array-like or torch.Tensor of shape (n_samples, n_features)
+        Features of the unlabeled pool (numpy array, memory map or tensor).
+    budget : int or float
+        How many to select: a count in ``[1, n_samples]``, or a fraction of the
+        pool in ``(0, 1)``.
+    method : str, default="bilaf"
+        One of ``"bilaf"``, ``"activeft"``, ``"kmeans"``, ``"kcenter"``,
+        ``"typiclust"``, ``"probcover"``, ``"random"``.
+    random_state : None, int or numpy.random.Generator
+        Seed for every random choice.
+    **params
+        Hyper-parameters of the chosen selector's constructor (e.g. ``n_cores``
+        for BiLAF). Unknown names raise ``TypeError``.
+
+    Returns
+    -------
+    SelectionResult
+
+    Examples
+    --------
+    >>> import numpy as np, bilaf
+    >>> X = np.random.default_rng(0).normal(size=(500, 16)).astype("float32")
+    >>> res = bilaf.select(X, 20, method="kmeans", random_state=0)
+    >>> len(res.indices)
+    20
+    """
+    cls = get_selector_class(method)
+    allowed = [p for p in cls._param_names() if p != "random_state"]
+    reject_unknown(params, allowed, f"method {method!r}")
+    return cls(random_state=random_state, **params).select(X, budget)

@@ -1,0 +1,284 @@
+"""Chunked distance passes, on numpy or torch, on the CPU or a GPU.
+
+This is the only module that knows about chunks, memory budgets and devices.
+Every pool-wide pass is cut into row blocks whose temporaries fit in
+``memory_budget`` bytes, so memory grows with N (never N x N, never a whole
+N x K block). Distances are Euclidean, computed as
+``sqrt(max(|a|^2 + |b|^2 - 2 a.b, 0))`` in the requested precision.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .validation import parse_memory_budget
+
+__all__ = [
+    "DEFAULT_MEMORY_BUDGET",
+    "resolve_device",
+    "torch_dtype",
+    "to_tensor",
+    "row_chunks",
+    "sq_norms",
+    "pairwise_distances",
+    "nearest_centers",
+    "distances_to_point",
+    "mean_distances_within",
+    "knn_distances_within",
+    "progress",
+    "nearest_distinct_samples",
+]
+
+DEFAULT_MEMORY_BUDGET = "1GB"
+
+
+def progress(iterable=None, *, total: Optional[int] = None, desc: str = "", enabled: bool = False, unit: str = "it"):
+    """A tqdm progress bar when ``enabled`` (and tqdm is installed), else a no-op wrapper."""
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+
+            return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
+        except ImportError:  # pragma: no cover
+            pass
+    return _NullBar(iterable)
+
+
+class _NullBar:
+    def __init__(self, iterable=None):
+        self._it = iterable
+
+    def __iter__(self):
+        return iter(self._it)
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def resolve_device(device: Any = "cpu") -> torch.device:
+    """``"auto"`` picks CUDA when torch sees a GPU, else the CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, str):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but torch sees no CUDA GPU")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from None
+
+
+def torch_dtype(dtype: str) -> torch.dtype:
+    if dtype == "float32":
+        return torch.float32
+    if dtype == "float64":
+        return torch.float64
+    raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+
+
+def to_tensor(X: Any, device: torch.device, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """A torch view/copy of ``X`` on ``device`` (no copy for a matching CPU array)."""
+    if isinstance(X, torch.Tensor):
+        t = X
+    else:
+        arr = np.asarray(X)
+        if not arr.flags.writeable or not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
+            if not arr.flags.writeable:
+                arr = arr.copy()
+        t = torch.from_numpy(arr)
+    if dtype is not None and t.dtype != dtype:
+        t = t.to(dtype)
+    if t.device != device:
+        t = t.to(device)
+    return t
+
+
+def row_chunks(n_rows: int, n_cols: int, memory_budget: Any = DEFAULT_MEMORY_BUDGET,
+               itemsize: int = 8, temporaries: int = 4) -> Iterator[slice]:
+    """Slices over ``n_rows`` so a block of ``rows x n_cols`` with ``temporaries`` copies fits the budget."""
+    budget = parse_memory_budget(memory_budget)
+    per_row = max(1, n_cols) * itemsize * temporaries
+    step = max(1, int(budget // per_row))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))
+
+
+def sq_norms(X: torch.Tensor) -> torch.Tensor:
+    return (X * X).sum(dim=1)
+
+
+def pairwise_distances(A: torch.Tensor, B: torch.Tensor, *, a_sq: Optional[torch.Tensor] = None,
+                       b_sq: Optional[torch.Tensor] = None, squared: bool = False) -> torch.Tensor:
+    """Euclidean distances between the rows of two (small) blocks, in their dtype."""
+    if a_sq is None:
+        a_sq = sq_norms(A)
+    if b_sq is None:
+        b_sq = sq_norms(B)
+    d = a_sq[:, None] + b_sq[None, :] - 2.0 * (A @ B.T)
+    d.clamp_(min=0.0)
+    return d if squared else d.sqrt_()
+
+
+def nearest_centers(X: torch.Tensor, C: torch.Tensor, *, k: int = 1, dtype: torch.dtype = torch.float32,
+                    memory_budget: Any = DEFAULT_MEMORY_BUDGET, show_progress: bool = False,
+                    desc: str = "nearest centres") -> Tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` nearest rows of ``C`` for every row of ``X``, in chunks.
+
+    Ties go to the lower centre index (as ``numpy.argmin`` does).
+
+    Returns
+    -------
+    dist : torch.Tensor of shape (n, k), dtype ``dtype``
+    idx : torch.Tensor of shape (n, k), int64
+    """
+    n = X.shape[0]
+    kk = min(k, C.shape[0])
+    Cd = C.to(dtype)
+    c_sq = sq_norms(Cd)
+    dist = torch.empty((n, kk), dtype=dtype, device=X.device)
+    idx = torch.empty((n, kk), dtype=torch.int64, device=X.device)
+    itemsize = 8 if dtype == torch.float64 else 4
+    chunks = list(row_chunks(n, C.shape[0], memory_budget, itemsize=itemsize))
+    for sl in progress(chunks, desc=desc, enabled=show_progress and len(chunks) > 1, unit="chunk"):
+        Xb = X[sl].to(dtype)
+        D = pairwise_distances(Xb, Cd, b_sq=c_sq, squared=True)
+        for j in range(kk):
+            v, i = torch.min(D, dim=1)  # first index among ties
+            dist[sl, j] = v
+            idx[sl, j] = i
+            if j + 1 < kk:
+                D.scatter_(1, i[:, None], float("inf"))
+    return dist.sqrt_(), idx
+
+
+def distances_to_point(X: torch.Tensor, x: torch.Tensor, *, x_sq: Optional[torch.Tensor] = None,
+                       X_sq: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Distances from every row of ``X`` to one point ``x`` (1-D)."""
+    if X_sq is None:
+        X_sq = sq_norms(X)
+    if x_sq is None:
+        x_sq = (x * x).sum()
+    d = X_sq + x_sq - 2.0 * (X @ x)
+    return d.clamp_(min=0.0).sqrt_()
+
+
+def mean_distances_within(G: torch.Tensor, *, memory_budget: Any = DEFAULT_MEMORY_BUDGET,
+                          g_sq: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """For each row of ``G``, the mean distance to all rows of ``G`` (itself included)."""
+    n = G.shape[0]
+    if g_sq is None:
+        g_sq = sq_norms(G)
+    out = torch.empty(n, dtype=G.dtype, device=G.device)
+    itemsize = G.element_size()
+    for sl in row_chunks(n, n, memory_budget, itemsize=itemsize, temporaries=2):
+        D = pairwise_distances(G[sl], G, a_sq=g_sq[sl], b_sq=g_sq)
+        out[sl] = D.mean(dim=1)
+    return out
+
+
+def knn_distances_within(G: torch.Tensor, k: int, *, memory_budget: Any = DEFAULT_MEMORY_BUDGET,
+                         exclude_self: bool = True) -> torch.Tensor:
+    """Sorted distances from each row of ``G`` to its ``k`` nearest other rows, shape (n, k')."""
+    n = G.shape[0]
+    kk = min(k, n - 1 if exclude_self else n)
+    g_sq = sq_norms(G)
+    out = torch.empty((n, max(kk, 0)), dtype=G.dtype, device=G.device)
+    if kk <= 0:
+        return out
+    for sl in row_chunks(n, n, memory_budget, itemsize=G.element_size(), temporaries=3):
+        D = pairwise_distances(G[sl], G, a_sq=g_sq[sl], b_sq=g_sq)
+        if exclude_self:
+            rows = torch.arange(sl.stop - sl.start, device=G.device)
+            D[rows, rows + sl.start] = float("inf")
+        out[sl] = torch.topk(D, kk, dim=1, largest=False, sorted=True).values
+    return out
+
+
+def nearest_distinct_samples(X: torch.Tensor, centers: torch.Tensor, *, metric: str = "euclidean",
+                             dtype: torch.dtype = torch.float32, memory_budget: Any = DEFAULT_MEMORY_BUDGET,
+                             shortlist: int = 16) -> np.ndarray:
+    """For each centre in order, the nearest pool sample not taken by an earlier centre.
+
+    ``metric`` is ``"euclidean"`` or ``"cosine"`` (rows are then compared after
+    L2 normalisation). A chunked pass keeps a shortlist of the nearest samples
+    per centre; a centre whose whole shortlist is taken is resolved by one
+    exact pass over the pool. Never builds a centres x N block.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (n_centers,)
+    """
+    n, K = X.shape[0], centers.shape[0]
+    if K > n:
+        raise ValueError(f"{K} centres but only {n} samples")
+    L = min(n, max(shortlist, 1))
+    C = centers.to(dtype)
+    if metric == "cosine":
+        C = torch.nn.functional.normalize(C, dim=1)
+    elif metric != "euclidean":
+        raise ValueError(f"unknown metric {metric!r}")
+    c_sq = sq_norms(C)
+
+    def block_scores(sl: slice) -> torch.Tensor:
+        Xb = X[sl].to(dtype)
+        if metric == "cosine":
+            return -(torch.nn.functional.normalize(Xb, dim=1) @ C.T)  # (rows, K): lower is nearer
+        return pairwise_distances(Xb, C, b_sq=c_sq, squared=True)
+
+    best_v = torch.full((K, L), float("inf"), dtype=dtype, device=X.device)
+    best_i = torch.full((K, L), -1, dtype=torch.int64, device=X.device)
+    for sl in row_chunks(n, K, memory_budget, itemsize=C.element_size(), temporaries=3):
+        S = block_scores(sl).T  # (K, rows)
+        lv, li = torch.topk(S, min(L, S.shape[1]), dim=1, largest=False, sorted=False)
+        v = torch.cat([best_v, lv], dim=1)
+        i = torch.cat([best_i, li + sl.start], dim=1)
+        # order by pool index, then stably by value: ties go to the lower pool index
+        by_idx = torch.sort(torch.where(i < 0, torch.full_like(i, n), i), dim=1, stable=True).indices
+        v, i = torch.gather(v, 1, by_idx), torch.gather(i, 1, by_idx)
+        order = torch.sort(v, dim=1, stable=True).indices[:, :L]
+        best_v, best_i = torch.gather(v, 1, order), torch.gather(i, 1, order)
+    best_i_np = best_i.cpu().numpy()
+    taken = np.zeros(n, dtype=bool)
+    out = np.empty(K, dtype=np.int64)
+    for k in range(K):
+        choice = -1
+        for cand in best_i_np[k]:
+            if cand >= 0 and not taken[cand]:
+                choice = int(cand)
+                break
+        if choice < 0:  # shortlist exhausted: exact pass, masking taken samples
+            mask = torch.as_tensor(taken, device=X.device)
+            best, arg = float("inf"), -1
+            for sl in row_chunks(n, 1, memory_budget, itemsize=C.element_size(), temporaries=max(4, X.shape[1])):
+                Xb = X[sl].to(dtype)
+                if metric == "cosine":
+                    s = -(torch.nn.functional.normalize(Xb, dim=1) @ C[k])
+                else:
+                    s = distances_to_point(Xb, C[k], x_sq=c_sq[k])
+                s = s.masked_fill(mask[sl], float("inf"))
+                v, a = torch.min(s, dim=0)
+                if float(v) < best:
+                    best, arg = float(v), sl.start + int(a)
+            choice = arg
+        taken[choice] = True
+        out[k] = choice
+    return out

@@ -1,0 +1,119 @@
+"""ActiveFT (Xie et al., CVPR 2023): parametric sample selection by distribution matching."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..kernels import nearest_distinct_samples, progress, row_chunks
+from ..result import SelectionResult
+from ..validation import check_indices, check_positive_int
+from .base import BaseSelector, Timer
+
+FULL_BATCH_MAX = 200_000
+MINI_BATCH_SIZE = 100_000
+
+
+class ActiveFT(BaseSelector):
+    """ActiveFT: learn ``budget`` centroids on the unit sphere, then map each to a pool sample.
+
+    Features are L2-normalised. Parameters ``theta`` (budget x d) start at the
+    features of ``budget`` random pool samples (or of ``init``). Each step,
+    with ``s_ik = f_i . theta_k / tau`` and ``pos(i) = argmax_k s_ik``, the loss
+    ``-mean_i [s_i,pos(i) - log(exp(s_i,pos(i)) + C_pos(i))]``,
+    ``C_k = sum_j exp(sg(theta_j) . theta_k / tau)``, is minimised with Adam.
+    Centroids are then mapped, in order, to the most cosine-similar pool sample
+    not taken yet. Indices are returned sorted.
+
+    Parameters
+    ----------
+    n_iter : int or None
+        Adam steps; default 300 full-batch, 100 in mini-batch mode (the paper's ImageNet setting).
+    lr : float, default=1e-3
+    temperature : float, default=0.07
+    batch_size : int or None
+        Samples per step. ``None``: the whole pool when N <= 200,000, else
+        random mini-batches of 100,000 (drawn with ``random_state``).
+    init : array-like of int or None
+        Pool indices to start the centroids from (length ``budget``).
+    random_state, device, memory_budget, verbose, dtype, normalize
+        See :class:`~bilaf.selectors.base.BaseSelector`. ``dtype`` sets the
+        training precision (float32 by default, as published).
+    """
+
+    name = "activeft"
+
+    def __init__(self, *, n_iter: Optional[int] = None, lr: float = 1e-3, temperature: float = 0.07,
+                 batch_size: Optional[int] = None, init: Optional[Any] = None, random_state: Any = None,
+                 dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
+                 normalize: bool = False, verbose: bool = False) -> None:
+        super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
+                         memory_budget=memory_budget, verbose=verbose)
+        self.n_iter = n_iter
+        self.lr = lr
+        self.temperature = temperature
+        self.batch_size = batch_size
+        self.init = init
+
+    def _check_params(self, n_samples: int, budget: int) -> None:
+        if self.n_iter is not None and not (isinstance(self.n_iter, (int, np.integer)) and self.n_iter >= 0):
+            raise ValueError(f"n_iter must be a non-negative int, got {self.n_iter!r}")
+        for name in ("lr", "temperature"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+                raise ValueError(f"{name} must be a positive number, got {v!r}")
+        if self.batch_size is not None:
+            check_positive_int(self.batch_size, "batch_size")
+        if self.init is not None:
+            init = check_indices(self.init, n_samples, name="init")
+            if len(init) != budget:
+                raise ValueError(f"init holds {len(init)} indices but the budget is {budget}")
+
+    def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
+        with timer.stage("activeft"):
+            idx = self.fit_centroids(X, budget, rng)
+        return SelectionResult(indices=np.sort(idx), core_indices=np.sort(idx))
+
+    def fit_centroids(self, X: torch.Tensor, K: int, rng: np.random.Generator) -> np.ndarray:
+        """Train the centroids and map them to distinct samples (in centroid order)."""
+        n = X.shape[0]
+        F = torch.nn.functional.normalize(X.to(self._tdtype), dim=1)
+        batch = self.batch_size if self.batch_size is not None else (n if n <= FULL_BATCH_MAX else MINI_BATCH_SIZE)
+        batch = min(batch, n)
+        full = batch >= n
+        n_iter = self.n_iter if self.n_iter is not None else (300 if full else 100)
+        init = (np.asarray(self.init, dtype=np.int64) if self.init is not None
+                else rng.choice(n, size=K, replace=False).astype(np.int64))
+        theta = F[torch.as_tensor(init, device=X.device)].clone().requires_grad_(True)
+        opt = torch.optim.Adam([theta], lr=self.lr)
+        tau = float(self.temperature)
+        bar = progress(range(n_iter), desc="ActiveFT", enabled=self.verbose, unit="step")
+        for _ in bar:
+            if full:
+                Fb = F
+            else:
+                rows = np.sort(rng.choice(n, size=batch, replace=False))
+                Fb = F[torch.as_tensor(rows, device=X.device)]
+            opt.zero_grad(set_to_none=True)
+            loss = self._loss(Fb, theta, tau)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            centroids = torch.nn.functional.normalize(theta.detach(), dim=1)
+        return nearest_distinct_samples(F, centroids, metric="cosine", dtype=self._tdtype,
+                                        memory_budget=self.memory_budget)
+
+    def _loss(self, Fb: torch.Tensor, theta: torch.Tensor, tau: float) -> torch.Tensor:
+        """The ActiveFT loss; the argmax pass is chunked and gradient-free, so no batch x K block is kept."""
+        th = torch.nn.functional.normalize(theta, dim=1)
+        C = torch.exp(th.detach() @ th.T / tau).sum(dim=0)  # C_k = sum_j exp(sg(th_j).th_k / tau)
+        pos = torch.empty(Fb.shape[0], dtype=torch.int64, device=Fb.device)
+        with torch.no_grad():
+            thd = th.detach()
+            for sl in row_chunks(Fb.shape[0], th.shape[0], self.memory_budget, itemsize=Fb.element_size(),
+                                 temporaries=2):
+                pos[sl] = torch.argmax(Fb[sl] @ thd.T, dim=1)
+        s = (Fb * th[pos]).sum(dim=1) / tau
+        return -(s - torch.log(torch.exp(s) + C[pos])).mean()

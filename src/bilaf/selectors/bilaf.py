@@ -1,0 +1,295 @@
+"""BiLAF (Lu et al., 2024): core samples for diversity, then boundary samples for uncertainty."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+import torch
+
+from ..kernels import mean_distances_within, progress
+from ..method.assign import assign_to_cores
+from ..method.boundary import CRITERIA, OPPONENTS, PROCESSES, select_boundary
+from ..method.budget import split_budget
+from ..method.denoise import DENOISE_METHODS, denoise
+from ..result import SelectionResult
+from ..validation import check_choice, check_fraction, check_indices, check_positive_int, reject_unknown
+from .base import BaseSelector, Timer
+
+CORE_SELECTORS = ("activeft", "kmeans", "kcenter", "random")
+
+
+def default_n_cores(n_samples: int, budget: int) -> int:
+    """The number of cores used when ``n_cores=None``: one fifth of the budget (at least 1).
+
+    This is the paper's CIFAR-10 ratio at its smallest budget (50 cores for 250
+    picks); see the README section on choosing the number of cores.
+    """
+    return max(1, min(budget, int(math.ceil(budget / 5))))
+
+
+class BiLAF(BaseSelector):
+    """Bi-Level Active Finetuning.
+
+    Stage 1 picks ``n_cores`` core samples (pseudo-class centres) with
+    ``core_selector``. Stage 2 assigns every sample to its nearest core,
+    removes noisy members of each pseudo-class (``denoise``), splits the
+    remaining budget in proportion to the denoised sizes, and within each
+    pseudo-class picks boundary samples by the Boundary Score with iterative
+    removal and an opponent penalty.
+
+    Parameters
+    ----------
+    n_cores : int, float or None
+        Number of cores K; a float in (0, 1) is a fraction of the pool.
+        ``None``: :func:`default_n_cores`. When the budget is smaller than K,
+        only ``budget`` cores are used (a warning says so).
+    core_selector : str or array-like of int
+        ``"activeft"`` (default), ``"kmeans"``, ``"kcenter"``, ``"random"``, or
+        the pool indices of given cores (then ``n_cores`` is their count).
+    density_k : int, default=10
+        k of the kNN density distance in denoising.
+    cycle_fraction : float, default=0.1
+        P_in: the share of a pseudo-class added per IDC ring.
+    remove_fraction : float, default=0.1
+        P_rm: the share of a pseudo-class removed as noise.
+    opponent_penalty : float, default=1.1
+        delta; 1.0 switches the penalty off.
+    opponent : {"nearest", "min"}
+        ``nearest`` (the published code) or ``min`` (the paper's Eq. 7).
+    denoise : {"idc", "density", "distance", "none"}
+    criterion : {"boundary", "distance"}
+    process : {"iterative", "oneshot"}
+    normalize : bool, default=False
+        L2-normalise features for stage 2 (ActiveFT always normalises for stage 1).
+    dtype : {"float32", "float64"}
+        Precision of the distance computations.
+    random_state : None, int or Generator
+    core_params : dict or None
+        Extra constructor arguments for the core selector (e.g. ``{"n_iter": 100}``).
+    device, memory_budget, verbose
+        See :class:`~bilaf.selectors.base.BaseSelector`.
+
+    Attributes
+    ----------
+    core_indices_ : numpy.ndarray
+        Cores, sorted by pool index; position k numbers pseudo-class k.
+    pseudo_labels_ : numpy.ndarray of shape (n_samples,)
+        Pseudo-class after denoising, -1 for removed noise.
+    boundary_scores_ : numpy.ndarray of shape (n_samples,)
+        Initial (unpenalised) Boundary Score of each kept sample; NaN for noise.
+    class_budgets_ : numpy.ndarray of shape (K,)
+        Picks per pseudo-class, cores included.
+    notes_ : list of str
+        What was done about edge cases.
+    """
+
+    name = "bilaf"
+
+    def __init__(self, n_cores: Union[int, float, None] = None, core_selector: Any = "activeft",
+                 density_k: int = 10, cycle_fraction: float = 0.1, remove_fraction: float = 0.1,
+                 opponent_penalty: float = 1.1, opponent: str = "nearest", denoise: str = "idc",
+                 criterion: str = "boundary", process: str = "iterative", normalize: bool = False,
+                 dtype: str = "float32", random_state: Any = None, core_params: Optional[Dict[str, Any]] = None,
+                 device: str = "cpu", memory_budget: Any = "1GB", verbose: bool = False) -> None:
+        super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
+                         memory_budget=memory_budget, verbose=verbose)
+        self.n_cores = n_cores
+        self.core_selector = core_selector
+        self.density_k = density_k
+        self.cycle_fraction = cycle_fraction
+        self.remove_fraction = remove_fraction
+        self.opponent_penalty = opponent_penalty
+        self.opponent = opponent
+        self.denoise = denoise
+        self.criterion = criterion
+        self.process = process
+        self.core_params = core_params
+
+    # -- validation ----------------------------------------------------------------
+    def _given_cores(self) -> bool:
+        return not isinstance(self.core_selector, str)
+
+    def _check_params(self, n_samples: int, budget: int) -> None:
+        if self._given_cores():
+            check_indices(self.core_selector, n_samples, name="core_selector (given cores)")
+        else:
+            check_choice(self.core_selector, "core_selector", CORE_SELECTORS)
+            if self.core_params is not None:
+                from . import get_selector_class
+
+                if not isinstance(self.core_params, dict):
+                    raise TypeError("core_params must be a dict of the core selector's options")
+                cls = get_selector_class(self.core_selector)
+                allowed = [p for p in cls._param_names() if p not in ("random_state",)]
+                reject_unknown(self.core_params, allowed, f"core selector {self.core_selector!r}")
+        if self.n_cores is not None:
+            if isinstance(self.n_cores, bool) or not isinstance(self.n_cores, numbers.Real):
+                raise ValueError(f"n_cores must be None, a positive int or a fraction in (0, 1), got {self.n_cores!r}")
+            if isinstance(self.n_cores, numbers.Integral):
+                check_positive_int(self.n_cores, "n_cores")
+                if int(self.n_cores) > n_samples:
+                    raise ValueError(f"n_cores={self.n_cores} exceeds the pool size {n_samples}")
+            else:
+                check_fraction(self.n_cores, "n_cores", low=0.0, high=1.0, low_inclusive=False)
+        check_positive_int(self.density_k, "density_k")
+        check_fraction(self.cycle_fraction, "cycle_fraction", low=0.0, high=1.0, low_inclusive=False,
+                       high_inclusive=True)
+        check_fraction(self.remove_fraction, "remove_fraction", low=0.0, high=1.0)
+        if (isinstance(self.opponent_penalty, bool) or not isinstance(self.opponent_penalty, numbers.Real)
+                or not np.isfinite(self.opponent_penalty) or self.opponent_penalty < 1.0):
+            raise ValueError(f"opponent_penalty must be a number >= 1.0, got {self.opponent_penalty!r}")
+        check_choice(self.opponent, "opponent", OPPONENTS)
+        check_choice(self.denoise, "denoise", DENOISE_METHODS)
+        check_choice(self.criterion, "criterion", CRITERIA)
+        check_choice(self.process, "process", PROCESSES)
+
+    # -- stage 1 -------------------------------------------------------------------------
+    def _resolve_n_cores(self, n: int, budget: int) -> int:
+        if self._given_cores():
+            return len(np.asarray(self.core_selector).ravel())
+        if self.n_cores is None:
+            return default_n_cores(n, budget)
+        if isinstance(self.n_cores, numbers.Integral):
+            return int(self.n_cores)
+        return max(1, int(round(float(self.n_cores) * n)))
+
+    def _stage1(self, X: torch.Tensor, K: int, rng: np.random.Generator) -> np.ndarray:
+        from . import get_selector_class
+
+        cls = get_selector_class(self.core_selector)
+        params = dict(self.core_params or {})
+        params.setdefault("device", X.device.type if X.device.type != "cuda" else str(X.device))
+        params.setdefault("memory_budget", self.memory_budget)
+        params.setdefault("verbose", self.verbose)
+        if "dtype" in cls._param_names() and self.core_selector != "activeft":
+            params.setdefault("dtype", self.dtype)
+        seed = int(rng.integers(0, 2**31 - 1))
+        res = cls(random_state=seed, **params).select(X, K)
+        return np.sort(res.indices)
+
+    # -- the whole method -----------------------------------------------------------------
+    def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
+        n = int(X.shape[0])
+        notes: List[str] = []
+        K = self._resolve_n_cores(n, budget)
+        with timer.stage("cores"):
+            if self._given_cores():
+                cores = np.sort(np.asarray(self.core_selector, dtype=np.int64).ravel())
+            else:
+                if budget < K:
+                    notes.append(f"budget {budget} < n_cores {K}: using {budget} cores")
+                    K = budget
+                cores = self._stage1(X, K, rng)
+
+        dt = self._tdtype
+        with timer.stage("assignment"):
+            labels, d_inter, opp = assign_to_cores(X, cores, dtype=dt, memory_budget=self.memory_budget,
+                                                   show_progress=self.verbose)
+        if self._given_cores() and budget < K:
+            # keep the `budget` cores with the largest pseudo-classes, then reassign
+            sizes = np.bincount(labels, minlength=K)
+            keep = np.sort(np.lexsort((np.arange(K), -sizes))[:budget])
+            notes.append(f"budget {budget} < {K} given cores: kept the {budget} cores with the largest pseudo-classes")
+            cores = cores[keep]
+            K = budget
+            with timer.stage("assignment"):
+                labels, d_inter, opp = assign_to_cores(X, cores, dtype=dt, memory_budget=self.memory_budget)
+
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.arange(K + 1))
+        members_of = [order[bounds[i]:bounds[i + 1]] for i in range(K)]  # pool order within each class
+
+        pseudo = np.full(n, -1, dtype=np.int64)
+        kept: List[np.ndarray] = []
+        with timer.stage("denoising"):
+            for i in progress(range(K), desc="denoising", enabled=self.verbose and K > 50, unit="class"):
+                mem = members_of[i]
+                core_pos = int(np.searchsorted(mem, cores[i]))
+                G = X[torch.as_tensor(mem, device=X.device)].to(dt)
+                keep = denoise(G, core_pos, method=self.denoise, k=int(self.density_k),
+                               cycle_fraction=float(self.cycle_fraction), remove_fraction=float(self.remove_fraction),
+                               memory_budget=self.memory_budget)
+                kept.append(mem[keep])
+                pseudo[mem[keep]] = i
+        sizes = np.array([len(k) for k in kept], dtype=np.int64)
+        n_kept = int(sizes.sum())
+
+        alloc_budget = min(budget, n_kept)
+        alloc, budget_notes = split_budget(sizes, alloc_budget)
+        notes += budget_notes
+
+        scores_all = np.full(n, np.nan)
+        picks: List[int] = []
+        pick_scores: List[float] = []
+        pick_opps: List[int] = []
+        pick_cls: List[int] = []
+        d_intra_all = torch.full((n,), float("nan"), dtype=dt, device=X.device)
+        core_feats = X[torch.as_tensor(cores, device=X.device)].to(dt) if self.opponent == "min" else None
+        delta = float(self.opponent_penalty)
+        with timer.stage("scores and selection"):
+            for i in progress(range(K), desc="boundary selection", enabled=self.verbose and K > 50, unit="class"):
+                mem = kept[i]
+                if alloc[i] == 0:
+                    continue
+                mem_t = torch.as_tensor(mem, device=X.device)
+                G = X[mem_t].to(dt)
+                core_pos = int(np.searchsorted(mem, cores[i]))
+                d_intra = mean_distances_within(G, memory_budget=self.memory_budget)
+                d_intra_all[mem_t] = d_intra
+                res = select_boundary(G, core_pos, int(alloc[i]), d_intra=d_intra, d_inter=d_inter[mem_t],
+                                      opponent=opp[mem_t], delta=delta, criterion=self.criterion,
+                                      process=self.process, opponent_rule=self.opponent, class_index=i,
+                                      core_features=core_feats, memory_budget=self.memory_budget)
+                picks += mem[res.positions].tolist()
+                pick_scores += res.scores.tolist()
+                pick_opps += res.opponents.tolist()
+                pick_cls += [i] * len(res.positions)
+            kept_mask = pseudo >= 0
+            from ..method.boundary import boundary_score
+
+            bs = boundary_score(d_inter, d_intra_all)
+            scores_all[kept_mask] = bs.cpu().numpy()[kept_mask]
+            # classes that got no picks have no d_intra: their scores stay NaN
+
+            if len(picks) < budget:
+                # the denoised pool is smaller than the budget: fill from the removed noise, nearest to its core first
+                short = budget - len(picks)
+                noise = np.flatnonzero(~kept_mask)
+                d_own = distances_to_point_rows(X, noise, cores[labels[noise]], dt)
+                fill = noise[np.argsort(d_own, kind="stable")[:short]]
+                notes.append(f"the denoised pool holds {n_kept} samples < budget {budget}: "
+                             f"{short} removed sample(s) added back, nearest to their core first")
+                picks += fill.tolist()
+                pick_scores += [float("nan")] * short
+                pick_opps += [-1] * short
+                pick_cls += labels[fill].tolist()
+
+        for msg in notes:
+            warnings.warn(msg, UserWarning, stacklevel=3)
+        idx = np.asarray(picks, dtype=np.int64)
+        core_sel = cores[alloc > 0] if len(alloc) else cores
+        self.core_indices_ = cores
+        self.pseudo_labels_ = pseudo
+        self.boundary_scores_ = scores_all
+        self.class_budgets_ = alloc
+        self.notes_ = notes
+        self.n_cores_ = K
+        return SelectionResult(
+            indices=idx, core_indices=core_sel, boundary_indices=idx[~np.isin(idx, core_sel)],
+            pseudo_labels=pseudo, scores=np.asarray(pick_scores), opponents=np.asarray(pick_opps, dtype=np.int64),
+            pick_classes=np.asarray(pick_cls, dtype=np.int64), notes=notes,
+            params={"n_cores_used": K},
+        )
+
+
+def distances_to_point_rows(X: torch.Tensor, rows: np.ndarray, targets: np.ndarray, dt: torch.dtype) -> np.ndarray:
+    """``D(X[rows[j]], X[targets[j]])`` for each j (row-wise, O(len(rows) * d))."""
+    if len(rows) == 0:
+        return np.empty(0)
+    A = X[torch.as_tensor(rows, device=X.device)].to(dt)
+    B = X[torch.as_tensor(targets, device=X.device)].to(dt)
+    return torch.linalg.vector_norm(A - B, dim=1).cpu().numpy()
