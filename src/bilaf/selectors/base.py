@@ -12,7 +12,8 @@ import torch
 
 from ..kernels import DEFAULT_MEMORY_BUDGET, resolve_device, to_tensor, torch_dtype
 from ..result import SelectionResult
-from ..validation import check_budget, check_choice, check_features, check_random_state, parse_memory_budget
+from ..validation import (check_budget, check_choice, check_features, check_indices, check_random_state,
+                          parse_memory_budget)
 
 __all__ = ["BaseSelector", "Timer"]
 
@@ -109,7 +110,7 @@ class BaseSelector:
             T = torch.nn.functional.normalize(T, dim=1)
         return T, b
 
-    def select(self, X: Any, budget: Any) -> SelectionResult:
+    def select(self, X: Any, budget: Any, labeled: Any = None) -> SelectionResult:
         """Choose ``budget`` samples of ``X``.
 
         Parameters
@@ -118,24 +119,69 @@ class BaseSelector:
             Features of the pool.
         budget : int or float
             A count in [1, n_samples], or a fraction of the pool in (0, 1).
+            Already-labeled samples count towards it.
+        labeled : array-like of int or None
+            Warm start: pool indices already labeled. They count as chosen:
+            the result starts with them, and the method selects the rest of
+            the budget around them (see :meth:`_select_warm`).
 
         Returns
         -------
         SelectionResult
         """
         T, b = self._prepare(X, budget)
+        n = int(T.shape[0])
+        lab = None
+        if labeled is not None:
+            lab = check_indices(labeled, n, name="labeled", allow_empty=True)
+            if len(lab) > b:
+                raise ValueError(f"{len(lab)} samples are already labeled, more than the budget {b}")
+            if len(lab) == 0:
+                lab = None
         rng = check_random_state(self.random_state)
         timer = Timer()
-        result = self._select(T, b, rng, timer)
+        if lab is None:
+            result = self._select(T, b, rng, timer)
+        else:
+            result = self._select_warm(T, b, lab, rng, timer)
+            result.params["labeled_indices"] = lab.tolist()
         result.method = self.name
-        result.n_samples = int(T.shape[0])
+        result.n_samples = n
         result.params = {**{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.get_params().items()},
                          **result.params}
         result.timings = {**timer.timings, **result.timings}
-        assert len(result.indices) == b and len(np.unique(result.indices)) == b, "internal error: bad selection"
+        if len(result.indices) != b or len(np.unique(result.indices)) != b:  # pragma: no cover - a bug if reached
+            raise RuntimeError(f"internal error: {self.name} returned {len(result.indices)} indices "
+                               f"({len(np.unique(result.indices))} distinct) for budget {b}")
         self.result_ = result
         self.indices_ = result.indices
         return result
+
+    def _select_warm(self, X: torch.Tensor, budget: int, labeled: np.ndarray, rng: np.random.Generator,
+                     timer: Timer) -> SelectionResult:
+        """Warm start, generic form: select ``budget - len(labeled)`` among the unlabeled rest.
+
+        Methods with a natural warm start (k-centre: the labeled samples are
+        the first centres) override this.
+        """
+        n = X.shape[0]
+        rest_budget = budget - len(labeled)
+        if rest_budget == 0:
+            return SelectionResult(indices=labeled)
+        rest = np.setdiff1d(np.arange(n), labeled)
+        sub = self._select(X[torch.as_tensor(rest, device=X.device)], rest_budget, rng, timer)
+        m = lambda a: rest[np.asarray(a, dtype=np.int64)]  # noqa: E731 - sub-pool index -> pool index
+        pseudo = None
+        if sub.pseudo_labels is not None:
+            pseudo = np.full(n, -1, dtype=np.int64)
+            pseudo[rest] = sub.pseudo_labels
+        return SelectionResult(
+            indices=np.concatenate([labeled, m(sub.indices)]), core_indices=m(sub.core_indices),
+            boundary_indices=m(sub.boundary_indices), pseudo_labels=pseudo,
+            scores=np.concatenate([np.full(len(labeled), np.nan), sub.scores]),
+            opponents=np.concatenate([np.full(len(labeled), -1), sub.opponents]),
+            pick_classes=np.concatenate([np.full(len(labeled), -1), sub.pick_classes]),
+            notes=sub.notes, params=sub.params)
 
     def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
         raise NotImplementedError
