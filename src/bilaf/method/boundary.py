@@ -99,11 +99,10 @@ def select_boundary(G: torch.Tensor, core_pos: int, n_pick: int, *, d_intra: tor
     if n_pick <= 1:
         return ClassPicks(np.array(positions, np.int64), np.array(scores), np.array(opps, np.int64))
     dev = G.device
-
     if process == "oneshot":
-        s = _score(d_inter, d_intra, criterion).clone()
-        s[core_pos] = float("inf")
-        order = torch.sort(s, stable=True).indices[: n_pick - 1]
+        s = _score(d_inter, d_intra, criterion)
+        others = torch.cat([torch.arange(core_pos, device=dev), torch.arange(core_pos + 1, n, device=dev)])
+        order = others[torch.sort(s[others], stable=True).indices[: n_pick - 1]]
         positions += order.tolist()
         scores += s[order].tolist()
         opps += opponent[order].tolist()

@@ -1,0 +1,25 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REFERENCE = SHARED / "fixtures" / "reference"
+
+
+def reference_files():
+    return sorted(REFERENCE.glob("ref_*.npz"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.exists():
+        pytest.skip("../shared is not beside the checkout")
+    return SHARED
+
+
+def blobs(n=300, d=8, k=6, seed=0, spread=0.3):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(k, d)) * 3
+    y = rng.integers(0, k, size=n)
+    return (centers[y] + spread * rng.normal(size=(n, d))).astype(np.float32), y
