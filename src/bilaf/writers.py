@@ -1,0 +1,456 @@
+"""Selection writers for labeling teams: JSON, CSV, Parquet, Label Studio tasks, a list of paths.
+
+Every writer is atomic: it writes a temporary file beside the target and
+renames it into place only when it is complete, so a crash never leaves a
+half-written file. :func:`write_outputs` extends this to several files at
+once: all of them are written first, then all are renamed, and if any fails
+none is left behind.
+
+Formats (chosen by the file suffix, or named):
+
+``json``
+    A plain JSON list of pool indices in selection order (the published
+    BiLAF/ActiveFT code's format).
+``csv`` / ``parquet``
+    One row per pick: ``rank, index, id, path, role, pseudo_class, score,
+    opponent_class`` (role is ``core``, ``boundary``, ``labeled`` or
+    ``selected``; score is BiLAF's boundary score at the time of the pick,
+    lower = nearer a boundary, empty for cores).
+``labelstudio``
+    A Label Studio tasks file: ``[{"data": {"image": PATH, "bilaf_rank": ...,
+    "bilaf_role": ..., ...}, "predictions": [{"model_version": ..., "score":
+    SCORE, "result": []}]}, ...]``; the prediction (an empty one carrying the
+    boundary score, so the Data Manager can sort by it) is present only for
+    picks with a score. Suffix ``.labelstudio.json``.
+``paths``
+    One file path (or id) per line, in selection order; suffix ``.txt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .result import SelectionResult, atomic_path
+
+__all__ = [
+    "FORMATS",
+    "COLUMNS",
+    "format_for_path",
+    "selection_records",
+    "write_selection",
+    "write_outputs",
+    "check_output_path",
+    "read_selection",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+FORMATS = ("json", "csv", "parquet", "labelstudio", "paths")
+COLUMNS = ("rank", "index", "id", "path", "role", "pseudo_class", "score", "opponent_class")
+
+_SUFFIXES = {".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".txt": "paths",
+             ".lst": "paths"}
+
+
+def format_for_path(path: PathLike, fmt: Optional[str] = None) -> str:
+    """The output format of ``path``: ``fmt`` when given, else from the suffix.
+
+    ``*.labelstudio.json`` is a Label Studio tasks file, ``*.json`` a plain
+    list of indices, ``*.csv`` CSV, ``*.parquet``/``*.pq`` Parquet, ``*.txt``
+    a list of file paths.
+
+    Raises
+    ------
+    ValueError
+        For an unknown format or suffix.
+    """
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        return fmt
+    name = Path(path).name.lower()
+    if name.endswith(".labelstudio.json") or name.endswith(".ls.json"):
+        return "labelstudio"
+    suffix = Path(name).suffix
+    if suffix not in _SUFFIXES:
+        raise ValueError(f"cannot tell the output format of {str(path)!r} from its suffix; use .json, .csv, "
+                         ".parquet, .txt or .labelstudio.json")
+    return _SUFFIXES[suffix]
+
+
+def check_output_path(path: PathLike, fmt: Optional[str] = None) -> str:
+    """Check, before any work, that ``path`` can be written in its format; return the format."""
+    fmt = format_for_path(path, fmt)
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {parent}")
+    if p.is_dir():
+        raise ValueError(f"output path is a folder: {p}")
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"cannot write to the output folder {parent}")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ValueError("Parquet output needs pyarrow: pip install 'bilaf[io]'") from None
+    return fmt
+
+
+def selection_records(result: SelectionResult, ids: Optional[Sequence[Any]] = None,
+                      paths: Optional[Sequence[Any]] = None, path_prefix: str = "") -> List[Dict[str, Any]]:
+    """One dict per pick, in selection order, with the columns of :data:`COLUMNS`.
+
+    Parameters
+    ----------
+    result : SelectionResult
+    ids : sequence of str, optional
+        Stable id of every pool row (default: the row number).
+    paths : sequence of str, optional
+        File path of every pool row (default: empty).
+    path_prefix : str, default=""
+        Prepended to every non-empty path (a folder, a URL or a Label Studio
+        ``/data/local-files/?d=`` prefix).
+    """
+    recs = result.records(ids=ids, paths=paths)
+    if path_prefix:
+        for r in recs:
+            if r["path"]:
+                r["path"] = _join_prefix(path_prefix, r["path"])
+    return recs
+
+
+def _join_prefix(prefix: str, path: str) -> str:
+    if prefix.endswith(("/", "=", ":")) or path.startswith("/"):
+        return prefix + path
+    return prefix + "/" + path
+
+
+# -- the individual formats (each writes a complete file at a given path) -----------------
+
+def _write_json(result: SelectionResult, records: List[Dict[str, Any]], path: Path, **_: Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(result.to_list(), fh)
+        fh.write("\n")
+
+
+def _write_csv(result: SelectionResult, records: List[Dict[str, Any]], path: Path, **_: Any) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(COLUMNS))
+        w.writeheader()
+        for r in records:
+            w.writerow({**r, "score": "" if r["score"] is None else repr(r["score"])})
+
+
+def _write_parquet(result: SelectionResult, records: List[Dict[str, Any]], path: Path, **_: Any) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "rank": pa.array([r["rank"] for r in records], pa.int64()),
+        "index": pa.array([r["index"] for r in records], pa.int64()),
+        "id": pa.array([r["id"] for r in records], pa.string()),
+        "path": pa.array([r["path"] for r in records], pa.string()),
+        "role": pa.array([r["role"] for r in records], pa.string()),
+        "pseudo_class": pa.array([r["pseudo_class"] for r in records], pa.int64()),
+        "score": pa.array([r["score"] for r in records], pa.float64()),
+        "opponent_class": pa.array([r["opponent_class"] for r in records], pa.int64()),
+    })
+    md = {b"bilaf.method": str(result.method).encode(), b"bilaf.n_samples": str(result.n_samples).encode()}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **md})
+    pq.write_table(table, str(path))
+
+
+def _write_paths(result: SelectionResult, records: List[Dict[str, Any]], path: Path, **_: Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write((r["path"] or r["id"]) + "\n")
+
+
+def _write_labelstudio(result: SelectionResult, records: List[Dict[str, Any]], path: Path, *,
+                       data_key: str = "image", model_version: Optional[str] = None, **_: Any) -> None:
+    if model_version is None:
+        from . import __version__
+
+        model_version = f"bilaf-{__version__}-{result.method or 'selection'}"
+    tasks = []
+    for r in records:
+        data = {
+            data_key: r["path"] or r["id"],
+            "bilaf_rank": r["rank"],
+            "bilaf_index": r["index"],
+            "bilaf_id": r["id"],
+            "bilaf_role": r["role"],
+            "bilaf_pseudo_class": r["pseudo_class"],
+            "bilaf_opponent_class": r["opponent_class"],
+        }
+        task: Dict[str, Any] = {"data": data}
+        if r["score"] is not None:
+            # Label Studio sorts tasks by prediction score: lowest (nearest a boundary) first
+            task["predictions"] = [{"model_version": model_version, "score": r["score"], "result": []}]
+        tasks.append(task)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(tasks, fh, indent=1)
+        fh.write("\n")
+
+
+_WRITERS = {"json": _write_json, "csv": _write_csv, "parquet": _write_parquet, "labelstudio": _write_labelstudio,
+            "paths": _write_paths}
+
+
+def write_selection(result: SelectionResult, path: PathLike, fmt: Optional[str] = None, *,
+                    ids: Optional[Sequence[Any]] = None, paths: Optional[Sequence[Any]] = None,
+                    path_prefix: str = "", data_key: str = "image", model_version: Optional[str] = None) -> Path:
+    """Write a selection to one file, atomically.
+
+    Parameters
+    ----------
+    result : SelectionResult
+        The selection.
+    path : str or path-like
+        Target file; its suffix picks the format unless ``fmt`` is given.
+    fmt : {"json", "csv", "parquet", "labelstudio", "paths"}, optional
+        The format (default: from the suffix, see :func:`format_for_path`).
+    ids, paths : sequence of str, optional
+        Id and file path of every pool row (e.g. ``FeatureSet.ids``).
+    path_prefix : str, default=""
+        Prepended to every path (e.g. an image root or URL).
+    data_key : str, default="image"
+        Label Studio only: the task data field (``"image"``, ``"text"``...).
+    model_version : str, optional
+        Label Studio only: the predictions' model version.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Examples
+    --------
+    >>> import numpy as np, bilaf, tempfile, os
+    >>> res = bilaf.select(np.random.default_rng(0).normal(size=(100, 4)), 5, method="random", random_state=0)
+    >>> d = tempfile.mkdtemp()
+    >>> _ = write_selection(res, os.path.join(d, "picks.csv"))
+    """
+    return write_outputs(result, [(path, fmt)], ids=ids, paths=paths, path_prefix=path_prefix,
+                         data_key=data_key, model_version=model_version)[0]
+
+
+def write_outputs(result: SelectionResult, targets: Sequence[Union[PathLike, Tuple[PathLike, Optional[str]]]], *,
+                  ids: Optional[Sequence[Any]] = None, paths: Optional[Sequence[Any]] = None,
+                  path_prefix: str = "", data_key: str = "image",
+                  model_version: Optional[str] = None,
+                  extra_files: Sequence[Tuple[PathLike, Callable[[Path], None]]] = ()) -> List[Path]:
+    """Write a selection to several files, all or none.
+
+    Each target is a path or a ``(path, format)`` pair. Every file is first
+    written to a temporary file beside its target; only when all are complete
+    are they renamed into place. On any error no target is created or changed.
+
+    Parameters
+    ----------
+    result : SelectionResult
+    targets : sequence of path or (path, format)
+    ids, paths, path_prefix, data_key, model_version
+        See :func:`write_selection`.
+    extra_files : sequence of (path, callable)
+        Further files written in the same all-or-none step: each callable
+        gets a temporary path to write (after the selection files are
+        written; e.g. the manifest).
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    plan: List[Tuple[Path, str]] = []
+    for t in targets:
+        p, f = (t if isinstance(t, tuple) else (t, None))
+        plan.append((Path(p), check_output_path(p, f)))
+    seen = set()
+    for p in [q for q, _ in plan] + [Path(q) for q, _ in extra_files]:
+        key = os.path.abspath(p)
+        if key in seen:
+            raise ValueError(f"output {p} is given twice")
+        seen.add(key)
+    records = selection_records(result, ids=ids, paths=paths, path_prefix=path_prefix)
+    # write every temporary file inside nested atomic_path contexts: all are renamed on success,
+    # all are removed on failure (the innermost renames first, so a rename failure can still leave
+    # earlier targets; renames within one folder do not fail in practice)
+    with ExitStack() as stack:
+        for p, f in plan:
+            tmp = stack.enter_context(atomic_path(p))
+            _WRITERS[f](result, records, tmp, data_key=data_key, model_version=model_version)
+            _finish(tmp)
+        for p, render in extra_files:
+            tmp = stack.enter_context(atomic_path(p))
+            render(tmp)
+            _finish(tmp)
+    return [p for p, _ in plan]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _finish(path: Path) -> None:
+    """Flush a finished temporary file to disk and give it ordinary permissions (mkstemp makes it 0600)."""
+    try:
+        os.chmod(path, 0o666 & ~_umask())
+    except OSError:  # pragma: no cover
+        pass
+    _fsync(path)
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+# -- reading a selection back ------------------------------------------------------------------
+
+def read_selection(path: PathLike, ids: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Read a selection written by :func:`write_selection` (any format) or by the published code.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.json`` list of indices, a ``.csv``/``.parquet`` table with an
+        ``index`` (or ``id``) column, a Label Studio tasks file, or a ``.txt``
+        / ``.npy`` list of indices, ids or paths.
+    ids : sequence of str, optional
+        The pool's row ids, used to turn ids or paths into indices.
+
+    Returns
+    -------
+    dict
+        ``indices`` (int64 array, selection order) and, when the file holds
+        them, ``roles``, ``pseudo_class``, ``score`` and ``opponent_class``
+        (arrays aligned with ``indices``).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, unreadable content, or ids not found in the pool.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"selection file not found: {path}")
+    if path.is_dir():
+        raise ValueError(f"expected a selection file, got a folder: {path}")
+    name = path.name.lower()
+    out: Dict[str, Any] = {}
+    try:
+        if name.endswith(".npy"):
+            out["indices"] = np.load(path, allow_pickle=False)
+        elif name.endswith(".json"):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and "indices" in data:
+                data = data["indices"]
+            if isinstance(data, list) and data and isinstance(data[0], dict) and "data" in data[0]:
+                rows = [t["data"] for t in data]
+                if all("bilaf_index" in r for r in rows):
+                    out["indices"] = [r["bilaf_index"] for r in rows]
+                    out["roles"] = [r.get("bilaf_role", "selected") for r in rows]
+                    out["pseudo_class"] = [r.get("bilaf_pseudo_class", -1) for r in rows]
+                else:
+                    key = next((k for k in ("image", "text", "path", "id") if k in rows[0]), None)
+                    if key is None:
+                        raise ValueError(f"{path}: Label Studio tasks without a bilaf_index, image or text field")
+                    out["indices"] = _ids_to_indices([str(r[key]) for r in rows], ids, path)
+            elif isinstance(data, list):
+                out["indices"] = _values_to_indices(data, ids, path)
+            else:
+                raise ValueError(f"{path}: expected a JSON list of indices")
+        elif name.endswith((".csv", ".parquet", ".pq")):
+            if name.endswith(".csv"):
+                with open(path, newline="", encoding="utf-8") as fh:
+                    rows = list(csv.DictReader(fh))
+                cols = {k: [r[k] for r in rows] for k in (rows[0].keys() if rows else [])}
+            else:
+                import pyarrow.parquet as pq
+
+                cols = pq.read_table(path).to_pydict()
+            if "index" in cols:
+                out["indices"] = _values_to_indices(cols["index"], None, path)
+            elif "id" in cols or "path" in cols:
+                out["indices"] = _ids_to_indices([str(v) for v in cols.get("id", cols.get("path"))], ids, path)
+            else:
+                raise ValueError(f"{path}: no 'index', 'id' or 'path' column")
+            if "role" in cols:
+                out["roles"] = [str(v) for v in cols["role"]]
+            for k in ("pseudo_class", "opponent_class"):
+                if k in cols:
+                    out[k] = [int(v) if v not in ("", None) else -1 for v in cols[k]]
+            if "score" in cols:
+                out["score"] = [float(v) if v not in ("", None) else math.nan for v in cols["score"]]
+        else:
+            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            out["indices"] = _values_to_indices(lines, ids, path)
+    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error, KeyError, OSError) as exc:
+        raise ValueError(f"cannot read selection file {path}: {exc}") from None
+    idx = np.asarray(out["indices"])
+    if idx.dtype.kind not in "iu":
+        if idx.size and idx.dtype.kind == "f" and np.all(idx == np.round(idx)):
+            idx = idx.astype(np.int64)
+        elif idx.size:
+            raise ValueError(f"{path}: expected integer indices, got {idx.dtype}")
+    out["indices"] = idx.astype(np.int64).ravel()
+    for k in ("pseudo_class", "opponent_class"):
+        if k in out:
+            out[k] = np.asarray(out[k], dtype=np.int64)
+    if "score" in out:
+        out["score"] = np.asarray(out["score"], dtype=np.float64)
+    if "roles" in out:
+        out["roles"] = np.asarray(out["roles"], dtype=object)
+    return out
+
+
+def _values_to_indices(values: Sequence[Any], ids: Optional[Sequence[str]], path: Path) -> List[int]:
+    ints: List[int] = []
+    for v in values:
+        if isinstance(v, bool):
+            break
+        if isinstance(v, (int, np.integer)):
+            ints.append(int(v))
+            continue
+        if isinstance(v, float) and v.is_integer():
+            ints.append(int(v))
+            continue
+        s = str(v).strip()
+        if s.lstrip("-").isdigit():
+            ints.append(int(s))
+            continue
+        break
+    else:
+        return ints
+    return _ids_to_indices([str(v) for v in values], ids, path)
+
+
+def _ids_to_indices(values: Sequence[str], ids: Optional[Sequence[str]], path: Path) -> List[int]:
+    if ids is None:
+        raise ValueError(f"{path} names samples by id or path; the feature file has no ids to match them")
+    where = {str(s): i for i, s in enumerate(ids)}
+    out = []
+    for v in values:
+        if v not in where:
+            raise ValueError(f"{path}: {v!r} is not an id of the feature file")
+        out.append(where[v])
+    return out
