@@ -9,7 +9,8 @@ from .selectors import get_selector_class
 from .validation import reject_unknown
 
 
-def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None, **params: Any) -> SelectionResult:
+def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None, labeled: Any = None,
+           **params: Any) -> SelectionResult:
     """Choose ``budget`` samples of the pool ``X`` to label.
 
     Parameters
@@ -24,6 +25,9 @@ def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None,
         ``"typiclust"``, ``"probcover"``, ``"random"``.
     random_state : None, int or numpy.random.Generator
         Seed for every random choice.
+    labeled : array-like of int or None
+        Warm start: pool indices already labeled; they count towards the
+        budget and come first in the result.
     **params
         Hyper-parameters of the chosen selector's constructor (e.g. ``n_cores``
         for BiLAF). Unknown names raise ``TypeError``.
@@ -43,4 +47,4 @@ def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None,
     cls = get_selector_class(method)
     allowed = [p for p in cls._param_names() if p != "random_state"]
     reject_unknown(params, allowed, f"method {method!r}")
-    return cls(random_state=random_state, **params).select(X, budget)
+    return cls(random_state=random_state, **params).select(X, budget, labeled=labeled)
