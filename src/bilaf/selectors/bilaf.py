@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import numpy as np
 import torch
@@ -171,6 +171,19 @@ class BiLAF(BaseSelector):
         res = cls(random_state=seed, **params).select(X, K)
         return np.sort(res.indices)
 
+    # -- stage 2 hooks (an engine may run them elsewhere, e.g. engines/ray.py) -------------------------
+    def _stage2_config(self) -> Dict[str, Any]:
+        """Stage 2 hyper-parameters as a plain (picklable) dict."""
+        return dict(denoise=self.denoise, density_k=int(self.density_k), cycle_fraction=float(self.cycle_fraction),
+                    remove_fraction=float(self.remove_fraction), delta=float(self.opponent_penalty),
+                    criterion=self.criterion, process=self.process, opponent=self.opponent,
+                    memory_budget=self.memory_budget)
+
+    def _class_map(self, fn, items: Iterable[tuple], n_items: int, cfg: Dict[str, Any], desc: str) -> List[Any]:
+        """Apply ``fn(*item, cfg)`` to each pseudo-class's item (a lazy iterable), in order. Sequential here."""
+        bar = progress(items, total=n_items, desc=desc, enabled=self.verbose and n_items > 50, unit="class")
+        return [fn(*item, cfg) for item in bar]
+
     # -- the whole method -----------------------------------------------------------------
     def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
         n = int(X.shape[0])
@@ -202,19 +215,17 @@ class BiLAF(BaseSelector):
         order = np.argsort(labels, kind="stable")
         bounds = np.searchsorted(labels[order], np.arange(K + 1))
         members_of = [order[bounds[i]:bounds[i + 1]] for i in range(K)]  # pool order within each class
+        cfg = self._stage2_config()
 
         pseudo = np.full(n, -1, dtype=np.int64)
-        kept: List[np.ndarray] = []
         with timer.stage("denoising"):
-            for i in progress(range(K), desc="denoising", enabled=self.verbose and K > 50, unit="class"):
-                mem = members_of[i]
-                core_pos = int(np.searchsorted(mem, cores[i]))
-                G = X[torch.as_tensor(mem, device=X.device)].to(dt)
-                keep = denoise(G, core_pos, method=self.denoise, k=int(self.density_k),
-                               cycle_fraction=float(self.cycle_fraction), remove_fraction=float(self.remove_fraction),
-                               memory_budget=self.memory_budget)
-                kept.append(mem[keep])
-                pseudo[mem[keep]] = i
+            # items are made lazily so only one pseudo-class's features are copied at a time
+            items = ((X[torch.as_tensor(mem, device=X.device)].to(dt), int(np.searchsorted(mem, cores[i])))
+                     for i, mem in enumerate(members_of))
+            kept_pos = self._class_map(denoise_one, items, K, cfg, desc="denoising")
+            kept = [members_of[i][kp] for i, kp in enumerate(kept_pos)]
+            for i, mem in enumerate(kept):
+                pseudo[mem] = i
         sizes = np.array([len(k) for k in kept], dtype=np.int64)
         n_kept = int(sizes.sum())
 
@@ -229,21 +240,20 @@ class BiLAF(BaseSelector):
         pick_cls: List[int] = []
         d_intra_all = torch.full((n,), float("nan"), dtype=dt, device=X.device)
         core_feats = X[torch.as_tensor(cores, device=X.device)].to(dt) if self.opponent == "min" else None
-        delta = float(self.opponent_penalty)
         with timer.stage("scores and selection"):
-            for i in progress(range(K), desc="boundary selection", enabled=self.verbose and K > 50, unit="class"):
+            active = [i for i in range(K) if alloc[i] > 0]
+
+            def select_items():
+                for i in active:
+                    mem_t = torch.as_tensor(kept[i], device=X.device)
+                    yield (X[mem_t].to(dt), int(np.searchsorted(kept[i], cores[i])), int(alloc[i]), d_inter[mem_t],
+                           opp[mem_t], i, core_feats)
+
+            outs = self._class_map(select_one, select_items(), len(active), cfg, desc="boundary selection")
+            for i, (res, d_intra) in zip(active, outs):
                 mem = kept[i]
-                if alloc[i] == 0:
-                    continue
-                mem_t = torch.as_tensor(mem, device=X.device)
-                G = X[mem_t].to(dt)
-                core_pos = int(np.searchsorted(mem, cores[i]))
-                d_intra = mean_distances_within(G, memory_budget=self.memory_budget)
-                d_intra_all[mem_t] = d_intra
-                res = select_boundary(G, core_pos, int(alloc[i]), d_intra=d_intra, d_inter=d_inter[mem_t],
-                                      opponent=opp[mem_t], delta=delta, criterion=self.criterion,
-                                      process=self.process, opponent_rule=self.opponent, class_index=i,
-                                      core_features=core_feats, memory_budget=self.memory_budget)
+                d_intra_all[torch.as_tensor(mem, device=X.device)] = torch.as_tensor(d_intra, device=X.device,
+                                                                                     dtype=dt)
                 picks += mem[res.positions].tolist()
                 pick_scores += res.scores.tolist()
                 pick_opps += res.opponents.tolist()
@@ -293,3 +303,20 @@ def distances_to_point_rows(X: torch.Tensor, rows: np.ndarray, targets: np.ndarr
     A = X[torch.as_tensor(rows, device=X.device)].to(dt)
     B = X[torch.as_tensor(targets, device=X.device)].to(dt)
     return torch.linalg.vector_norm(A - B, dim=1).cpu().numpy()
+
+
+def denoise_one(G: torch.Tensor, core_pos: int, cfg: Dict[str, Any]) -> np.ndarray:
+    """Denoise one pseudo-class: kept member positions (see :func:`bilaf.method.denoise.denoise`)."""
+    return denoise(G, core_pos, method=cfg["denoise"], k=cfg["density_k"], cycle_fraction=cfg["cycle_fraction"],
+                   remove_fraction=cfg["remove_fraction"], memory_budget=cfg["memory_budget"])
+
+
+def select_one(G: torch.Tensor, core_pos: int, n_pick: int, d_inter: torch.Tensor, opponent: torch.Tensor,
+               class_index: int, core_features: Optional[torch.Tensor], cfg: Dict[str, Any]):
+    """Score and select within one denoised pseudo-class; returns ``(ClassPicks, d_intra)``."""
+    d_intra = mean_distances_within(G, memory_budget=cfg["memory_budget"])
+    res = select_boundary(G, core_pos, n_pick, d_intra=d_intra, d_inter=d_inter, opponent=opponent,
+                          delta=cfg["delta"], criterion=cfg["criterion"], process=cfg["process"],
+                          opponent_rule=cfg["opponent"], class_index=class_index, core_features=core_features,
+                          memory_budget=cfg["memory_budget"])
+    return res, d_intra
