@@ -179,6 +179,11 @@ class BiLAF(BaseSelector):
                     criterion=self.criterion, process=self.process, opponent=self.opponent,
                     memory_budget=self.memory_budget)
 
+    def _assign(self, X: torch.Tensor, cores: np.ndarray):
+        """Nearest-core assignment of the whole pool: ``(labels, d_inter, opponent)``; see :func:`assign_to_cores`."""
+        return assign_to_cores(X, cores, dtype=self._tdtype, memory_budget=self.memory_budget,
+                               show_progress=self.verbose)
+
     def _class_map(self, fn, items: Iterable[tuple], n_items: int, cfg: Dict[str, Any], desc: str) -> List[Any]:
         """Apply ``fn(*item, cfg)`` to each pseudo-class's item (a lazy iterable), in order. Sequential here."""
         bar = progress(items, total=n_items, desc=desc, enabled=self.verbose and n_items > 50, unit="class")
@@ -200,8 +205,7 @@ class BiLAF(BaseSelector):
 
         dt = self._tdtype
         with timer.stage("assignment"):
-            labels, d_inter, opp = assign_to_cores(X, cores, dtype=dt, memory_budget=self.memory_budget,
-                                                   show_progress=self.verbose)
+            labels, d_inter, opp = self._assign(X, cores)
         if self._given_cores() and budget < K:
             # keep the `budget` cores with the largest pseudo-classes, then reassign
             sizes = np.bincount(labels, minlength=K)
@@ -210,7 +214,7 @@ class BiLAF(BaseSelector):
             cores = cores[keep]
             K = budget
             with timer.stage("assignment"):
-                labels, d_inter, opp = assign_to_cores(X, cores, dtype=dt, memory_budget=self.memory_budget)
+                labels, d_inter, opp = self._assign(X, cores)
 
         order = np.argsort(labels, kind="stable")
         bounds = np.searchsorted(labels[order], np.arange(K + 1))
