@@ -61,10 +61,17 @@ class FeatureSet:
         return self.labels is not None and bool((self.labels >= 0).any())
 
     def save(self, path: Union[str, Path]) -> Path:
-        """Write to ``.npz`` or ``.parquet`` (by suffix), atomically."""
+        """Write to ``.npz``, ``.parquet`` or ``.npy`` (by suffix), atomically.
+
+        ``X.npy`` holds the features only; the ids, labels, class names and meta
+        go to the sidecar files ``X_ids.txt``, ``X_labels.npy``,
+        ``X_classes.txt`` and ``X_meta.json`` (which :meth:`load` reads back).
+        """
         path = Path(path)
         suffix = path.suffix.lower()
-        if suffix == ".npz":
+        if suffix == ".npy":
+            self._save_npy(path)
+        elif suffix == ".npz":
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as fh:
                     np.savez(fh, features=self.features, ids=np.asarray(self.ids, dtype=str),
@@ -86,8 +93,32 @@ class FeatureSet:
             with atomic_path(path) as tmp:
                 pq.write_table(table, tmp)
         else:
-            raise ValueError(f"unsupported feature file type {path.suffix!r}; use .npz or .parquet")
+            raise ValueError(f"unsupported feature file type {path.suffix!r}; use .npy, .npz or .parquet")
         return path
+
+    def _save_npy(self, path: Path) -> None:
+        from contextlib import ExitStack
+
+        stem = path.stem
+        texts = {path.with_name(f"{stem}_ids.txt"): "\n".join(self.ids) + "\n",
+                 path.with_name(f"{stem}_meta.json"): json.dumps(self.meta)}
+        if self.classes:
+            texts[path.with_name(f"{stem}_classes.txt")] = "\n".join(self.classes) + "\n"
+        arrays = {path: np.ascontiguousarray(self.features)}
+        if self.labels is not None:
+            arrays[path.with_name(f"{stem}_labels.npy")] = self.labels
+        # Every file is written to a temporary name first; all are renamed only when all succeeded.
+        with ExitStack() as stack:
+            for target, arr in arrays.items():
+                tmp = stack.enter_context(atomic_path(target))
+                with open(tmp, "wb") as fh:
+                    np.save(fh, arr)
+            for target, text in texts.items():
+                tmp = stack.enter_context(atomic_path(target))
+                tmp.write_text(text)
+        for stale in (path.with_name(f"{stem}_labels.npy"), path.with_name(f"{stem}_classes.txt")):
+            if stale not in arrays and stale not in texts and stale.exists():
+                stale.unlink()
 
     @classmethod
     def load(cls, path: Union[str, Path], *, mmap: bool = True) -> "FeatureSet":
@@ -119,9 +150,15 @@ class FeatureSet:
                     if cand.exists():
                         labels = np.load(cand)
                         break
-                if path.with_name("classes.txt").exists():
-                    classes = path.with_name("classes.txt").read_text().split()
-                return cls(features=X, ids=ids, labels=labels, classes=classes, meta={"source": str(path)})
+                for cand in (path.with_name(f"{stem}_classes.txt"), path.with_name("classes.txt")):
+                    if cand.exists():
+                        classes = cand.read_text().split("\n")
+                        classes = [c.strip() for c in classes if c.strip()]
+                        break
+                meta = {"source": str(path)}
+                if path.with_name(f"{stem}_meta.json").exists():
+                    meta = json.loads(path.with_name(f"{stem}_meta.json").read_text())
+                return cls(features=X, ids=ids, labels=labels, classes=classes, meta=meta)
             if suffix == ".npz":
                 with np.load(path, allow_pickle=False) as z:
                     key = "features" if "features" in z.files else ("X" if "X" in z.files else None)

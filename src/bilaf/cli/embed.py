@@ -1,0 +1,174 @@
+"""``bilaf embed``: images or texts in, a feature file (features + ids + labels) out."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, List
+
+from . import UserError
+
+__all__ = ["add_parser", "run"]
+
+OUT_SUFFIXES = (".npz", ".parquet", ".pq", ".npy")
+
+EXAMPLES = """\
+examples:
+  bilaf embed cifar10-jpg.tar.gz --split train --out train_feats.npz
+  bilaf embed photos/ --out feats.parquet                      (photos/<class>/<file> or photos/<file>)
+  bilaf embed images.npy --out feats.npy                        (uint8 (N,H,W) or (N,H,W,3))
+  bilaf embed questions.txt --out q.npz                         (one text per line, '<label> <text>' optional)
+  bilaf embed photos/ --backbone 'torchscript:/models/dino_vits16.pt?pool=cls' --out dino.npz
+  bilaf embed --list-backbones
+
+Layouts: root/<split>/<class>/<file>, root/<class>/<file> (label = class folder) or root/<file>
+(unlabeled), as a folder, a .tar/.tar.gz/.tgz/.tar.bz2/.tar.xz or a .zip (read without extracting).
+Ids are the paths inside the folder or archive; rows are sorted by split, class, file.
+A killed run continues where it stopped when started again with the same arguments: finished
+shards are kept in OUT.partial/ (removed on success) or in --resume-dir.
+Output: .npz / .parquet (features, id, label) or .npy (+ OUT_ids.txt, OUT_labels.npy, OUT_classes.txt,
+OUT_meta.json), written only when everything succeeded.
+"""
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    try:
+        from .select import one_line_errors
+
+        one_line_errors(parser, "embed")
+    except ImportError:  # pragma: no cover - select verb not installed
+        pass
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``bilaf embed``."""
+    p = subparsers.add_parser(
+        "embed", help="turn images or texts into a feature file",
+        description="Embed images (folder tree, tar/zip archive, .npy/.npz array) or texts (one per line) with "
+                    "a pretrained backbone, offline, batched and resumable; write features + ids (file paths) + "
+                    "labels (from class folders or a label column) to .npz, .parquet or .npy.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _one_line_errors(p)
+    p.add_argument("source", nargs="?", metavar="SOURCE",
+                   help="a folder, a .tar[.gz|.bz2|.xz]/.tgz/.zip archive, a .npy/.npz image array, or a text file "
+                        "with one sample per line")
+    p.add_argument("-o", "--out", metavar="FILE",
+                   help="output feature file, by suffix: .npz, .parquet or .npy (required)")
+    p.add_argument("--kind", choices=("auto", "image", "text"), default="auto",
+                   help="what SOURCE holds (default: auto: folders, archives and arrays are images, other files "
+                        "are texts)")
+    p.add_argument("--split", default=None, metavar="NAME",
+                   help="read only SOURCE/<NAME>/... of a folder or archive, e.g. train (default: every file; "
+                        "in a split layout the ids keep the split folder)")
+    p.add_argument("--backbone", default=None, metavar="SPEC",
+                   help="feature extractor (default: efficientnet_lite0 for images, minilm for texts); also "
+                        "torchscript:/path/model.pt, onnx:/path/model.onnx, "
+                        "state_dict:/path/w.pth?arch=pkg.mod:fn, sentence-transformers:/path/folder, with image "
+                        "options ?size=224&mean=..&std=..&pool=auto|mean|cls; see --list-backbones")
+    p.add_argument("--engine", choices=("auto", "onnx", "torch"), default="auto",
+                   help="runtime for the built-in image backbone (default: auto: ONNX Runtime on CPU when "
+                        "installed, which is several times faster, else torch)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N",
+                   help="samples per forward pass (default: 64)")
+    p.add_argument("--device", default="auto", metavar="DEV",
+                   help="auto, cpu, cuda or cuda:N (default: auto: CUDA when available)")
+    p.add_argument("--on-error", choices=("skip", "stop"), default="skip",
+                   help="an unreadable or non-image file: skip it (one warning with the count; ids listed in the "
+                        "output's meta) or stop with an error (default: skip)")
+    p.add_argument("--label-column", choices=("auto", "first", "none"), default="auto",
+                   help="texts: whether each line starts with a label '<label> <text>' (default: auto: when "
+                        "every line starts with an integer)")
+    r = p.add_mutually_exclusive_group()
+    r.add_argument("--resume-dir", default=None, metavar="DIR",
+                   help="keep finished shards in DIR so that a killed run continues (default: OUT.partial "
+                        "beside the output, removed when the run succeeds)")
+    r.add_argument("--no-resume", action="store_true",
+                   help="keep no shards on disk (a killed run starts over)")
+    p.add_argument("--shard-size", type=int, default=None, metavar="N",
+                   help="samples per resumable shard (default: about 2048)")
+    verb = p.add_mutually_exclusive_group()
+    verb.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    verb.add_argument("--progress", action="store_true",
+                      help="show the progress bar even when stderr is not a terminal (default: only on a terminal)")
+    p.add_argument("--list-backbones", action="store_true", help="list the registered backbones and exit")
+    p.set_defaults(func=run)
+    return p
+
+
+def _check_output(out: str) -> Path:
+    path = Path(out)
+    if path.suffix.lower() not in OUT_SUFFIXES:
+        raise UserError(f"--out {out}: unsupported suffix {path.suffix or '(none)'!r}; use .npz, .parquet or .npy")
+    if path.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"output folder does not exist: {parent}")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise UserError("Parquet output needs pyarrow: pip install 'bilaf[io]' (or use .npz)") from None
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``bilaf embed``."""
+    from ..features import SkippedInputWarning, embed_images, embed_texts, list_backbones
+    from ..features.readers import guess_kind
+
+    if args.list_backbones:
+        for name, (kind, desc) in sorted(list_backbones().items()):
+            print(f"{name:22s} {kind:6s} {desc}")
+        return 0
+    if not args.source:
+        raise UserError("missing SOURCE (a folder, archive, image array or text file)")
+    if not args.out:
+        raise UserError("missing --out FILE (.npz, .parquet or .npy)")
+    out = _check_output(args.out)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.shard_size is not None and args.shard_size < 1:
+        raise UserError(f"--shard-size must be >= 1, got {args.shard_size}")
+    source = Path(args.source)
+    if not source.exists():
+        raise FileNotFoundError(f"input not found: {source}")
+    kind = args.kind if args.kind != "auto" else guess_kind(source)
+    if kind == "text" and args.split:
+        raise UserError("--split applies to image folders and archives, not to a text file")
+    default_resume = args.resume_dir is None and not args.no_resume
+    resume_dir = None if args.no_resume else Path(args.resume_dir or f"{out}.partial")
+    verbose = not args.quiet and (args.progress or sys.stderr.isatty())
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedInputWarning)
+        warnings.simplefilter("always", RuntimeWarning)
+        if kind == "image":
+            fs = embed_images(source, backbone=args.backbone or "efficientnet_lite0", batch_size=args.batch_size,
+                              device=args.device, split=args.split, on_error=args.on_error, resume_dir=resume_dir,
+                              verbose=verbose, engine=args.engine, shard_size=args.shard_size)
+        else:
+            fs = embed_texts(source, backbone=args.backbone or "minilm", batch_size=args.batch_size,
+                             device=args.device, resume_dir=resume_dir, verbose=verbose,
+                             label_column=args.label_column, shard_size=args.shard_size)
+    notes: List[str] = []
+    for w in caught:
+        if issubclass(w.category, (SkippedInputWarning, RuntimeWarning)):
+            notes.append(str(w.message).splitlines()[0])
+    fs.save(out)
+    if default_resume and resume_dir is not None and resume_dir.is_dir():
+        shutil.rmtree(resume_dir, ignore_errors=True)
+    for note in notes:
+        print(f"bilaf embed: warning: {note}", file=sys.stderr)
+    if not args.quiet:
+        meta = fs.meta
+        labels = f", {len(fs.classes or [])} classes" if fs.labels is not None else ", no labels"
+        print(f"wrote {out}: {len(fs)} x {fs.features.shape[1]} ({meta.get('backbone')}, {meta.get('engine')}, "
+              f"{meta.get('device')}{labels}) in {time.perf_counter() - t0:.1f} s"
+              + (f"; skipped {meta.get('n_skipped')}" if meta.get("n_skipped") else ""))
+    return 0
