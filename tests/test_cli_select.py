@@ -1,0 +1,500 @@
+"""``bilaf select``: output formats, manifest round-trip, warm start, bad input at the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bilaf.cli import main
+from bilaf.cli.select import parse_budget
+from bilaf.manifest import (decode_labels, encode_labels, features_sha256, manifest_path_for, read_manifest,
+                            reproduce)
+from bilaf.result import SelectionResult
+from bilaf.writers import format_for_path, read_selection, write_outputs, write_selection
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CIFAR = SHARED / "data" / "cifar10" / "effnet-lite0"
+MIX = SHARED / "fixtures" / "reference" / "mix1200.npy"
+
+# BiLAF with a quick stage 1, so the tests stay fast
+FAST = ["--core-param", "n_iter=30"]
+
+
+def blobs(n=240, d=8, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=6.0, size=(k, d))
+    y = np.arange(n) % k
+    return (centers[y] + rng.normal(size=(n, d))).astype(np.float32), y
+
+
+@pytest.fixture
+def pool(tmp_path):
+    """A .npy pool with ids (<name>_files.txt) and labels beside it."""
+    X, y = blobs()
+    f = tmp_path / "pool_features.npy"
+    np.save(f, X)
+    (tmp_path / "pool_files.txt").write_text("".join(f"img/{i:04d}.jpg\n" for i in range(len(X))))
+    np.save(tmp_path / "pool_labels.npy", y)
+    return f
+
+
+def run(args, capsys):
+    try:
+        rc = main([str(a) for a in args])
+    except SystemExit as e:  # argparse's errors
+        rc = e.code
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def files_in(d):
+    return sorted(p.name for p in Path(d).iterdir())
+
+
+# -- budgets -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,want", [("1%", 0.01), ("0.01", 0.01), ("500", 500), ("100%", 1.0), ("2.5%", 0.025),
+                                       ("1e3", 1000)])
+def test_parse_budget(text, want):
+    assert parse_budget(text) == pytest.approx(want)
+    assert type(parse_budget(text)) is type(want)
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-3", "0%", "150%", "1.5", "nan", "", "inf"])
+def test_parse_budget_rejects(text):
+    with pytest.raises(ValueError, match="bad budget"):
+        parse_budget(text)
+
+
+# -- output formats -------------------------------------------------------------------------------
+
+def test_all_formats_agree(pool, tmp_path, capsys):
+    outs = ["s.json", "s.csv", "s.parquet", "s.labelstudio.json", "s.txt"]
+    rc, _, err = run(["select", pool, "-b", "5%", "--seed", "1", *FAST, "--path-prefix", "/data/",
+                      *sum((["-o", tmp_path / o] for o in outs), [])], capsys)
+    assert rc == 0, err
+    assert "12 of 240 samples with bilaf" in err
+    idx = json.loads((tmp_path / "s.json").read_text())
+    assert isinstance(idx, list) and all(isinstance(i, int) for i in idx) and len(idx) == 12
+    assert len(set(idx)) == 12
+
+    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    assert list(rows[0]) == ["rank", "index", "id", "path", "role", "pseudo_class", "score", "opponent_class"]
+    assert [int(r["index"]) for r in rows] == idx
+    assert [int(r["rank"]) for r in rows] == list(range(12))
+    assert rows[0]["id"] == f"img/{idx[0]:04d}.jpg" and rows[0]["path"] == f"/data/img/{idx[0]:04d}.jpg"
+    roles = {r["role"] for r in rows}
+    assert roles == {"core", "boundary"}
+    for r in rows:
+        if r["role"] == "core":
+            assert r["score"] == "" and r["opponent_class"] == "-1"
+        else:
+            assert np.isfinite(float(r["score"])) and int(r["opponent_class"]) >= 0
+            assert int(r["opponent_class"]) != int(r["pseudo_class"])
+
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(tmp_path / "s.parquet").to_pydict()
+    assert t["index"] == idx and t["role"] == [r["role"] for r in rows]
+    assert t["pseudo_class"] == [int(r["pseudo_class"]) for r in rows]
+
+    tasks = json.loads((tmp_path / "s.labelstudio.json").read_text())
+    assert [t["data"]["bilaf_index"] for t in tasks] == idx
+    assert tasks[0]["data"]["image"] == f"/data/img/{idx[0]:04d}.jpg"
+    for task, r in zip(tasks, rows):
+        if r["score"]:
+            assert task["predictions"][0]["score"] == pytest.approx(float(r["score"]))
+            assert task["predictions"][0]["result"] == []
+        else:
+            assert "predictions" not in task
+
+    paths = (tmp_path / "s.txt").read_text().splitlines()
+    assert paths == [f"/data/img/{i:04d}.jpg" for i in idx]
+    # one manifest for the one stem; files get ordinary permissions
+    assert (tmp_path / "s.manifest.json").exists()
+    assert os.stat(tmp_path / "s.csv").st_mode & 0o044  # readable by others (mkstemp makes 0600)
+    # every format reads back to the same indices
+    ids = [f"img/{i:04d}.jpg" for i in range(240)]
+    for o in outs:
+        if o == "s.txt":  # paths with a prefix are not ids of the pool
+            continue
+        got = read_selection(tmp_path / o, ids=ids)["indices"]
+        assert got.tolist() == idx, o
+
+
+def test_paths_list_without_prefix_reads_back(pool, tmp_path, capsys):
+    rc, _, err = run(["select", pool, "-b", "7", "-m", "kcenter", "-o", tmp_path / "p.txt"], capsys)
+    assert rc == 0, err
+    ids = (tmp_path / "pool_files.txt").read_text().splitlines()
+    got = read_selection(tmp_path / "p.txt", ids=ids)["indices"]
+    assert len(got) == 7 and (tmp_path / "p.txt").read_text().startswith("img/")
+
+
+def test_format_flag_and_suffix_rules(pool, tmp_path, capsys):
+    rc, _, err = run(["select", pool, "-b", "5", "-m", "random", "-o", tmp_path / "tasks.out",
+                      "--format", "labelstudio"], capsys)
+    assert rc == 0, err
+    assert "data" in json.loads((tmp_path / "tasks.out").read_text())[0]
+    assert format_for_path("a.labelstudio.json") == "labelstudio"
+    assert format_for_path("a.JSON") == "json" and format_for_path("a.pq") == "parquet"
+    with pytest.raises(ValueError):
+        format_for_path("a.xlsx")
+
+
+@pytest.mark.parametrize("method,extra", [("random", []), ("kcenter", []), ("kmeans", ["--n-init", "2"]),
+                                          ("activeft", ["--n-iter", "20", "--lr", "0.01"]),
+                                          ("bilaf", ["--n-cores", "3", "--core-selector", "kmeans",
+                                                     "--denoise", "density", "--process", "oneshot",
+                                                     "--opponent", "min", "--opponent-penalty", "1.0",
+                                                     "--remove-fraction", "0.2", "--density-k", "5",
+                                                     "--criterion", "distance", "--normalize",
+                                                     "--dtype", "float64", "--memory-budget", "64MB"])])
+def test_every_method_and_its_options(pool, tmp_path, capsys, method, extra):
+    out = tmp_path / f"{method}.json"
+    rc, _, err = run(["select", pool, "-b", "10", "-m", method, *extra, "-o", out], capsys)
+    assert rc == 0, err
+    assert len(set(json.loads(out.read_text()))) == 10
+    man = read_manifest(manifest_path_for(out))
+    assert man["method"] == method and man["seed"] == 0
+    if method == "bilaf":
+        p = man["params"]
+        assert (p["n_cores"], p["core_selector"], p["denoise"], p["process"], p["opponent"]) == \
+            (3, "kmeans", "density", "oneshot", "min")
+        assert (p["opponent_penalty"], p["remove_fraction"], p["density_k"], p["criterion"]) == \
+            (1.0, 0.2, 5, "distance")
+        assert p["normalize"] is True and p["dtype"] == "float64" and p["memory_budget"] == "64MB"
+    if method == "activeft":
+        assert man["params"]["n_iter"] == 20 and man["params"]["lr"] == 0.01
+
+
+def test_generic_param_and_given_cores(pool, tmp_path, capsys):
+    cores = tmp_path / "cores.txt"
+    cores.write_text("3\n50\n101\n")
+    out = tmp_path / "g.csv"
+    rc, _, err = run(["select", pool, "-b", "12", "--core-selector", cores, "--param", "cycle_fraction=0.2",
+                      "-o", out], capsys)
+    assert rc == 0, err
+    rows = list(csv.DictReader(open(out)))
+    assert sorted(int(r["index"]) for r in rows if r["role"] == "core") == [3, 50, 101]
+    man = read_manifest(manifest_path_for(out))
+    assert man["params"]["core_selector"] == [3, 50, 101] and man["params"]["cycle_fraction"] == 0.2
+
+
+def test_help_explains_every_option_with_default(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["select", "--help"])
+    assert e.value.code == 0
+    raw = capsys.readouterr().out.split("positional arguments:", 1)[1]
+    blocks = []  # the help of each option, whitespace collapsed
+    for line in raw.splitlines():
+        if line.startswith("  -"):
+            blocks.append(line)
+        elif line.startswith("      ") and blocks:
+            blocks[-1] += " " + line.strip()
+
+    def help_of(flag):
+        hits = [" ".join(b.split()) for b in blocks if re.match(rf"\s+(\S+ \S*, )?{re.escape(flag)}([ ,]|$)", b)]
+        assert hits, flag
+        return hits[0]
+
+    for flag, default in [("--budget", None), ("--method", "default: bilaf"), ("--seed", "default: 0"),
+                          ("--n-cores", "default: none"), ("--core-selector", "default: activeft"),
+                          ("--denoise", "default: idc"), ("--criterion", "default: boundary"),
+                          ("--process", "default: iterative"), ("--opponent", "default: nearest"),
+                          ("--opponent-penalty", "default: 1.1"), ("--remove-fraction", "default: 0.1"),
+                          ("--cycle-fraction", "default: 0.1"), ("--density-k", "default: 10"),
+                          ("--normalize", "default: off"), ("--dtype", "default: float32"),
+                          ("--device", "default: cpu"), ("--memory-budget", "default: 1GB"),
+                          ("--n-iter", "default: none"), ("--algorithm", "default: auto"),
+                          ("--labeled", "default: none"), ("--manifest", None), ("--param", None)]:
+        text = help_of(flag)
+        if default:
+            assert default in text, (flag, text)
+
+
+# -- manifest ------------------------------------------------------------------------------------
+
+def test_manifest_contents_and_round_trip(pool, tmp_path, capsys):
+    out = tmp_path / "sel.csv"
+    rc, _, err = run(["select", pool, "-b", "12", "--seed", "7", *FAST, "-o", out, "-o", tmp_path / "sel.json"],
+                     capsys)
+    assert rc == 0, err
+    man = read_manifest(tmp_path / "sel.manifest.json")
+    assert man["features"]["sha256"] == features_sha256(np.load(pool))
+    assert man["features"]["shape"] == [240, 8] and man["features"]["dtype"] == "float32"
+    assert man["pool_size"] == 240 and man["seed"] == 7 and man["budget"] == {"requested": "12", "count": 12}
+    assert set(man["versions"]) >= {"bilaf", "numpy", "torch", "scikit-learn", "python"}
+    assert {"load features", "hash features", "selection", "write outputs", "total"} <= set(man["timings"])
+    assert {"cores", "assignment", "denoising"} <= set(man["timings"]["selection"])
+    assert man["params"]["core_params"] == {"n_iter": 30}
+    pseudo = decode_labels(man["pseudo_labels"])
+    assert pseudo.shape == (240,) and pseudo.min() >= -1
+    idx = json.loads((tmp_path / "sel.json").read_text())
+    assert set(man["result"]["core_indices"]) <= set(idx)
+
+    # check mode: same picks -> exit 0
+    rc, _, err = run(["select", "--manifest", tmp_path / "sel.manifest.json"], capsys)
+    assert rc == 0 and "identical" in err
+    # reproduce to a file: same bytes
+    rc, _, err = run(["select", "--manifest", tmp_path / "sel.manifest.json", "-o", tmp_path / "again.json"], capsys)
+    assert rc == 0, err
+    assert (tmp_path / "again.json").read_text() == (tmp_path / "sel.json").read_text()
+    assert read_manifest(tmp_path / "again.manifest.json")["reproduced_from"].endswith("sel.manifest.json")
+    # a changed seed is reported as different, exit 1
+    rc, _, err = run(["select", "--manifest", tmp_path / "sel.manifest.json", "--seed", "8"], capsys)
+    assert rc == 1 and "DIFFER" in err
+    # the library form
+    res, same = reproduce(tmp_path / "sel.manifest.json")
+    assert same and res.indices.tolist() == idx
+
+
+def test_manifest_refuses_other_features(pool, tmp_path, capsys):
+    out = tmp_path / "sel.json"
+    assert run(["select", pool, "-b", "5", "-m", "kcenter", "-o", out], capsys)[0] == 0
+    other = tmp_path / "other.npy"
+    X = np.load(pool)
+    X[0, 0] += 1
+    np.save(other, X)
+    rc, _, err = run(["select", other, "--manifest", tmp_path / "sel.manifest.json"], capsys)
+    assert rc == 2 and "differ from the manifest" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = run(["select", other, "--manifest", tmp_path / "sel.manifest.json", "--ignore-hash"], capsys)
+    assert rc in (0, 1)
+
+
+def test_manifest_finds_moved_features(pool, tmp_path, capsys):
+    out = tmp_path / "sel.json"
+    assert run(["select", pool, "-b", "5", "-m", "kcenter", "-o", out], capsys)[0] == 0
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for f in ("pool_features.npy", "pool_files.txt", "pool_labels.npy", "sel.json", "sel.manifest.json"):
+        os.replace(tmp_path / f, moved / f)
+    rc, _, err = run(["select", "--manifest", moved / "sel.manifest.json"], capsys)
+    assert rc == 0 and "identical" in err
+
+
+def test_label_encoding_round_trip():
+    a = np.array([-1, 0, 5, 5, 2**20, -1])
+    assert decode_labels(encode_labels(a)).tolist() == a.tolist()
+    assert encode_labels(None) is None and decode_labels(None) is None
+
+
+def test_features_hash_streams_chunks():
+    X = np.random.default_rng(0).normal(size=(1000, 7)).astype(np.float16)
+    import hashlib
+
+    assert features_sha256(X, chunk_bytes=100) == hashlib.sha256(X.tobytes()).hexdigest()
+    assert features_sha256(X) != features_sha256(X[:-1])
+
+
+# -- warm start -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["bilaf", "kcenter", "random"])
+def test_warm_start(pool, tmp_path, capsys, method):
+    lab = tmp_path / "labeled.txt"
+    lab.write_text("5\n17\n230\n")
+    out = tmp_path / "w.csv"
+    extra = FAST if method == "bilaf" else []
+    rc, _, err = run(["select", pool, "-b", "15", "-m", method, *extra, "--labeled", lab, "-o", out], capsys)
+    assert rc == 0, err
+    assert "3 already labeled" in err
+    rows = list(csv.DictReader(open(out)))
+    idx = [int(r["index"]) for r in rows]
+    assert len(idx) == 15 and len(set(idx)) == 15
+    assert idx[:3] == [5, 17, 230]
+    assert [r["role"] for r in rows[:3]] == ["labeled"] * 3
+    assert "labeled" not in {r["role"] for r in rows[3:]}
+    man = read_manifest(tmp_path / "w.manifest.json")
+    assert man["labeled"]["indices"] == [5, 17, 230]
+    # the manifest reproduces the warm start too
+    rc, _, err = run(["select", "--manifest", tmp_path / "w.manifest.json"], capsys)
+    assert rc == 0 and "identical" in err
+
+
+def test_warm_start_by_path_and_from_a_selection_file(pool, tmp_path, capsys):
+    lab = tmp_path / "labeled.txt"
+    lab.write_text("img/0009.jpg\nimg/0100.jpg\n")
+    rc, _, err = run(["select", pool, "-b", "6", "-m", "kcenter", "--labeled", lab, "-o", tmp_path / "a.csv"],
+                     capsys)
+    assert rc == 0, err
+    first = [int(r["index"]) for r in csv.DictReader(open(tmp_path / "a.csv"))]
+    assert first[:2] == [9, 100]
+    # the next round: everything chosen so far counts as labeled
+    rc, _, err = run(["select", pool, "-b", "10", "-m", "kcenter", "--labeled", tmp_path / "a.csv",
+                      "-o", tmp_path / "b.json"], capsys)
+    assert rc == 0, err
+    second = json.loads((tmp_path / "b.json").read_text())
+    assert second[:6] == first and len(set(second)) == 10
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+def _bad_cases(tmp_path, pool):
+    nan = tmp_path / "nan.npy"
+    X = np.load(pool).copy()
+    X[7, 2] = np.nan
+    np.save(nan, X)
+    np.save(tmp_path / "strings.npy", np.array([["a", "b"], ["c", "d"]]))
+    (tmp_path / "garbage.npy").write_text("not an array")
+    np.save(tmp_path / "flat.npy", np.arange(10.0))
+    (tmp_path / "lab_range.txt").write_text("1\n2\n999\n")
+    (tmp_path / "lab_dup.txt").write_text("4\n4\n")
+    (tmp_path / "lab_neg.json").write_text("[1, -2]")
+    (tmp_path / "lab_unknown.txt").write_text("img/0001.jpg\nnot/a/file.jpg\n")
+    (tmp_path / "lab_float.json").write_text("[1.5]")
+    o = ["-o", tmp_path / "out.csv"]
+    return {
+        "missing file": ["select", tmp_path / "nope.npy", "-b", "5", *o],
+        "folder": ["select", tmp_path, "-b", "5", *o],
+        "wrong type": ["select", tmp_path / "pool_files.txt", "-b", "5", *o],
+        "garbage npy": ["select", tmp_path / "garbage.npy", "-b", "5", *o],
+        "strings": ["select", tmp_path / "strings.npy", "-b", "1", *o],
+        "1-D": ["select", tmp_path / "flat.npy", "-b", "1", *o],
+        "budget text": ["select", pool, "-b", "lots", *o],
+        "budget zero": ["select", pool, "-b", "0", *o],
+        "budget too big": ["select", pool, "-b", "241", *o],
+        "budget percent": ["select", pool, "-b", "101%", *o],
+        "no budget": ["select", pool, *o],
+        "unknown method": ["select", pool, "-b", "5", "-m", "magic", *o],
+        "unknown option": ["select", pool, "-b", "5", "--magic", "3", *o],
+        "unknown param": ["select", pool, "-b", "5", "--param", "magic=3", *o],
+        "option of another method": ["select", pool, "-b", "5", "-m", "kmeans", "--n-cores", "3", *o],
+        "bad param syntax": ["select", pool, "-b", "5", "--param", "magic", *o],
+        "bad option value": ["select", pool, "-b", "5", "--remove-fraction", "1.5", *o],
+        "bad option type": ["select", pool, "-b", "5", "--density-k", "ten", *o],
+        "bad choice": ["select", pool, "-b", "5", "--denoise", "magic", *o],
+        "bad core file": ["select", pool, "-b", "5", "--core-selector", "nowhere.txt", *o],
+        "NaN features": ["select", nan, "-b", "5", *o],
+        "labeled out of range": ["select", pool, "-b", "5", "--labeled", tmp_path / "lab_range.txt", *o],
+        "labeled repeats": ["select", pool, "-b", "5", "--labeled", tmp_path / "lab_dup.txt", *o],
+        "labeled negative": ["select", pool, "-b", "5", "--labeled", tmp_path / "lab_neg.json", *o],
+        "labeled unknown path": ["select", pool, "-b", "5", "--labeled", tmp_path / "lab_unknown.txt", *o],
+        "labeled float": ["select", pool, "-b", "5", "--labeled", tmp_path / "lab_float.json", *o],
+        "labeled missing": ["select", pool, "-b", "5", "--labeled", tmp_path / "none.txt", *o],
+        "labeled over budget": ["select", pool, "-b", "2", "--labeled", tmp_path / "lab_range.txt", *o],
+        "unknown out suffix": ["select", pool, "-b", "5", "-o", tmp_path / "out.xlsx"],
+        "out folder missing": ["select", pool, "-b", "5", "-o", tmp_path / "no" / "out.csv"],
+        "no out": ["select", pool, "-b", "5"],
+        "manifest missing": ["select", "--manifest", tmp_path / "none.manifest.json"],
+        "manifest not json": ["select", "--manifest", tmp_path / "pool_files.txt"],
+        "memory budget": ["select", pool, "-b", "5", "--memory-budget", "lots", *o],
+    }
+
+
+def test_bad_input_exit_2_one_line_no_output(pool, tmp_path, capsys):
+    cases = _bad_cases(tmp_path, pool)
+    before = files_in(tmp_path)
+    for name, args in cases.items():
+        rc, out, err = run(args, capsys)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert rc == 2, (name, rc, err)
+        assert len(lines) == 1, (name, err)
+        assert lines[0].startswith("bilaf select: error: "), (name, err)
+        assert "Traceback" not in err and out == "", name
+        assert files_in(tmp_path) == before, (name, files_in(tmp_path))
+
+
+def test_bad_input_real_process(tmp_path):
+    """The installed command: exit status 2 and one line on stderr."""
+    np.save(tmp_path / "x.npy", np.full((10, 3), np.nan, dtype=np.float32))
+    p = subprocess.run([sys.executable, "-m", "bilaf", "select", str(tmp_path / "x.npy"), "-b", "2", "-o",
+                        str(tmp_path / "s.csv")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and "NaN" in p.stderr
+    assert not (tmp_path / "s.csv").exists()
+
+
+# -- atomic writes -------------------------------------------------------------------------------
+
+def test_outputs_all_or_none(tmp_path, monkeypatch):
+    import bilaf.writers as w
+
+    res = SelectionResult(indices=np.array([3, 1, 2]), n_samples=10)
+    keep = tmp_path / "a.json"
+    keep.write_text("old")
+
+    def boom(*a, **k):
+        (a[2]).write_text("half")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setitem(w._WRITERS, "csv", boom)
+    with pytest.raises(RuntimeError):
+        write_outputs(res, [tmp_path / "a.json", tmp_path / "b.csv", tmp_path / "c.txt"])
+    assert files_in(tmp_path) == ["a.json"] and keep.read_text() == "old"
+    monkeypatch.undo()
+    write_selection(res, tmp_path / "a.json")
+    assert json.loads(keep.read_text()) == [3, 1, 2]
+    with pytest.raises(ValueError, match="given twice"):
+        write_outputs(res, [tmp_path / "d.csv", tmp_path / "d.csv"])
+
+
+def test_read_selection_published_format(tmp_path):
+    (tmp_path / "plain.json").write_text("[4, 2, 9]")
+    assert read_selection(tmp_path / "plain.json")["indices"].tolist() == [4, 2, 9]
+    np.save(tmp_path / "i.npy", np.array([1, 2]))
+    assert read_selection(tmp_path / "i.npy")["indices"].tolist() == [1, 2]
+    with pytest.raises(ValueError):
+        read_selection(_write(tmp_path, "x.json", "{"))
+    with pytest.raises(ValueError, match="no ids"):
+        read_selection(_write(tmp_path, "names.txt", "cat.jpg\n"))
+
+
+def _write(d, name, text):
+    (d / name).write_text(text)
+    return d / name
+
+
+# -- real data ------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not MIX.exists(), reason="shared fixtures not available")
+def test_fixture_pool_end_to_end(tmp_path, capsys):
+    rc, _, err = run(["select", MIX, "-b", "2%", *FAST, "-o", tmp_path / "m.parquet"], capsys)
+    assert rc == 0, err
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(tmp_path / "m.parquet").to_pydict()
+    assert len(t["index"]) == 24 and t["id"] == [str(i) for i in t["index"]] and set(t["path"]) == {""}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CIFAR / "train_features.npy").exists(), reason="shared CIFAR-10 features not available")
+def test_cifar10_slice_end_to_end(tmp_path, capsys):
+    """5,000 real CIFAR-10 rows (float16, with file names): select 1% and write every format."""
+    X = np.load(CIFAR / "train_features.npy", mmap_mode="r")
+    files = (CIFAR / "train_files.txt").read_text().splitlines()
+    rows = np.arange(0, 50000, 10)  # every class
+    np.save(tmp_path / "c_features.npy", np.asarray(X[rows]))
+    (tmp_path / "c_files.txt").write_text("\n".join(files[i] for i in rows) + "\n")
+    np.save(tmp_path / "c_labels.npy", np.load(CIFAR / "train_labels.npy")[rows])
+    rc, _, err = run(["select", tmp_path / "c_features.npy", "-b", "1%", *FAST, "-o", tmp_path / "c.csv",
+                      "-o", tmp_path / "c.labelstudio.json", "-o", tmp_path / "c.txt"], capsys)
+    assert rc == 0, err
+    recs = list(csv.DictReader(open(tmp_path / "c.csv")))
+    assert len(recs) == 50 and recs[0]["path"].startswith("train/") and recs[0]["path"].endswith(".jpg")
+    man = read_manifest(tmp_path / "c.manifest.json")
+    assert man["features"]["dtype"] == "float16" and man["result"]["n_cores"] == 10
+
+
+def test_every_api_option_has_a_flag(capsys):
+    """Each constructor option of each installed selector is a flag of `bilaf select`."""
+    from bilaf.selectors import METHODS, get_selector_class
+
+    with pytest.raises(SystemExit):
+        main(["select", "--help"])
+    text = capsys.readouterr().out
+    special = {"random_state": "--seed", "verbose": "--progress", "core_params": "--core-param"}
+    for m in METHODS:
+        try:
+            cls = get_selector_class(m)
+        except ImportError:
+            continue
+        for name in cls._param_names():
+            flag = special.get(name, "--" + name.replace("_", "-"))
+            assert re.search(rf"{re.escape(flag)}\b", text), (m, name)
