@@ -106,14 +106,28 @@ class ActiveFT(BaseSelector):
                                         memory_budget=self.memory_budget)
 
     def _loss(self, Fb: torch.Tensor, theta: torch.Tensor, tau: float) -> torch.Tensor:
-        """The ActiveFT loss; the argmax pass is chunked and gradient-free, so no batch x K block is kept."""
+        """A surrogate of the ActiveFT loss with the same gradient, built from K x d aggregates.
+
+        The loss is ``L = -mean_i [s_i - log(exp(s_i) + C_pos(i))]`` with
+        ``s_i = f_i . th_pos(i) / tau``. Its gradient reaches ``th`` through
+        ``s_i`` (weight ``dL/ds_i = -C/(exp(s_i) + C) / n``) and through ``C_k``
+        (weight ``dL/dC_k = sum_{i in k} 1/(exp(s_i) + C_k) / n``). Both weights
+        are computed without gradient in one chunked pass (the argmax pass), then
+        ``sum_k th_k . A_k / tau + sum_k b_k C_k`` is differentiated: no
+        batch x K or batch x d block is kept for autograd.
+        """
         th = torch.nn.functional.normalize(theta, dim=1)
         C = torch.exp(th.detach() @ th.T / tau).sum(dim=0)  # C_k = sum_j exp(sg(th_j).th_k / tau)
-        pos = torch.empty(Fb.shape[0], dtype=torch.int64, device=Fb.device)
+        n, K = Fb.shape[0], th.shape[0]
+        A = torch.zeros((K, Fb.shape[1]), dtype=Fb.dtype, device=Fb.device)  # sum_{i in k} dL/ds_i * f_i
+        b = torch.zeros(K, dtype=Fb.dtype, device=Fb.device)  # dL/dC_k
         with torch.no_grad():
-            thd = th.detach()
-            for sl in row_chunks(Fb.shape[0], th.shape[0], self.memory_budget, itemsize=Fb.element_size(),
-                                 temporaries=2):
-                pos[sl] = torch.argmax(Fb[sl] @ thd.T, dim=1)
-        s = (Fb * th[pos]).sum(dim=1) / tau
-        return -(s - torch.log(torch.exp(s) + C[pos])).mean()
+            thd, Cd = th.detach(), C.detach()
+            for sl in row_chunks(n, K, self.memory_budget, itemsize=Fb.element_size(), temporaries=2):
+                S = Fb[sl] @ thd.T
+                s, pos = torch.max(S, dim=1)
+                s = s / tau
+                denom = torch.exp(s) + Cd[pos]
+                A.index_add_(0, pos, Fb[sl] * (-(Cd[pos] / denom) / n)[:, None])
+                b.index_add_(0, pos, (1.0 / denom) / n)
+        return (th * A).sum() / tau + (b * C).sum()
