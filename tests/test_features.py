@@ -436,6 +436,25 @@ def test_user_torch_export_file(tmp_path):
     np.testing.assert_allclose(a.features, b.features, rtol=1e-4, atol=1e-5)
 
 
+def test_user_state_dict_file(tmp_path, monkeypatch):
+    import torch
+
+    (tmp_path / "my_arch_mod.py").write_text(
+        "import torch\n"
+        "def build():\n"
+        "    return torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, stride=2), torch.nn.ReLU())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    torch.save(_tiny_module().state_dict(), tmp_path / "w.pth")
+    imgs = np.random.default_rng(3).integers(0, 256, size=(2, 16, 16, 3), dtype=np.uint8)
+    a = embed_images(imgs, backbone=f"state_dict:{tmp_path / 'w.pth'}?arch=my_arch_mod:build&size=16",
+                     verbose=False)
+    b = embed_images(imgs, backbone=TorchImageBackbone(_tiny_module(), ImagePreprocess(size=16), device="cpu"),
+                     verbose=False)
+    np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="arch="):
+        load_backbone(f"state_dict:{tmp_path / 'w.pth'}")
+
+
 def test_user_onnx_file(tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")

@@ -66,9 +66,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "in a split layout the ids keep the split folder)")
     p.add_argument("--backbone", default=None, metavar="SPEC",
                    help="feature extractor (default: efficientnet_lite0 for images, minilm for texts); also "
-                        "torchscript:/path/model.pt, onnx:/path/model.onnx, "
+                        "torchscript:/path/model.pt, torch_export:/path/model.pt2, onnx:/path/model.onnx, "
                         "state_dict:/path/w.pth?arch=pkg.mod:fn, sentence-transformers:/path/folder, with image "
-                        "options ?size=224&mean=..&std=..&pool=auto|mean|cls; see --list-backbones")
+                        "options ?size=224&mean=..&std=..&pool=auto|mean|cls (user models default to 224 px "
+                        "bicubic and ImageNet mean/std); see --list-backbones and docs/embed.md")
     p.add_argument("--engine", choices=("auto", "onnx", "torch"), default="auto",
                    help="runtime for the built-in image backbone (default: auto: ONNX Runtime on CPU when "
                         "installed, which is several times faster, else torch)")

@@ -367,8 +367,19 @@ class SentenceTransformerBackbone(TextBackbone):
         except ImportError:
             raise ImportError("text backbones need sentence-transformers: pip install 'bilaf[text]'") from None
         self.device = resolve_device(device)
-        with _quiet():
-            self.model = SentenceTransformer(str(folder), device=str(self.device))
+        try:
+            from transformers.utils import logging as hf_logging
+        except ImportError:  # pragma: no cover
+            hf_logging = None
+        bars = hf_logging is not None and hf_logging.is_progress_bar_enabled()
+        if bars:
+            hf_logging.disable_progress_bar()  # its "Loading weights" bar is noise here
+        try:
+            with _quiet():
+                self.model = SentenceTransformer(str(folder), device=str(self.device))
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         self.name = name
         self.dim = None
         self.engine = "torch"
