@@ -114,8 +114,14 @@ def project_2d(X: Any, projection: str = "pca", *, random_state: int = 0,
     if projection == "tsne":
         from sklearn.manifold import TSNE
 
+        from threadpoolctl import threadpool_limits
+
         perp = float(min(perplexity, max(2.0, (m - 1) / 3.0)))
-        return TSNE(n_components=2, perplexity=perp, init="pca", random_state=random_state).fit_transform(Z)
+        tsne = TSNE(n_components=2, perplexity=perp, init="pca", random_state=random_state)
+        if m < 1000:  # small maps: OpenMP start-up and spinning cost more than they save
+            with threadpool_limits(1):
+                return tsne.fit_transform(Z)
+        return tsne.fit_transform(Z)
     try:
         import umap  # type: ignore
     except ImportError:

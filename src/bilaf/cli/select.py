@@ -333,7 +333,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                       help="show progress bars even when stderr is not a terminal (default: only on a terminal)")
 
     def add_opt(group: Any, param: str, flags: Sequence[str], kind: Any, help_text: str, default: Any,
-                methods: str = "") -> None:
+                methods: str = "", doc_type: str = "") -> None:
         suffix = f" ({methods}default: {_fmt_default(default)})"
         dest = f"opt_{param}"
         if kind == "bool":
@@ -346,6 +346,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "n_cores": "K"}.get(kind, "VALUE")
             if kind == "scalar" and isinstance(default, (int, float)) and not isinstance(default, bool):
                 meta = "N" if isinstance(default, int) else "X"
+            elif kind == "scalar" and doc_type:
+                meta = "N" if re.match(r"int\b", doc_type) else ("X" if re.match(r"float\b", doc_type) else meta)
             group.add_argument(*flags, dest=dest, default=None, metavar=meta,
                                help=help_text + suffix)
 
@@ -357,7 +359,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                          "(default: none)")
     gc = p.add_argument_group("options of every method")
     for param, flags, kind, help_text in COMMON:
-        add_opt(gc, param, flags, kind, help_text, bilaf_defaults.get(param))
+        base = bilaf_defaults.get(param)
+        others = {m: _signature_defaults(c).get(param, base) for m, c in classes.items()}
+        odd = {m: v for m, v in others.items() if v != base}
+        shown = _fmt_default(base)
+        if odd:  # a method with its own default: say so
+            shown += "; " + ", ".join(f"{m}: {_fmt_default(v)}" for m, v in odd.items())
+        add_opt(gc, param, flags, kind, help_text, shown)
     auto = _auto_options(classes)
     if auto:
         ga = p.add_argument_group("options of the other methods")
@@ -367,7 +375,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             desc = opt["desc"] or _FALLBACK_HELP.get(opt["name"]) or (f"{opt['name'].replace('_', ' ')} ({typ})" if typ else opt["name"].replace("_", " "))
             desc = desc.replace("``", "").replace("%", "%%")
             flag = "--" + opt["name"].replace("_", "-")
-            add_opt(ga, opt["name"], (flag,), kind, desc, opt["default"], f"{', '.join(opt['methods'])}; ")
+            add_opt(ga, opt["name"], (flag,), kind, desc, opt["default"], f"{', '.join(opt['methods'])}; ", typ)
             p.set_defaults(**{f"kind_{opt['name']}": kind})
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="any constructor option of the chosen method by its Python name (value as JSON, or a "
