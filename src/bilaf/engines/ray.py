@@ -1,0 +1,377 @@
+"""BiLAF's stage 2 on a Ray cluster: the same selection as the local engine, computed by Ray tasks.
+
+What runs where:
+
+* stage 1 (the cores) runs in the driver, as in :class:`~bilaf.selectors.bilaf.BiLAF`;
+* the nearest-core assignment is a distributed map over row shards of the
+  features: each task gets one shard and the core vectors and returns the
+  shard's ``labels``, ``d_inter`` and ``opponent`` (the same
+  :func:`~bilaf.method.assign.assign_to_cores` the local engine runs);
+* stage 2 (denoising, Boundary Scores, iterative selection) runs one Ray task
+  per group of pseudo-classes: each needs only its members' features (and,
+  for ``opponent="min"``, the core vectors, put once in the object store).
+
+Every task runs the very functions the local engine runs (``denoise_one``,
+``select_one``, ``assign_to_cores``) on the very same inputs, so the selection
+is identical to :class:`BiLAF`'s on the same input (the tests check it bit for
+bit on CPU workers).
+
+The driver still holds the pool's features: stage 1 and the gathering of each
+pseudo-class's members need them. What Ray spreads is the work (and the
+per-class temporaries), not the storage of the pool.
+
+Ray is an optional extra (``pip install bilaf[ray]``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..method.assign import assign_to_cores
+from ..result import SelectionResult
+from ..selectors.bilaf import BiLAF
+from ..validation import check_positive_int
+
+__all__ = ["RayBiLAF", "select_with_ray", "init_ray", "import_ray"]
+
+ENGINE_PARAMS = ("classes_per_task", "rows_per_task", "max_in_flight", "task_cpus", "task_gpus")
+
+
+def import_ray():
+    """``import ray``, or one clear line saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("the Ray engine needs Ray: pip install 'bilaf[ray]' (or pip install 'ray[data]')") from None
+    return ray
+
+
+def init_ray(address: Optional[str] = None, **init_kwargs: Any):
+    """Connect to Ray once per process and return the ``ray`` module.
+
+    Parameters
+    ----------
+    address : str or None
+        ``None``: reuse the connection this process already has, else Ray's own
+        default (the ``RAY_ADDRESS`` environment variable, a cluster started on
+        this machine with ``ray start --head``, or a new local one).
+        ``"auto"``: the cluster started on this machine. ``"ray://host:10001"``:
+        a remote cluster through Ray Client. ``"local"``: always a new local one.
+    **init_kwargs
+        Passed to :func:`ray.init` when a connection is made (e.g. ``num_cpus``).
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    kwargs = {"include_dashboard": False, "log_to_driver": True, "ignore_reinit_error": True}
+    kwargs.update(init_kwargs)
+    if address is not None:
+        kwargs["address"] = address
+    ray.init(**kwargs)
+    return ray
+
+
+def _cluster_cpus(ray) -> int:
+    try:
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    except Exception:  # pragma: no cover - a client without cluster info
+        return 1
+
+
+# -- transport: torch tensors travel as numpy arrays (zero-copy in Ray's object store) -----------------------
+
+class _Array:
+    """A tensor in transit: its values as a numpy array (back to a torch tensor in the task)."""
+
+    __slots__ = ("a",)
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+
+    def __reduce__(self):
+        return (_Array, (self.a,))
+
+
+def _pack(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        return _Array(v.detach().cpu().numpy())
+    return v
+
+
+def _unpack(v: Any, device: str) -> Any:
+    if isinstance(v, _Array):
+        # a writable copy: arrays read from the object store are read-only views
+        return torch.from_numpy(np.array(v.a, copy=True)).to(device)
+    return v
+
+
+def _to_cpu(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        return v.cpu()
+    if isinstance(v, tuple):
+        return tuple(_to_cpu(x) for x in v)
+    return v
+
+
+def _run_group(fn, group: Sequence[tuple], shared: Dict[int, Any], cfg: Dict[str, Any], device: str) -> List[Any]:
+    """In a Ray task: ``fn(*item, cfg)`` for each item of a group of pseudo-classes, in order."""
+    shared_t = {pos: _unpack(v, device) for pos, v in shared.items()}
+    out = []
+    for item in group:
+        args = [shared_t[pos] if pos in shared_t else _unpack(v, device) for pos, v in enumerate(item)]
+        out.append(_to_cpu(fn(*args, cfg)))
+    return out
+
+
+def _assign_shard(Xs: np.ndarray, C: np.ndarray, local_cores: np.ndarray, dtype: str, memory_budget: Any,
+                  device: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """In a Ray task: nearest-core assignment of one row shard.
+
+    The core vectors ``C`` are put in front of the shard and the cores are
+    numbered in that block: core k is row k of ``C``, or its own row in the
+    shard when it lies there (``local_cores[k] = K + its position``), so a core
+    in the shard joins its own pseudo-class exactly as in
+    :func:`~bilaf.method.assign.assign_to_cores` on the whole pool.
+    """
+    K = C.shape[0]
+    T = torch.from_numpy(np.concatenate([C, Xs])).to(device)
+    local_cores = np.array(local_cores, dtype=np.int64)  # writable (object-store arrays are read-only)
+    labels, d_inter, opp = assign_to_cores(T, local_cores, dtype=torch.float64 if dtype == "float64" else torch.float32,
+                                           memory_budget=memory_budget)
+    return labels[K:], d_inter[K:].cpu().numpy(), opp[K:].cpu().numpy()
+
+
+def _bounded_submit(ray, submit, jobs: Iterable[Any], max_in_flight: int) -> List[Any]:
+    """Submit ``submit(job)`` for each job, at most ``max_in_flight`` unfinished at once; refs in job order."""
+    refs: List[Any] = []
+    pending: List[Any] = []
+    for job in jobs:
+        if len(pending) >= max_in_flight:
+            _, pending = ray.wait(pending, num_returns=1)
+        ref = submit(job)
+        refs.append(ref)
+        pending.append(ref)
+    return refs
+
+
+def _get_all(ray, refs: List[Any]) -> List[Any]:
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, BaseException):
+            raise cause from None
+        raise
+
+
+class RayBiLAF(BiLAF):
+    """:class:`~bilaf.selectors.bilaf.BiLAF` with its stage 2 run as Ray tasks.
+
+    Takes every :class:`BiLAF` hyper-parameter, and gives the same selection
+    as :class:`BiLAF` with them. The engine options below only say how the work
+    is cut; they are not hyper-parameters of the method, so they are left out
+    of :meth:`get_params` (and of the result's ``params``): a manifest written
+    by a Ray run replays on the local engine and back.
+
+    Uses the Ray connection this process has, or makes one with
+    :func:`init_ray` (``RAY_ADDRESS`` or a local cluster).
+
+    Parameters
+    ----------
+    *args, **params
+        :class:`BiLAF` hyper-parameters (``n_cores``, ``core_selector``, ...).
+    classes_per_task : int or None
+        Pseudo-classes handled by one stage-2 task. ``None``: enough groups
+        for about four tasks per CPU of the cluster.
+    rows_per_task : int or None
+        Rows of the features in one assignment task. ``None``: about four
+        shards per CPU of the cluster, at least 4,096 rows each.
+    max_in_flight : int or None
+        Tasks submitted but not finished, at most (bounds the object store's
+        load). ``None``: twice the cluster's CPUs, at least 4.
+    task_cpus : float, default=1
+        CPUs Ray reserves for each task (torch uses that many threads in it).
+    task_gpus : float, default=0
+        GPUs Ray reserves for each task; above 0 the tasks compute on CUDA
+        (then results may differ from a CPU run in the last bits).
+    """
+
+    def __init__(self, *args: Any, classes_per_task: Optional[int] = None, rows_per_task: Optional[int] = None,
+                 max_in_flight: Optional[int] = None, task_cpus: float = 1, task_gpus: float = 0,
+                 **params: Any) -> None:
+        super().__init__(*args, **params)
+        self.classes_per_task = classes_per_task
+        self.rows_per_task = rows_per_task
+        self.max_in_flight = max_in_flight
+        self.task_cpus = task_cpus
+        self.task_gpus = task_gpus
+
+    # the engine options are not hyper-parameters of the method
+    @classmethod
+    def _param_names(cls) -> list:
+        return [p for p in super()._param_names() if p not in ENGINE_PARAMS]
+
+    def engine_params(self) -> Dict[str, Any]:
+        """The engine options (how the work is cut), apart from the method's hyper-parameters."""
+        return {p: getattr(self, p) for p in ENGINE_PARAMS}
+
+    def _check_engine(self) -> None:
+        for name in ("classes_per_task", "rows_per_task", "max_in_flight"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), name)
+        for name in ("task_cpus", "task_gpus"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+        if self.task_cpus == 0 and self.task_gpus == 0:
+            raise ValueError("task_cpus and task_gpus cannot both be 0")
+
+    def select(self, X: Any, budget: Any, labeled: Any = None) -> SelectionResult:
+        self._check_engine()
+        self._ray = init_ray()
+        try:
+            res = super().select(X, budget, labeled=labeled)
+        finally:
+            self._ray = None
+        return res
+
+    # -- Ray plumbing ------------------------------------------------------------------
+    @property
+    def _task_device(self) -> str:
+        return "cuda" if self.task_gpus > 0 else "cpu"
+
+    def _remote(self, fn):
+        return self._ray.remote(num_cpus=self.task_cpus, num_gpus=self.task_gpus, max_retries=3)(fn)
+
+    def _window(self) -> int:
+        if self.max_in_flight is not None:
+            return int(self.max_in_flight)
+        return max(4, 2 * _cluster_cpus(self._ray))
+
+    # -- the two stage-2 hooks of BiLAF ----------------------------------------------------
+    def _assign(self, X: torch.Tensor, cores: np.ndarray):
+        """Nearest-core assignment as a distributed map over row shards of ``X``."""
+        ray = self._ray
+        n, K = int(X.shape[0]), len(cores)
+        rows = self.rows_per_task or max(4096, math.ceil(n / (4 * _cluster_cpus(ray))))
+        C_ref = ray.put(X[torch.as_tensor(cores, device=X.device)].detach().cpu().numpy())
+        task = self._remote(_assign_shard)
+        dtype = self.dtype
+        device = self._task_device
+
+        def submit(start: int):
+            stop = min(n, start + rows)
+            local = np.arange(K, dtype=np.int64)
+            inside = (cores >= start) & (cores < stop)
+            local[inside] = K + cores[inside] - start
+            shard = X[start:stop].detach().cpu().numpy()
+            return task.remote(shard, C_ref, local, dtype, self.memory_budget, device)
+
+        refs = _bounded_submit(ray, submit, range(0, n, rows), self._window())
+        parts = _get_all(ray, refs)
+        labels = np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False)
+        d_inter = torch.from_numpy(np.concatenate([p[1] for p in parts])).to(X.device)
+        opp = torch.from_numpy(np.concatenate([p[2] for p in parts])).to(X.device)
+        return labels, d_inter, opp
+
+    def _class_map(self, fn, items: Iterable[tuple], n_items: int, cfg: Dict[str, Any], desc: str) -> List[Any]:
+        """Run ``fn(*item, cfg)`` for every pseudo-class as Ray tasks over groups of classes; results in order.
+
+        An argument that is the same object in every item (the core vectors)
+        goes to the object store once; the rest travel with their group.
+        """
+        if n_items == 0:
+            return []
+        ray = self._ray
+        per_task = self.classes_per_task or max(1, math.ceil(n_items / (4 * _cluster_cpus(ray))))
+        task = self._remote(_run_group)
+        device = self._task_device
+        # Shared tensors (the same object in every item) are detected on the first two items.
+        it = iter(items)
+        head = []
+        for _ in range(2):
+            try:
+                head.append(next(it))
+            except StopIteration:
+                break
+        shared_pos = set()
+        if len(head) == 2:
+            shared_pos = {pos for pos, v in enumerate(head[0])
+                          if isinstance(v, torch.Tensor) and v is head[1][pos]}
+        shared = {pos: _pack(head[0][pos]) for pos in shared_pos}
+        shared_ref = ray.put(shared)
+        cfg_ref = ray.put(cfg)
+
+        def grouped():
+            group: List[tuple] = []
+
+            def all_items():
+                yield from head
+                yield from it
+
+            for item in all_items():
+                group.append(tuple(None if pos in shared_pos else _pack(v) for pos, v in enumerate(item)))
+                if len(group) == per_task:
+                    yield group
+                    group = []
+            if group:
+                yield group
+
+        refs = _bounded_submit(ray, lambda g: task.remote(fn, g, shared_ref, cfg_ref, device), grouped(),
+                               self._window())
+        out: List[Any] = []
+        for part in _get_all(ray, refs):
+            out.extend(part)
+        if len(out) != n_items:  # pragma: no cover - a bug if reached
+            raise RuntimeError(f"internal error: {len(out)} results for {n_items} pseudo-classes")
+        return out
+
+
+def select_with_ray(X: Any, budget: Any, *, random_state: Any = None, labeled: Any = None,
+                    address: Optional[str] = None, classes_per_task: Optional[int] = None,
+                    rows_per_task: Optional[int] = None, max_in_flight: Optional[int] = None,
+                    task_cpus: float = 1, task_gpus: float = 0, **params: Any) -> SelectionResult:
+    """BiLAF on a Ray cluster: the same selection as ``bilaf.select(X, budget, method="bilaf", ...)``.
+
+    Parameters
+    ----------
+    X : array-like, torch.Tensor, path or FeatureSet
+        Features of the pool: an array (N, d), a feature file (``.npy``,
+        ``.npz``, ``.parquet``), or a folder of Parquet shards written by
+        :func:`~bilaf.engines.ray_embed.embed_with_ray`.
+    budget : int or float
+        A count, or a fraction of the pool in (0, 1).
+    random_state : None, int or numpy.random.Generator
+    labeled : array-like of int or None
+        Warm start, as in :func:`bilaf.select`.
+    address : str or None
+        The Ray cluster (see :func:`init_ray`); ignored when this process is
+        already connected.
+    classes_per_task, rows_per_task, max_in_flight, task_cpus, task_gpus
+        Engine options, see :class:`RayBiLAF`.
+    **params
+        :class:`~bilaf.selectors.bilaf.BiLAF` hyper-parameters.
+
+    Returns
+    -------
+    SelectionResult
+    """
+    from ..validation import reject_unknown
+
+    allowed = [p for p in RayBiLAF._param_names() if p != "random_state"]
+    reject_unknown(params, allowed, "method 'bilaf'")
+    if isinstance(X, (str, os.PathLike)):
+        from .ray_embed import load_any_features
+
+        X = load_any_features(X).features
+    elif hasattr(X, "features") and hasattr(X, "ids"):
+        X = X.features
+    init_ray(address)
+    sel = RayBiLAF(random_state=random_state, classes_per_task=classes_per_task, rows_per_task=rows_per_task,
+                   max_in_flight=max_in_flight, task_cpus=task_cpus, task_gpus=task_gpus, **params)
+    return sel.select(X, budget, labeled=labeled)

@@ -1,0 +1,409 @@
+"""``bilaf embed --engine ray``: embed an image pool with ``ray.data``, writing Parquet shards.
+
+The pipeline::
+
+    source listing (driver)  ->  read tasks (ranges of the source)  ->  backbone actors  ->  Parquet shards
+         open_image_source          map_batches, one range per block     map_batches(_Embedder)   write_parquet
+
+* The driver lists the source once with the local reader
+  (:func:`bilaf.features.readers.open_image_source`: folders, tar / zip
+  archives, image arrays, file lists), and cuts it into ranges of
+  ``shard_size`` items. A folder, zip archive or array is read by one task
+  per range; a tar archive (which can only be read front to back) by a single
+  streaming task, while the actors embed what it has read so far.
+* Each actor loads the backbone once (:func:`bilaf.features.load_backbone`, or a
+  :class:`~bilaf.features.Backbone` / factory given by the caller), decodes and
+  resizes with the backbone's own preprocessing, and embeds ``batch_size``
+  images at a time, on a GPU when the cluster has GPUs.
+* Rows are written as Parquet shards with the columns ``row`` (the row number
+  the local path gives the image), ``id``, ``label`` and ``features`` (fixed-size
+  list of float32), plus ``_bilaf.json`` (backbone, class names, skipped
+  files). Each shard is a feature file :meth:`FeatureSet.load` reads;
+  :func:`read_feature_shards` reads the whole folder back in the local path's
+  row order.
+
+The output folder appears only when the whole run succeeded (it is written
+under a temporary name and renamed at the end).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+
+import numpy as np
+
+from .ray import import_ray, init_ray
+
+__all__ = ["embed_with_ray", "read_feature_shards", "load_any_features", "SIDECAR"]
+
+SIDECAR = "_bilaf.json"
+_ERRORS = "_errors"
+DEFAULT_SHARD_SIZE = 2048
+
+
+# --------------------------------------------------------------------------- read step (Ray tasks)
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _read_ranges(batch: Dict[str, np.ndarray], src: Any, rank: np.ndarray, chunk: int) -> Iterator[Any]:
+    """In a Ray task: the raw items of each range ``[start, stop)`` of the source, ``chunk`` rows per block."""
+    import pyarrow as pa
+
+    def table(rows: List[tuple]):
+        return pa.table({
+            "row": pa.array([r[0] for r in rows], pa.int64()),
+            "id": pa.array([r[1] for r in rows], pa.string()),
+            "label": pa.array([r[2] for r in rows], pa.int64()),
+            "data": pa.array([r[3] for r in rows], pa.binary()),
+            "is_array": pa.array([r[4] for r in rows], pa.bool_()),
+            "error": pa.array([r[5] for r in rows], pa.string()),
+        })
+
+    for start, stop in zip(batch["start"].tolist(), batch["stop"].tolist()):
+        rows: List[tuple] = []
+        try:
+            for pos, data in src.iter_items(int(start), int(stop)):
+                if isinstance(data, BaseException):
+                    from ..features.embed import _reason
+
+                    rec = (b"", False, _reason(data))
+                elif isinstance(data, np.ndarray):
+                    rec = (_npy_bytes(data), True, None)
+                else:
+                    rec = (bytes(data), False, None)
+                rows.append((int(rank[pos]), src.ids[pos], int(src.labels[pos])) + rec)
+                if len(rows) == chunk:
+                    yield table(rows)
+                    rows = []
+        finally:
+            src.close()
+        if rows:
+            yield table(rows)
+
+
+# --------------------------------------------------------------------------- embed step (Ray actors)
+
+class _Embedder:
+    """A Ray actor: loads the backbone once, then embeds batches of raw items."""
+
+    def __init__(self, backbone: Any, device: str, engine: str, on_error: str, errors_dir: str,
+                 env: Dict[str, str]) -> None:
+        os.environ.update(env)
+        from ..features.backbones import Backbone, load_backbone
+
+        if isinstance(backbone, Backbone) or isinstance(backbone, str):
+            bb = load_backbone(backbone, kind="image", device=device, engine=engine)
+        else:  # a factory: backbone() -> Backbone
+            bb = backbone()
+            if not isinstance(bb, Backbone):
+                raise TypeError(f"the backbone factory returned {type(bb).__name__}, not a Backbone")
+        self.bb = bb
+        self.on_error = on_error
+        self.errors_dir = errors_dir
+
+    def __call__(self, batch):
+        import pyarrow as pa
+
+        from ..features.embed import _reason
+
+        rows = batch.column("row").to_numpy()
+        ids = batch.column("id").to_pylist()
+        labels = batch.column("label").to_numpy()
+        datas = batch.column("data").to_pylist()
+        is_array = batch.column("is_array").to_pylist()
+        errs = batch.column("error").to_pylist()
+        keep: List[int] = []
+        arrays: List[np.ndarray] = []
+        errors: List[tuple] = []
+        for k in range(len(ids)):
+            reason = errs[k]
+            if reason is None:
+                try:
+                    item = np.load(io.BytesIO(datas[k]), allow_pickle=False) if is_array[k] else datas[k]
+                    arrays.append(self.bb.preprocess(item))
+                    keep.append(k)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - any decode failure is a bad input
+                    reason = _reason(exc)
+            if self.on_error == "stop":
+                raise ValueError(f"cannot read {ids[k]}: {reason}; use on_error='skip' to skip bad files")
+            errors.append((int(rows[k]), ids[k], reason))
+        if errors:
+            path = Path(self.errors_dir) / f"{uuid.uuid4().hex}.json"
+            path.write_text(json.dumps(errors))
+        if keep:
+            feats = np.asarray(self.bb.embed(np.stack(arrays)), dtype=np.float32)
+            if feats.ndim != 2 or feats.shape[0] != len(keep):
+                raise ValueError(f"backbone {self.bb.name!r} returned shape {feats.shape} for {len(keep)} images; "
+                                 f"it must return (batch, d)")
+            d = feats.shape[1]
+        else:
+            feats = np.zeros((0, 0), np.float32)
+            d = 0
+        idx = np.asarray(keep, dtype=np.int64)
+        return pa.table({
+            "row": pa.array(rows[idx], pa.int64()),
+            "id": pa.array([ids[k] for k in keep], pa.string()),
+            "label": pa.array(labels[idx], pa.int64()),
+            "features": pa.FixedSizeListArray.from_arrays(pa.array(feats.ravel(), pa.float32()), d),
+        })
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def _backbone_meta(backbone: Any, engine: str) -> Dict[str, Any]:
+    """What the features were made with, without loading the model in the driver when a name says it."""
+    from ..features.backbones import Backbone
+
+    if isinstance(backbone, Backbone):
+        return dict(backbone.meta())
+    if isinstance(backbone, str):
+        return {"backbone": backbone, "kind": "image", "engine": engine}
+    return {"backbone": getattr(backbone, "__name__", "factory"), "kind": "image", "engine": engine}
+
+
+def embed_with_ray(source: Any, backbone: Union[str, Any, Callable[[], Any]] = "efficientnet_lite0",
+                   out_dir: Union[str, Path] = "features", *, split: Optional[str] = None, batch_size: int = 64,
+                   shard_size: Optional[int] = None, device: str = "auto", engine: str = "auto",
+                   on_error: str = "skip", num_actors: Optional[int] = None, actor_cpus: float = 1,
+                   address: Optional[str] = None, labels: Any = None, overwrite: bool = False,
+                   verbose: bool = True) -> Path:
+    """Embed an image pool on a Ray cluster; write the features as Parquet shards in ``out_dir``.
+
+    Gives the features of :func:`bilaf.features.embed_images` (same reader,
+    same backbone, same preprocessing), row for row.
+
+    Parameters
+    ----------
+    source : path, array-like, list of paths or ImageSource
+        As for :func:`~bilaf.features.embed_images`. Paths must be readable from
+        every node of the cluster (a shared file system) when the cluster has
+        more than one machine.
+    backbone : str, Backbone or callable
+        A registered backbone name or spec (loaded once in each actor), a
+        :class:`~bilaf.features.Backbone` object (shipped to the actors), or a
+        factory ``() -> Backbone`` (for a backbone registered only in this process).
+    out_dir : path
+        Folder to create; refused if it exists unless ``overwrite``.
+    split : str, optional
+        Read only ``root/<split>/...`` of a folder or archive.
+    batch_size : int, default 64
+        Images per backbone call.
+    shard_size : int, optional
+        Items per read task (default about 2048, a multiple of ``batch_size``).
+    device : {"auto", "cpu", "cuda"}, default "auto"
+        ``auto``: GPU actors (one GPU each) when the cluster has GPUs, else CPU actors.
+    engine : {"auto", "onnx", "torch"}
+        Backbone runtime, as for :func:`~bilaf.features.embed_images`.
+    on_error : {"skip", "stop"}
+        An unreadable file: leave it out (listed in ``_bilaf.json``) or stop
+        (then no output is written).
+    num_actors : int, optional
+        Backbone actors. Default: one per GPU, or one per ``actor_cpus`` CPUs.
+    actor_cpus : float, default 1
+        CPUs Ray reserves for each CPU actor.
+    address : str, optional
+        The Ray cluster (see :func:`bilaf.engines.ray.init_ray`).
+    labels : array-like, optional
+        Labels of an array or file-list input.
+    overwrite : bool, default False
+        Replace an existing ``out_dir``.
+    verbose : bool, default True
+        Ray Data's progress bars.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``. Read it with :func:`read_feature_shards`.
+    """
+    from ..features.embed import _check_common
+    from ..features.readers import open_image_source
+
+    batch_size, shard_size = _check_common(batch_size, on_error, shard_size)
+    shard_size = max(batch_size, (shard_size // batch_size) * batch_size)
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int) or num_actors < 1):
+        raise ValueError(f"num_actors must be a positive integer, got {num_actors!r}")
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"output folder exists: {out} (remove it or pass overwrite=True)")
+    src = open_image_source(source, split=split, labels=labels)
+    src.close()
+    if src.rejected and on_error == "stop":
+        name, reason = src.rejected[0]
+        raise ValueError(f"cannot read {name}: {reason}; use on_error='skip' to skip bad files")
+    n = len(src)
+    order = src.output_order() if hasattr(src, "output_order") else np.arange(n)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+
+    ray = init_ray(address)
+    import ray.data  # noqa: F401
+
+    res = ray.cluster_resources()
+    gpus = int(res.get("GPU", 0))
+    use_gpu = device == "cuda" or (device == "auto" and gpus > 0)
+    if device == "cuda" and gpus == 0:
+        raise ValueError("device='cuda' but the Ray cluster has no GPU")
+    cpus = max(1, int(res.get("CPU", 1)))
+    if num_actors is None:
+        num_actors = max(1, gpus) if use_gpu else max(1, int(cpus // max(actor_cpus, 1e-9)))
+
+    streaming = type(src).__name__ == "TarSource"  # a (compressed) tar can only be read front to back
+    if streaming:
+        ranges = [(0, n)]
+    else:
+        ranges = [(s, min(n, s + shard_size)) for s in range(0, n, shard_size)]
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    errors_dir = tmp / _ERRORS
+    errors_dir.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k in ("BILAF_CACHE_DIR", "XDG_CACHE_HOME", "HF_HUB_OFFLINE")}
+    t0 = time.perf_counter()
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = bool(verbose)
+        items = ray.data.from_items([{"start": s, "stop": e} for s, e in ranges], override_num_blocks=len(ranges))
+        # Reading is light, IO-bound work: its tasks reserve no CPU (and so are not fused into the actors,
+        # which lets a streaming tar reader feed every actor).
+        # a streaming reader hands out small blocks so that every actor gets work early
+        chunk = min(shard_size, 4 * batch_size) if streaming else shard_size
+        raw = items.map_batches(_read_ranges, batch_size=1, fn_kwargs={"src": src, "rank": rank, "chunk": chunk},
+                                batch_format="numpy", num_cpus=0)
+        feats = raw.map_batches(
+            _Embedder, batch_size=batch_size, batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=num_actors),
+            num_gpus=1 if use_gpu else 0, num_cpus=0 if use_gpu else actor_cpus,
+            fn_constructor_kwargs={"backbone": backbone, "device": "cuda" if use_gpu else "cpu", "engine": engine,
+                                   "on_error": on_error, "errors_dir": str(errors_dir.resolve()), "env": env})
+        feats.write_parquet(str(tmp.resolve()))
+        errors: List[tuple] = []
+        for f in sorted(errors_dir.glob("*.json")):
+            errors.extend(tuple(e) for e in json.loads(f.read_text()))
+        errors.sort()
+        shutil.rmtree(errors_dir)
+        n_ok = _count_rows(tmp)
+        skipped = list(src.rejected) + [(i, r) for _, i, r in errors]
+        if n_ok == 0:
+            first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+            raise ValueError(f"no readable images in {src.description or 'the input'}{first}")
+        has_labels = bool((src.labels >= 0).any())
+        meta = _backbone_meta(backbone, engine)
+        meta.update({"source": src.description, "n_skipped": len(skipped), "skipped": [f"{i}: {r}" for i, r in skipped],
+                     "engine_run": "ray", "n_rows": n_ok, "batch_size": batch_size, "shard_size": shard_size,
+                     "num_actors": num_actors, "device": "cuda" if use_gpu else "cpu",
+                     "seconds": round(time.perf_counter() - t0, 3)})
+        (tmp / SIDECAR).write_text(json.dumps({"format": 1, "meta": meta,
+                                               "classes": src.classes if has_labels else None}, indent=1))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        cause = _user_cause(ray, exc)
+        if cause is not None:
+            raise cause from None
+        raise
+    if skipped:
+        from ..features.embed import SkippedInputWarning
+
+        name, reason = skipped[0]
+        warnings.warn(f"skipped {len(skipped)} of {n + len(src.rejected)} files that could not be read "
+                      f"(first: {name}: {reason})", SkippedInputWarning, stacklevel=2)
+    return out
+
+
+def _user_cause(ray, exc: BaseException) -> Optional[BaseException]:
+    """The user-level error (bad file, bad backbone) behind a Ray task failure, if there is one."""
+    seen = set()
+    e: Optional[BaseException] = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        cause = getattr(e, "cause", None)
+        if isinstance(e, ray.exceptions.RayTaskError) and isinstance(cause, BaseException):
+            e = cause
+            continue
+        if isinstance(e, (ValueError, TypeError, FileNotFoundError, ImportError)) and not isinstance(
+                e, ray.exceptions.RayError):
+            return type(e)(str(e).strip().splitlines()[-1] if str(e).strip() else str(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _shard_files(folder: Path) -> List[Path]:
+    return sorted(p for p in folder.rglob("*.parquet") if not any(part.startswith(("_", ".")) for part in
+                                                                  p.relative_to(folder).parts))
+
+
+def _count_rows(folder: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in _shard_files(folder))
+
+
+def read_feature_shards(folder: Union[str, Path]):
+    """Read a folder written by :func:`embed_with_ray` into one :class:`~bilaf.features.FeatureSet`.
+
+    Rows come back in the order of the local embed path (by the ``row`` column).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..features.store import FeatureSet
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"feature shard folder not found: {folder}")
+    files = _shard_files(folder)
+    if not files:
+        raise ValueError(f"no Parquet shards in {folder}")
+    tables = [pq.read_table(p) for p in files]
+    tables = [t for t in tables if t.num_rows]
+    for p, t in zip(files, tables):
+        missing = {"row", "id", "features"} - set(t.column_names)
+        if missing:
+            raise ValueError(f"{p}: not a bilaf feature shard (missing column(s) {', '.join(sorted(missing))})")
+    table = pa.concat_tables(tables) if tables else None
+    if table is None or table.num_rows == 0:
+        raise ValueError(f"no rows in the Parquet shards of {folder}")
+    order = np.argsort(table.column("row").to_numpy(), kind="stable")
+    col = table.column("features").combine_chunks()
+    d = col.type.list_size
+    X = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(table.num_rows, d)[order]
+    ids = np.asarray(table.column("id").to_pylist(), dtype=object)[order].tolist()
+    labels = table.column("label").to_numpy()[order] if "label" in table.column_names else None
+    meta: Dict[str, Any] = {}
+    classes = None
+    side = folder / SIDECAR
+    if side.is_file():
+        info = json.loads(side.read_text())
+        meta = info.get("meta", {})
+        classes = info.get("classes")
+    if labels is not None and not (labels >= 0).any():
+        labels = None
+    return FeatureSet(features=X, ids=ids, labels=labels, classes=classes if labels is not None else None, meta=meta)
+
+
+def load_any_features(path: Union[str, Path]):
+    """A feature file (``.npy``, ``.npz``, ``.parquet``) or a folder of shards from :func:`embed_with_ray`."""
+    p = Path(path)
+    if p.is_dir():
+        return read_feature_shards(p)
+    from ..features.store import FeatureSet
+
+    return FeatureSet.load(p)
