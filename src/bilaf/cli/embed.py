@@ -77,6 +77,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="samples per forward pass (default: 64)")
     p.add_argument("--device", default="auto", metavar="DEV",
                    help="auto, cpu, cuda or cuda:N (default: auto: CUDA when available)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="images: threads decoding and resizing (default: 1 when the model runs on the CPU, "
+                        "up to 8 on a GPU)")
     p.add_argument("--on-error", choices=("skip", "stop"), default="skip",
                    help="an unreadable or non-image file: skip it (one warning with the count; ids listed in the "
                         "output's meta) or stop with an error (default: skip)")
@@ -133,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     out = _check_output(args.out)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
     if args.shard_size is not None and args.shard_size < 1:
         raise UserError(f"--shard-size must be >= 1, got {args.shard_size}")
     source = Path(args.source)
@@ -152,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
         if kind == "image":
             fs = embed_images(source, backbone=args.backbone or "efficientnet_lite0", batch_size=args.batch_size,
                               device=args.device, split=args.split, on_error=args.on_error, resume_dir=resume_dir,
-                              verbose=verbose, engine=args.engine, shard_size=args.shard_size)
+                              verbose=verbose, engine=args.engine, shard_size=args.shard_size,
+                              num_workers=args.workers)
         else:
             fs = embed_texts(source, backbone=args.backbone or "minilm", batch_size=args.batch_size,
                              device=args.device, resume_dir=resume_dir, verbose=verbose,

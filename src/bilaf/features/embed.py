@@ -18,12 +18,13 @@ import math
 import queue
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .backbones import DEFAULT_BACKBONES, Backbone, ImageBackbone, load_backbone
+from .backbones import DEFAULT_BACKBONES, Backbone, _usable_cpus, load_backbone
 from .readers import ImageSource, TextSamples, open_image_source, read_texts
 from .store import FeatureSet
 
@@ -231,32 +232,47 @@ def _warn_skipped(skipped: List[Tuple[str, str]], n_total: int, what: str) -> No
 # --------------------------------------------------------------------------- images
 
 
-def _image_batches(src: ImageSource, pre: Callable[[Any], np.ndarray], start: int, stop: int,
-                   batch_size: int) -> Iterator[Tuple[List[int], Optional[np.ndarray], List[Tuple[int, str]]]]:
-    """Decode items ``start..stop-1`` into (positions, float32 batch, errors) groups."""
-    pos_list: List[int] = []
-    arrays: List[np.ndarray] = []
-    errors: List[Tuple[int, str]] = []
-    for pos, data in src.iter_items(start, stop):
-        if isinstance(data, BaseException):
-            errors.append((pos, _reason(data)))
-        else:
-            try:
-                arrays.append(pre(data))
-                pos_list.append(pos)
-            except Exception as exc:  # noqa: BLE001 - any decode failure is a bad input
-                errors.append((pos, _reason(exc)))
-        if len(arrays) == batch_size:
-            yield pos_list, np.stack(arrays), errors
-            pos_list, arrays, errors = [], [], []
-    if arrays or errors:
+def _decode(pre: Callable[[Any], np.ndarray], item: Tuple[int, Any]) -> Tuple[int, Any]:
+    pos, data = item
+    if isinstance(data, BaseException):
+        return pos, _reason(data)
+    try:
+        return pos, pre(data)
+    except Exception as exc:  # noqa: BLE001 - any decode failure is a bad input
+        return pos, _reason(exc)
+
+
+def _image_batches(src: ImageSource, pre: Callable[[Any], np.ndarray], start: int, stop: int, batch_size: int,
+                   pool: Any = None) -> Iterator[Tuple[List[int], Optional[np.ndarray], List[Tuple[int, str]]]]:
+    """Decode items ``start..stop-1`` into (positions, float32 batch, errors) groups.
+
+    Items are read in order; with a thread ``pool`` a batch's items are decoded in parallel (PIL and
+    numpy release the GIL while they work).
+    """
+    def groups() -> Iterator[List[Tuple[int, Any]]]:
+        group: List[Tuple[int, Any]] = []
+        for item in src.iter_items(start, stop):
+            group.append(item)
+            if len(group) == batch_size:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    for group in groups():
+        done = list(pool.map(lambda it: _decode(pre, it), group)) if pool is not None else \
+            [_decode(pre, it) for it in group]
+        pos_list = [p for p, r in done if isinstance(r, np.ndarray)]
+        arrays = [r for _, r in done if isinstance(r, np.ndarray)]
+        errors = [(p, r) for p, r in done if not isinstance(r, np.ndarray)]
         yield pos_list, (np.stack(arrays) if arrays else None), errors
 
 
 def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lite0", batch_size: int = 64,
                  device: Any = "auto", split: Optional[str] = None, on_error: str = "skip",
                  resume_dir: Optional[Union[str, Path]] = None, verbose: bool = True, *, labels: Any = None,
-                 engine: str = "auto", shard_size: Optional[int] = None) -> FeatureSet:
+                 engine: str = "auto", shard_size: Optional[int] = None,
+                 num_workers: Optional[int] = None) -> FeatureSet:
     """Embed images with a pretrained backbone.
 
     Parameters
@@ -289,6 +305,10 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
         For the built-in backbone: ONNX Runtime on CPU when installed, else torch.
     shard_size : int, optional
         Samples per resumable shard (default about 2048).
+    num_workers : int, optional
+        Threads decoding and resizing images. Default: 1 (beside the model) when
+        the model runs on the CPU, which then has no core to spare; up to 8 when
+        it runs on a GPU, which would otherwise wait for the decoding.
 
     Returns
     -------
@@ -310,6 +330,11 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
         if not callable(getattr(bb, "preprocess", None)):
             raise TypeError(f"image backbone {bb.name!r} has no preprocess(image) -> array")
         bmeta = bb.meta()
+        if num_workers is None:
+            on_gpu = str(bmeta.get("device", "cpu")).startswith("cuda")
+            num_workers = min(8, _usable_cpus()) if on_gpu else 1
+        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
+            raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")
         manifest = {"format": 1, "kind": "image", "source": src.fingerprint(), "shard_size": shard_size,
                     "backbone": {k: bmeta.get(k) for k in ("backbone", "preprocess", "pool")}}
         store = _ShardStore(resume_dir, manifest)
@@ -320,7 +345,8 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
             ok = np.zeros(m, dtype=bool)
             feats: Optional[np.ndarray] = None
             errors: List[Tuple[int, str]] = []
-            for pos_list, batch, errs in _prefetch(_image_batches(src, bb.preprocess, start, stop, batch_size)):
+            batches = _image_batches(src, bb.preprocess, start, stop, batch_size, pool)
+            for pos_list, batch, errs in _prefetch(batches, depth=2 if pool is None else 4):
                 errors.extend(errs)
                 if errs and on_error == "stop":
                     break
@@ -339,8 +365,14 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
                 feats = np.zeros((m, 0), dtype=np.float32)
             return feats, ok, errors
 
-        feats, positions, errors = _run_shards(n, shard_size, compute, store, on_error,
-                                               lambda p: src.ids[p], verbose, "embed images", "img")
+        pool = ThreadPoolExecutor(max_workers=int(num_workers), thread_name_prefix="bilaf-decode") \
+            if num_workers > 1 else None
+        try:
+            feats, positions, errors = _run_shards(n, shard_size, compute, store, on_error,
+                                                   lambda p: src.ids[p], verbose, "embed images", "img")
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         src.close()
     skipped = list(src.rejected) + [(src.ids[p], r) for p, r in errors]

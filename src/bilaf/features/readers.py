@@ -207,7 +207,13 @@ class FolderSource(FileTreeSource):
             raise NotADirectoryError(f"not a folder: {root}")
         self.root = root
         names = []
+        seen = set()
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen:  # a symbolic link loop
+                dirnames[:] = []
+                continue
+            seen.add(real)
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             rel_dir = Path(dirpath).relative_to(root)
             for f in sorted(filenames):
@@ -244,7 +250,7 @@ class TarSource(FileTreeSource):
         self.path = path
         try:
             with tarfile.open(path, "r:*") as tf:
-                members = [m.name for m in tf if m.isfile()]
+                members = list(dict.fromkeys(m.name for m in tf if m.isfile()))  # a repeated name: first copy
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise ValueError(f"cannot read tar archive {path}: {exc}") from None
         if not members:
@@ -274,7 +280,7 @@ class TarSource(FileTreeSource):
             except (tarfile.TarError, OSError, EOFError) as exc:
                 raise ValueError(f"cannot read tar archive {self.path}: {exc}") from None
             pos = self._wanted.get(member.name) if member.isfile() else None
-            if pos is None:
+            if pos is None or pos < self._next:  # not an image we index, or a later copy of a name
                 continue
             self._next = pos + 1
             if pos < start:
