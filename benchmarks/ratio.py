@@ -21,7 +21,6 @@ import argparse
 import csv
 import io
 import os
-import shlex
 import sys
 import time
 import warnings
@@ -84,8 +83,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"B={B}: same selection: {same}; bilaf {w1:.1f} s / {w2:.1f} s, direct {wd:.1f} s: "
               f"{wd / wb:.1f}x wall, {cd / cb:.1f}x CPU", file=sys.stderr, flush=True)
 
-    command = "nice -n 10 python " + " ".join(shlex.quote(a) for a in
-                                              ["benchmarks/ratio.py", *(argv if argv is not None else sys.argv[1:])])
+    from scale import how_invoked
+
+    command = how_invoked("benchmarks/ratio.py", argv if argv is not None else sys.argv[1:])
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()

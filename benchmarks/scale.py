@@ -69,7 +69,12 @@ def _device_name(device: str) -> str:
                     break
     except OSError:
         pass
-    return f"{model} ({os.cpu_count()} cores)"
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        usable = os.cpu_count()
+    cores = f"{os.cpu_count()} cores" if usable == os.cpu_count() else f"{usable} of {os.cpu_count()} cores"
+    return f"{model} ({cores})"
 
 
 def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -92,7 +97,7 @@ def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
     rss_data = current_rss_bytes()
     n, budget = spec["n"], spec["budget"]
     method = spec["method"]
-    common = dict(device=spec["device"], memory_budget=spec["memory_budget"], verbose=True,
+    common = dict(device=spec["device"], memory_budget=spec["memory_budget"], verbose=not spec.get("quiet"),
                   random_state=spec["seed"])
     if method == "bilaf":
         from bilaf.selectors.bilaf import BiLAF
@@ -115,7 +120,12 @@ def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
         if method == "kmeans" and spec.get("kmeans_algorithm", "auto") != "auto":
             params["algorithm"] = spec["kmeans_algorithm"]
         selector = cls(**params)
+    cuda_init_s = float("nan")
     if spec["device"].startswith("cuda"):
+        c0 = time.perf_counter()
+        torch.zeros(1, device=spec["device"]).sum().item()  # create the CUDA context outside the timings
+        torch.cuda.synchronize()
+        cuda_init_s = time.perf_counter() - c0
         torch.cuda.reset_peak_memory_stats()
     load = os.getloadavg()[0]
     with warnings.catch_warnings(record=True) as caught, RssSampler() as sampler:
@@ -130,7 +140,7 @@ def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
     idx = np.asarray(result.indices, dtype=np.int64)
     out = dict(spec)
     out.update(
-        status="ok", data_s=data_s, total_s=total_s, cpu_s=cpu_s, rss_data_gb=rss_data / GB,
+        status="ok", data_s=data_s, cuda_init_s=cuda_init_s, total_s=total_s, cpu_s=cpu_s, rss_data_gb=rss_data / GB,
         peak_rss_gb=peak_rss_bytes() / GB, load_start=load, load_end=os.getloadavg()[0],
         threads=spec.get("threads") or torch.get_num_threads(), device_name=_device_name(spec["device"]),
         selection_sha1=hashlib.sha1(idx.tobytes()).hexdigest()[:12], n_selected=int(len(idx)),
@@ -173,7 +183,8 @@ def _fmt(v: Any, nd: int = 1) -> str:
 def make_specs(args: argparse.Namespace) -> List[Dict[str, Any]]:
     specs = []
     base = dict(d=args.dim, device=args.device, memory_budget=args.memory_budget, seed=args.seed,
-                dtype=args.dtype, threads=args.threads or 0, kmeans_algorithm=args.kmeans_algorithm)
+                dtype=args.dtype, threads=args.threads or 0, kmeans_algorithm=args.kmeans_algorithm,
+                quiet=args.quiet)
     for n in args.sizes:
         k = max(1, round(args.core_fraction * n))
         for frac in args.budgets:
@@ -325,6 +336,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         "or scale-<gpu name>.md on CUDA")
     p.add_argument("--append", action="store_true",
                    help="merge into the existing table (rows with the same configuration are replaced)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--render-only", action="store_true", help="rewrite the .md table from the .csv beside it")
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -339,8 +352,27 @@ def default_out(device: str) -> Path:
     return RESULTS / f"scale-{slug}.md"
 
 
+def how_invoked(script: str, argv: List[str]) -> str:
+    """The command line that ran this script, with the niceness and CPU pinning it ran under."""
+    prefix = []
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < (os.cpu_count() or len(cpus)):
+            prefix.append(f"taskset -c {','.join(map(str, cpus))}")
+    except AttributeError:  # pragma: no cover - not Linux
+        pass
+    niceness = os.nice(0)
+    if niceness:
+        prefix.append(f"nice -n {niceness}")
+    return " ".join(prefix + ["python", script] + [shlex.quote(a) for a in argv])
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.render_only:
+        out = args.out or default_out(args.device)
+        write_outputs(_read_csv(out.with_suffix(".csv")), out)
+        return 0
     if args.worker:
         print("RESULT " + json.dumps(run_one(json.loads(args.worker))), flush=True)
         return 0
@@ -354,8 +386,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     out = args.out or default_out(args.device)
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = "nice -n 10 python " + " ".join(shlex.quote(a) for a in
-                                              ["benchmarks/scale.py", *(argv if argv is not None else sys.argv[1:])])
+    command = how_invoked("benchmarks/scale.py", argv if argv is not None else sys.argv[1:])
     rows = _read_csv(out.with_suffix(".csv")) if args.append else []
     for i, spec in enumerate(specs, 1):
         print(f"[{i}/{len(specs)}] N={spec['n']:,} B={spec['budget']:,} {_label(spec)} ...", file=sys.stderr, flush=True)
