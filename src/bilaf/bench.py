@@ -1,0 +1,632 @@
+"""The comparison harness: selection methods x budgets x seeds -> accuracy table and plot.
+
+Every method sees the same pool, the same test set, the same budgets and the
+same seeds; each (method, budget, seed) selection is made once with
+:func:`bilaf.select` and then scored by every requested protocol
+(:mod:`bilaf.evaluation`). A method that fails is recorded (with its error)
+and the run goes on. Outputs are written atomically::
+
+    from bilaf.bench import run_bench
+    res = run_bench(X, y, X_test, y_test, methods=["random", "bilaf", "bilaf:n_cores=50"],
+                    budgets=["1%", "2%"], seeds=5, protocols=["linear", "knn"])
+    print(res.to_markdown())
+    res.write("results", "cifar10")   # cifar10.md, cifar10.csv, cifar10_runs.csv, cifar10.png
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import numbers
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .evaluation import FEATURE_PROTOCOLS, evaluate_features
+from .evaluation._checks import check_labels
+from .result import atomic_path, atomic_write
+from .selectors import METHODS, get_selector_class
+from .validation import check_budget, check_features
+
+__all__ = ["MethodSpec", "Budget", "BenchResult", "parse_methods", "parse_method_spec", "parse_budgets",
+           "parse_seeds", "run_bench", "RUN_FIELDS", "SUMMARY_FIELDS"]
+
+RUN_FIELDS = ["method", "budget", "budget_count", "seed", "protocol", "accuracy", "select_seconds",
+              "eval_seconds", "error", "notes"]
+SUMMARY_FIELDS = ["protocol", "method", "budget", "budget_count", "n_runs", "n_failed", "mean", "std",
+                  "select_seconds_mean"]
+PROTOCOL_TITLES = {"linear": "linear probe", "knn": "kNN (k=20, cosine, weighted)", "finetune": "finetuning"}
+
+
+# -- specs -------------------------------------------------------------------------------------------
+def _parse_value(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("true", "yes"):
+        return True
+    if low in ("false", "no"):
+        return False
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A selection method with fixed hyper-parameters, e.g. ``bilaf:n_cores=50,normalize=true``.
+
+    Attributes
+    ----------
+    label : str
+        How the method is named in tables and plots (the spec as written).
+    method : str
+        A registered method name (:data:`bilaf.METHODS`).
+    params : dict
+        Constructor arguments of the selector.
+    """
+
+    label: str
+    method: str
+    params: Dict[str, Any] = field(default_factory=dict)
+
+
+def parse_method_spec(spec: Union[str, MethodSpec]) -> MethodSpec:
+    """Parse ``NAME`` or ``NAME:key=value,key=value`` (values: int, float, true/false, none, text).
+
+    The parameter names are checked against the selector's constructor, so a
+    typo fails before any work.
+    """
+    if isinstance(spec, MethodSpec):
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"a method spec must be a non-empty string like 'bilaf:n_cores=50', got {spec!r}")
+    text = spec.strip()
+    name, _, rest = text.partition(":")
+    name = name.strip()
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r} in {text!r}; choose one of {', '.join(METHODS)}")
+    params: Dict[str, Any] = {}
+    if rest.strip():
+        for item in rest.split(","):
+            key, eq, value = item.partition("=")
+            key = key.strip()
+            if not eq or not key.isidentifier():
+                raise ValueError(f"bad option {item.strip()!r} in method spec {text!r}; write key=value")
+            if key == "random_state":
+                raise ValueError(f"method spec {text!r}: the seed comes from --seeds, not random_state")
+            params[key] = _parse_value(value)
+    return MethodSpec(label=text, method=name, params=params)
+
+
+def _check_spec_params(spec: MethodSpec) -> None:
+    """Unknown constructor arguments fail here; a selector that cannot be imported fails later, per run."""
+    try:
+        cls = get_selector_class(spec.method)
+    except ImportError:
+        return
+    allowed = set(cls._param_names()) - {"random_state"}
+    unknown = sorted(set(spec.params) - allowed)
+    if unknown:
+        raise ValueError(f"method spec {spec.label!r}: unknown option(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(sorted(allowed))}")
+
+
+def parse_methods(methods: Union[str, Iterable[Union[str, MethodSpec]]]) -> List[MethodSpec]:
+    """Parse a list of method specs, or one comma-separated string of them.
+
+    In a string, a comma followed by ``key=value`` continues the previous spec:
+    ``"random,bilaf:n_cores=50,normalize=true,kmeans"`` is three methods.
+    """
+    if isinstance(methods, str):
+        parts: List[str] = []
+        for tok in methods.split(","):
+            tok = tok.strip()
+            if not tok:
+                continue
+            if "=" in tok and ":" not in tok and parts:
+                parts[-1] += "," + tok
+            else:
+                parts.append(tok)
+        items: List[Union[str, MethodSpec]] = parts
+    else:
+        items = list(methods)
+    specs = [parse_method_spec(m) for m in items]
+    if not specs:
+        raise ValueError("no methods given")
+    labels = [s.label for s in specs]
+    dup = sorted({lab for lab in labels if labels.count(lab) > 1})
+    if dup:
+        raise ValueError(f"method(s) listed twice: {', '.join(dup)}")
+    for s in specs:
+        _check_spec_params(s)
+    return specs
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A budget as written (``"0.5%"``, ``"0.01"``, ``"250"``) and its value (fraction or count)."""
+
+    label: str
+    value: Union[int, float]
+
+    def count(self, n_samples: int) -> int:
+        return check_budget(self.value, n_samples)
+
+
+def _parse_budget(token: Union[str, int, float, Budget]) -> Budget:
+    if isinstance(token, Budget):
+        return token
+    if isinstance(token, bool):
+        raise ValueError(f"bad budget {token!r}")
+    if isinstance(token, numbers.Integral):
+        return Budget(str(int(token)), int(token))
+    if isinstance(token, numbers.Real):
+        return Budget(f"{100 * float(token):g}%", float(token))
+    text = str(token).strip()
+    try:
+        if text.endswith("%"):
+            pct = float(text[:-1])
+            if not 0 < pct < 100:
+                raise ValueError
+            return Budget(f"{pct:g}%", pct / 100.0)
+        if text.isdigit():
+            return Budget(text, int(text))
+        f = float(text)
+        if not 0 < f < 1:
+            raise ValueError
+        return Budget(f"{100 * f:g}%", f)
+    except ValueError:
+        raise ValueError(f"bad budget {text!r}: write a percentage ('0.5%'), a fraction in (0, 1) "
+                         "('0.005') or a count ('250')") from None
+
+
+def parse_budgets(budgets: Union[str, Iterable[Any]]) -> List[Budget]:
+    """Parse budgets: a comma-separated string or a list of percentages, fractions or counts."""
+    items = [t for t in budgets.split(",") if t.strip()] if isinstance(budgets, str) else list(budgets)
+    out = [_parse_budget(t) for t in items]
+    if not out:
+        raise ValueError("no budgets given")
+    labels = [b.label for b in out]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"a budget is listed twice: {', '.join(labels)}")
+    return out
+
+
+def parse_seeds(seeds: Union[int, str, Iterable[int]]) -> List[int]:
+    """``5`` or ``"5"`` -> seeds 0..4; ``"0,3,7"`` or a list -> those seeds."""
+    if isinstance(seeds, str):
+        text = seeds.strip()
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        elif text.isdigit():
+            seeds = int(text)
+        else:
+            raise ValueError(f"bad seeds {text!r}: a count ('5') or a list ('0,1,2')")
+    if isinstance(seeds, bool):
+        raise ValueError(f"bad seeds {seeds!r}")
+    if isinstance(seeds, numbers.Integral):
+        if int(seeds) < 1:
+            raise ValueError(f"the number of seeds must be at least 1, got {seeds}")
+        return list(range(int(seeds)))
+    out = [int(s) for s in seeds]
+    if not out or any(s < 0 for s in out) or len(set(out)) != len(out):
+        raise ValueError(f"seeds must be distinct non-negative ints, got {out}")
+    return out
+
+
+# -- results ---------------------------------------------------------------------------------------------
+@dataclass
+class BenchResult:
+    """Every run of a bench, and the tables and plot made from them.
+
+    Attributes
+    ----------
+    runs : list of dict
+        One row per (method, budget, seed, protocol) with the fields of
+        :data:`RUN_FIELDS`; ``accuracy`` is a fraction (NaN when ``error``).
+    methods, budgets, seeds, protocols
+        What was asked for, in order (the table's row and column order).
+    meta : dict
+        Pool and test sizes, feature width, the command, wall time...
+    """
+
+    runs: List[Dict[str, Any]]
+    methods: List[str]
+    budgets: List[str]
+    seeds: List[int]
+    protocols: List[str]
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+    # -- aggregation --------------------------------------------------------------------
+    def _cell(self, protocol: str, method: str, budget: str) -> List[Dict[str, Any]]:
+        return [r for r in self.runs if r["protocol"] == protocol and r["method"] == method and r["budget"] == budget]
+
+    def summary(self) -> List[Dict[str, Any]]:
+        """One row per (protocol, method, budget): mean and sample std (ddof=1) of the accuracy in %."""
+        rows = []
+        for p in self.protocols:
+            for m in self.methods:
+                for b in self.budgets:
+                    cell = self._cell(p, m, b)
+                    if not cell:
+                        continue
+                    ok = [100.0 * float(r["accuracy"]) for r in cell if not r["error"]]
+                    secs = [float(r["select_seconds"]) for r in cell
+                            if r["select_seconds"] is not None and not math.isnan(float(r["select_seconds"]))]
+                    rows.append({
+                        "protocol": p, "method": m, "budget": b, "budget_count": cell[0]["budget_count"],
+                        "n_runs": len(ok), "n_failed": len(cell) - len(ok),
+                        "mean": float(np.mean(ok)) if ok else float("nan"),
+                        "std": float(np.std(ok, ddof=1)) if len(ok) > 1 else (0.0 if ok else float("nan")),
+                        "select_seconds_mean": float(np.mean(secs)) if secs else float("nan"),
+                    })
+        return rows
+
+    def failures(self) -> List[Tuple[str, str, int, str]]:
+        """Distinct (method, budget, seed, error) of failed runs."""
+        seen = []
+        for r in self.runs:
+            if r["error"]:
+                key = (r["method"], r["budget"], int(r["seed"]), r["error"])
+                if key not in seen:
+                    seen.append(key)
+        return seen
+
+    def to_markdown(self, *, title: Optional[str] = None, digits: int = 1) -> str:
+        """Tables of accuracy (%) mean ± std, one per protocol, best mean per budget in bold."""
+        summ = {(r["protocol"], r["method"], r["budget"]): r for r in self.summary()}
+        counts = {}
+        for r in self.runs:
+            counts.setdefault(r["budget"], r["budget_count"])
+        lines: List[str] = []
+        if title:
+            lines += [f"# {title}", ""]
+        meta = self.meta
+        if meta:
+            desc = []
+            if "n_pool" in meta:
+                desc.append(f"pool {meta['n_pool']:,} x {meta.get('dim', '?')}")
+            if "n_test" in meta:
+                desc.append(f"test {meta['n_test']:,}")
+            desc.append(f"seeds {', '.join(map(str, self.seeds))}")
+            lines += ["Accuracy (%) on the test set, mean ± std over seeds; " + "; ".join(desc) + ".", ""]
+            if meta.get("command"):
+                lines += ["Command:", "", "```", str(meta["command"]), "```", ""]
+        head = ["method"] + [f"{b} ({counts.get(b, '?')})" for b in self.budgets]
+        for p in self.protocols:
+            lines += [f"## {PROTOCOL_TITLES.get(p, p)}", "", "| " + " | ".join(head) + " |",
+                      "|" + "---|" * len(head)]
+            best = {}
+            for b in self.budgets:
+                means = [summ[(p, m, b)]["mean"] for m in self.methods if (p, m, b) in summ]
+                means = [x for x in means if not math.isnan(x)]
+                best[b] = round(max(means), digits) if means else None
+            for m in self.methods:
+                cells = [m]
+                for b in self.budgets:
+                    s = summ.get((p, m, b))
+                    if s is None:
+                        cells.append("")
+                    elif s["n_runs"] == 0:
+                        cells.append(f"failed ({s['n_failed']})")
+                    else:
+                        txt = f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+                        if best[b] is not None and round(s["mean"], digits) == best[b]:
+                            txt = f"**{txt}**"
+                        if s["n_failed"]:
+                            txt += f" ({s['n_runs']}/{s['n_runs'] + s['n_failed']} runs)"
+                        cells.append(txt)
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+        # selection time
+        sel = [s for s in self.summary() if s["protocol"] == self.protocols[0]]
+        if sel:
+            lines += ["## selection time (s, mean over seeds)", "", "| " + " | ".join(head) + " |",
+                      "|" + "---|" * len(head)]
+            for m in self.methods:
+                cells = [m]
+                for b in self.budgets:
+                    s = summ.get((self.protocols[0], m, b))
+                    v = s["select_seconds_mean"] if s else float("nan")
+                    cells.append("" if math.isnan(v) else f"{v:.1f}")
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+        fails = self.failures()
+        if fails:
+            lines += ["## failures", ""]
+            by_method: Dict[str, str] = {}
+            for m, b, s, err in fails:
+                by_method.setdefault(m, f"{err} (first at budget {b}, seed {s})")
+            n_by = {m: sum(1 for f in fails if f[0] == m) for m in by_method}
+            for m, msg in by_method.items():
+                lines.append(f"- `{m}`: {n_by[m]} failed selection(s): {msg}")
+            lines.append("")
+        if meta.get("wall_seconds") is not None:
+            extra = f" on {meta['host']}" if meta.get("host") else ""
+            lines += [f"Wall time: {meta['wall_seconds']:.0f} s{extra}.", ""]
+        return "\n".join(lines)
+
+    def runs_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=RUN_FIELDS, lineterminator="\n")
+        w.writeheader()
+        for r in self.runs:
+            w.writerow({k: _fmt(r.get(k)) for k in RUN_FIELDS})
+        return buf.getvalue()
+
+    def summary_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, lineterminator="\n")
+        w.writeheader()
+        for r in self.summary():
+            w.writerow({k: _fmt(r.get(k)) for k in SUMMARY_FIELDS})
+        return buf.getvalue()
+
+    def plot(self, path: Union[str, Path]) -> Path:
+        """Accuracy vs budget, one line per method (mean ± std), one panel per protocol; written atomically."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        path = Path(path)
+        summ = self.summary()
+        n = len(self.protocols)
+        fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False)
+        markers = "osD^v<>pP*hX"
+        for ax, p in zip(axes[0], self.protocols):
+            for i, m in enumerate(self.methods):
+                rows = [r for r in summ if r["protocol"] == p and r["method"] == m and r["n_runs"] > 0]
+                if not rows:
+                    continue
+                xs = [int(r["budget_count"]) for r in rows]
+                ax.errorbar(xs, [r["mean"] for r in rows], yerr=[r["std"] for r in rows], label=m,
+                            marker=markers[i % len(markers)], capsize=3, linewidth=1.4, markersize=5)
+            counts = sorted({int(r["budget_count"]) for r in summ})
+            if len(counts) > 1 and counts[-1] / max(1, counts[0]) > 4:
+                ax.set_xscale("log")
+            ax.set_xticks(counts)
+            lab = {int(r["budget_count"]): r["budget"] for r in summ}
+            ax.set_xticklabels([f"{c}\n{lab[c]}" if lab[c] != str(c) else str(c) for c in counts])
+            ax.minorticks_off()
+            ax.set_xlabel("labeled samples (budget)")
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title(PROTOCOL_TITLES.get(p, p))
+            ax.grid(True, alpha=0.3)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        if handles:
+            axes[0][-1].legend(handles, labels, fontsize=8, loc="lower right")
+        if self.meta.get("title"):
+            fig.suptitle(str(self.meta["title"]))
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
+        plt.close(fig)
+        return path
+
+    def write(self, out_dir: Union[str, Path], name: str = "bench", *, plot: bool = True,
+              title: Optional[str] = None) -> Dict[str, Path]:
+        """Write ``name.md``, ``name.csv`` (summary), ``name_runs.csv`` and ``name.png`` (each atomically)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"runs": out / f"{name}_runs.csv", "csv": out / f"{name}.csv", "md": out / f"{name}.md"}
+        with atomic_write(paths["runs"]) as fh:
+            fh.write(self.runs_csv())
+        with atomic_write(paths["csv"]) as fh:
+            fh.write(self.summary_csv())
+        with atomic_write(paths["md"]) as fh:
+            fh.write(self.to_markdown(title=title or self.meta.get("title")))
+        if plot:
+            paths["png"] = self.plot(out / f"{name}.png")
+        return paths
+
+
+def _fmt(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return v
+
+
+def read_runs_csv(path: Union[str, Path]) -> List[Dict[str, Any]]:
+    """Read the runs written by :meth:`BenchResult.write` (for ``resume``)."""
+    rows = []
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            missing = set(RUN_FIELDS) - set(r)
+            if missing:
+                raise ValueError(f"{path} is not a bench runs file (no column {sorted(missing)[0]!r})")
+            rows.append({
+                "method": r["method"], "budget": r["budget"], "budget_count": int(r["budget_count"]),
+                "seed": int(r["seed"]), "protocol": r["protocol"],
+                "accuracy": float(r["accuracy"]) if r["accuracy"] else float("nan"),
+                "select_seconds": float(r["select_seconds"]) if r["select_seconds"] else float("nan"),
+                "eval_seconds": float(r["eval_seconds"]) if r["eval_seconds"] else float("nan"),
+                "error": r["error"], "notes": r["notes"],
+            })
+    return rows
+
+
+# -- the run ---------------------------------------------------------------------------------------------
+def _one_line(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {msg}"[:300] if msg else type(exc).__name__
+
+
+def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: Any, seeds: Any = 5,
+              protocols: Sequence[str] = ("linear", "knn"), *, device: str = "cpu",
+              eval_params: Optional[Dict[str, Dict[str, Any]]] = None, previous: Optional[Sequence[Dict]] = None,
+              on_progress: Optional[Callable[["BenchResult"], None]] = None, verbose: bool = True,
+              log: Optional[Callable[[str], None]] = None, meta: Optional[Dict[str, Any]] = None) -> BenchResult:
+    """Run ``methods x budgets x seeds`` selections and score each with every protocol.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_pool, d)
+        Pool features (a float16 memory map is fine; it is read once).
+    y : array-like of int, shape (n_pool,)
+        Pool labels (used only to score the selected rows; selection never sees them).
+    test_X, test_y
+        The labeled test set.
+    methods : str or list of str or MethodSpec
+        Specs such as ``"random"``, ``"bilaf:n_cores=50"`` (see :func:`parse_methods`).
+    budgets : str or list
+        ``"0.5%,1%"``, fractions or counts (see :func:`parse_budgets`).
+    seeds : int, str or list of int, default=5
+        A count (seeds 0..n-1) or the seeds. Seed ``s`` is the ``random_state``
+        of every method's selection and of every protocol.
+    protocols : sequence of {"linear", "knn"}
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where selectors that take a ``device`` run, and where kNN runs. With
+        ``"cuda"`` the pool is moved to the GPU once.
+    eval_params : dict or None
+        Extra options per protocol, e.g. ``{"knn": {"k": 10}}``.
+    previous : list of run dicts or None
+        Runs already done (:func:`read_runs_csv`): those cells are kept and
+        not run again (resume).
+    on_progress : callable or None
+        Called with the partial result after every selection (e.g. to save it).
+    verbose : bool, default=True
+        A progress bar and one log line per selection on stderr.
+    log : callable or None
+        Where log lines go (default: stderr).
+    meta : dict or None
+        Stored in the result (command, title...).
+
+    Returns
+    -------
+    BenchResult
+    """
+    specs = parse_methods(methods)
+    blist = parse_budgets(budgets)
+    slist = parse_seeds(seeds)
+    protocols = list(protocols)
+    if not protocols:
+        raise ValueError("no evaluation protocols given")
+    for p in protocols:
+        if p not in FEATURE_PROTOCOLS:
+            raise ValueError(f"unknown protocol {p!r} for a feature bench; choose from "
+                             f"{', '.join(FEATURE_PROTOCOLS)} (finetuning needs images: see bilaf.evaluation.finetune)")
+    if len(set(protocols)) != len(protocols):
+        raise ValueError("a protocol is listed twice")
+    X = check_features(X, name="pool features")
+    test_X = check_features(test_X, min_samples=1, name="test features")
+    n = int(X.shape[0])
+    if int(test_X.shape[1]) != int(X.shape[1]):
+        raise ValueError(f"pool features have {X.shape[1]} columns but test features have {test_X.shape[1]}")
+    y = check_labels(y, n, name="pool labels", rows_name="pool rows")
+    test_y = check_labels(test_y, int(test_X.shape[0]), name="test labels", rows_name="test rows")
+    counts = {b.label: b.count(n) for b in blist}
+    eval_params = dict(eval_params or {})
+    unknown = sorted(set(eval_params) - set(protocols))
+    if unknown:
+        raise ValueError(f"eval_params for protocol(s) not run: {', '.join(unknown)}")
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+
+    import torch
+
+    from .api import select
+    from .kernels import resolve_device
+
+    dev = resolve_device(device)
+    Xn = np.ascontiguousarray(np.asarray(X, dtype=np.float32)) if not isinstance(X, torch.Tensor) \
+        else X.detach().to("cpu", torch.float32).numpy()
+    Xsel: Any = torch.from_numpy(Xn).to(dev) if dev.type != "cpu" else Xn
+    Tn = np.ascontiguousarray(np.asarray(test_X, dtype=np.float32)) if not isinstance(test_X, torch.Tensor) \
+        else test_X.detach().to("cpu", torch.float32).numpy()
+    Tsel: Any = torch.from_numpy(Tn).to(dev) if dev.type != "cpu" else Tn
+
+    labels = [s.label for s in specs]
+    result = BenchResult(runs=[], methods=labels, budgets=[b.label for b in blist], seeds=slist,
+                         protocols=protocols, meta={"n_pool": n, "n_test": int(Tn.shape[0]), "dim": int(Xn.shape[1]),
+                                                    "device": str(dev), **(meta or {})})
+    done = {}
+    for r in previous or []:
+        if r["method"] in labels and r["budget"] in counts and r["seed"] in slist and r["protocol"] in protocols:
+            if int(r["budget_count"]) != counts[r["budget"]]:
+                raise ValueError(f"the previous runs were made on another pool (budget {r['budget']} was "
+                                 f"{r['budget_count']} samples, now {counts[r['budget']]}); use a new output name")
+            done[(r["method"], r["budget"], r["seed"], r["protocol"])] = r
+    cells = [(s, b, seed) for b in blist for s in specs for seed in slist]
+    t_start = time.perf_counter()
+    from .kernels import progress as _progress
+
+    bar = _progress(total=len(cells), desc="bench", enabled=verbose, unit="selection")
+    try:
+        for i, (spec, b, seed) in enumerate(cells, 1):
+            keys = [(spec.label, b.label, seed, p) for p in protocols]
+            if all(k in done and not done[k]["error"] for k in keys):
+                result.runs += [done[k] for k in keys]
+                bar.update(1)
+                continue
+            count = counts[b.label]
+            params = dict(spec.params)
+            err = ""
+            notes = ""
+            idx = None
+            t0 = time.perf_counter()
+            try:
+                cls = get_selector_class(spec.method)
+                if "device" in cls._param_names() and "device" not in params:
+                    params["device"] = str(dev) if dev.type != "cpu" else "cpu"
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    res = select(Xsel, count, method=spec.method, random_state=seed, **params)
+                idx = np.asarray(res.indices, dtype=np.int64)
+                notes = "; ".join(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))[:300]
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:  # a failing method is reported, not fatal
+                err = _one_line(exc)
+            t_sel = time.perf_counter() - t0
+            accs = {}
+            for p in protocols:
+                acc, e2, t_ev = float("nan"), err, float("nan")
+                if idx is not None:
+                    t1 = time.perf_counter()
+                    try:
+                        kw = dict(eval_params.get(p, {}))
+                        if p == "knn":
+                            kw.setdefault("device", str(dev))
+                            acc = evaluate_features(p, Xsel if dev.type != "cpu" else Xn, y, idx, Tsel, test_y,
+                                                    random_state=seed, params=kw)
+                        else:
+                            if p == "linear":
+                                kw.setdefault("device", str(dev))
+                            acc = evaluate_features(p, Xn, y, idx, Tn, test_y, random_state=seed, params=kw)
+                    except (KeyboardInterrupt, MemoryError):
+                        raise
+                    except Exception as exc:
+                        e2 = _one_line(exc)
+                    t_ev = time.perf_counter() - t1
+                accs[p] = acc
+                result.runs.append({"method": spec.label, "budget": b.label, "budget_count": count, "seed": seed,
+                                    "protocol": p, "accuracy": acc, "select_seconds": t_sel if not err else float("nan"),
+                                    "eval_seconds": t_ev, "error": e2, "notes": notes})
+            bar.update(1)
+            if verbose:
+                what = "  ".join(f"{p} {100 * a:.1f}" for p, a in accs.items() if not math.isnan(a))
+                status = f"FAILED ({err})" if err else f"{what}  (select {t_sel:.1f} s)"
+                log(f"[{i}/{len(cells)}] {spec.label} {b.label} ({count}) seed {seed}: {status}")
+            result.meta["wall_seconds"] = time.perf_counter() - t_start
+            if on_progress is not None:
+                on_progress(result)
+    finally:
+        bar.close()
+    result.meta["wall_seconds"] = time.perf_counter() - t_start
+    if verbose:
+        failed = sorted({f[0] for f in result.failures()})
+        if failed:
+            log(f"bench: {len(result.failures())} failed selection(s), in: {', '.join(failed)} (see the table)")
+    return result
