@@ -29,7 +29,7 @@ from bilaf.features import (
     load_backbone,
     register_backbone,
 )
-from bilaf.features.readers import ArraySource, FolderSource, read_texts
+from bilaf.features.readers import read_texts
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CIFAR_TAR = SHARED / "data" / "cifar10" / "cifar10-jpg.tar.gz"
@@ -254,8 +254,6 @@ class _Interrupting(Backbone):
 
 
 def test_resume_after_interruption_gives_same_result(cifar, effnet, tmp_path):
-    from bilaf.features.readers import ImageSource  # noqa: F401  (API presence)
-
     full = embed_images(cifar["tgz"], backbone=effnet, batch_size=4, shard_size=4, verbose=False)
     work = tmp_path / "work"
     killer = _Interrupting(effnet, fail_at=3)  # shards 0 and 1 finish, shard 2 dies

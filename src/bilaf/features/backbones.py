@@ -39,9 +39,9 @@ import hashlib
 import io
 import os
 import warnings
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 from urllib.parse import parse_qsl
 
 import numpy as np

@@ -20,12 +20,12 @@ import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 from .backbones import DEFAULT_BACKBONES, Backbone, _usable_cpus, load_backbone
-from .readers import ImageSource, TextSamples, open_image_source, read_texts
+from .readers import ImageSource, open_image_source, read_texts
 from .store import FeatureSet
 
 __all__ = ["embed_images", "embed_texts", "SkippedInputWarning"]

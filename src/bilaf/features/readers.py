@@ -22,7 +22,6 @@ as if that folder were the root. Rows are ordered by the parts of their path
 
 from __future__ import annotations
 
-import io
 import os
 import tarfile
 import zipfile
