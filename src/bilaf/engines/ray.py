@@ -12,9 +12,12 @@ What runs where:
   for ``opponent="min"``, the core vectors, put once in the object store).
 
 Every task runs the very functions the local engine runs (``denoise_one``,
-``select_one``, ``assign_to_cores``) on the very same inputs, so the selection
-is identical to :class:`BiLAF`'s on the same input (the tests check it bit for
-bit on CPU workers).
+``select_one``, ``assign_to_cores``) on the very same inputs, with as many
+torch threads as the driver uses, so the selection is identical to
+:class:`BiLAF`'s on the same input, scores included, bit for bit (the tests
+check it on CPU workers of the same machine). Tasks on other hardware, with
+another thread count or on GPUs sum in another order: distances then differ
+in the last bits, which can reorder near-ties.
 
 The driver still holds the pool's features: stage 1 and the gathering of each
 pseudo-class's members need them. What Ray spreads is the work (and the
@@ -39,7 +42,7 @@ from ..validation import check_positive_int
 
 __all__ = ["RayBiLAF", "select_with_ray", "init_ray", "import_ray"]
 
-ENGINE_PARAMS = ("classes_per_task", "rows_per_task", "max_in_flight", "task_cpus", "task_gpus")
+ENGINE_PARAMS = ("classes_per_task", "rows_per_task", "max_in_flight", "task_threads", "task_cpus", "task_gpus")
 
 
 def import_ray():
@@ -83,6 +86,14 @@ def _cluster_cpus(ray) -> int:
         return 1
 
 
+def _largest_node_cpus(ray) -> float:
+    try:
+        cpus = [float(nd.get("Resources", {}).get("CPU", 0)) for nd in ray.nodes() if nd.get("Alive", True)]
+        return max(cpus) if cpus and max(cpus) > 0 else 1.0
+    except Exception:  # pragma: no cover - a client without node info
+        return 1.0
+
+
 # -- transport: torch tensors travel as numpy arrays (zero-copy in Ray's object store) -----------------------
 
 class _Array:
@@ -118,8 +129,17 @@ def _to_cpu(v: Any) -> Any:
     return v
 
 
-def _run_group(fn, group: Sequence[tuple], shared: Dict[int, Any], cfg: Dict[str, Any], device: str) -> List[Any]:
+def _set_threads(threads: int) -> None:
+    # torch's thread count changes how MKL splits its sums, hence the last bits of a distance:
+    # a task uses as many threads as the local run it must match
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def _run_group(fn, group: Sequence[tuple], shared: Dict[int, Any], cfg: Dict[str, Any], device: str,
+               threads: int) -> List[Any]:
     """In a Ray task: ``fn(*item, cfg)`` for each item of a group of pseudo-classes, in order."""
+    _set_threads(threads)
     shared_t = {pos: _unpack(v, device) for pos, v in shared.items()}
     out = []
     for item in group:
@@ -129,7 +149,7 @@ def _run_group(fn, group: Sequence[tuple], shared: Dict[int, Any], cfg: Dict[str
 
 
 def _assign_shard(Xs: np.ndarray, C: np.ndarray, local_cores: np.ndarray, dtype: str, memory_budget: Any,
-                  device: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  device: str, threads: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """In a Ray task: nearest-core assignment of one row shard.
 
     The core vectors ``C`` are put in front of the shard and the cores are
@@ -138,6 +158,7 @@ def _assign_shard(Xs: np.ndarray, C: np.ndarray, local_cores: np.ndarray, dtype:
     in the shard joins its own pseudo-class exactly as in
     :func:`~bilaf.method.assign.assign_to_cores` on the whole pool.
     """
+    _set_threads(threads)
     K = C.shape[0]
     T = torch.from_numpy(np.concatenate([C, Xs])).to(device)
     local_cores = np.array(local_cores, dtype=np.int64)  # writable (object-store arrays are read-only)
@@ -194,20 +215,27 @@ class RayBiLAF(BiLAF):
     max_in_flight : int or None
         Tasks submitted but not finished, at most (bounds the object store's
         load). ``None``: twice the cluster's CPUs, at least 4.
-    task_cpus : float, default=1
-        CPUs Ray reserves for each task (torch uses that many threads in it).
+    task_threads : int or None
+        torch threads in each task. ``None``: as many as this process uses
+        (``torch.get_num_threads()``). MKL splits its sums by thread count, so
+        tasks running with another count give distances (and scores) that
+        differ from a local run in the last bits; the picks rarely change.
+    task_cpus : float or None
+        CPUs Ray reserves for each task. ``None``: ``task_threads``, capped at
+        the CPUs of the largest node.
     task_gpus : float, default=0
         GPUs Ray reserves for each task; above 0 the tasks compute on CUDA
         (then results may differ from a CPU run in the last bits).
     """
 
     def __init__(self, *args: Any, classes_per_task: Optional[int] = None, rows_per_task: Optional[int] = None,
-                 max_in_flight: Optional[int] = None, task_cpus: float = 1, task_gpus: float = 0,
-                 **params: Any) -> None:
+                 max_in_flight: Optional[int] = None, task_threads: Optional[int] = None,
+                 task_cpus: Optional[float] = None, task_gpus: float = 0, **params: Any) -> None:
         super().__init__(*args, **params)
         self.classes_per_task = classes_per_task
         self.rows_per_task = rows_per_task
         self.max_in_flight = max_in_flight
+        self.task_threads = task_threads
         self.task_cpus = task_cpus
         self.task_gpus = task_gpus
 
@@ -221,19 +249,26 @@ class RayBiLAF(BiLAF):
         return {p: getattr(self, p) for p in ENGINE_PARAMS}
 
     def _check_engine(self) -> None:
-        for name in ("classes_per_task", "rows_per_task", "max_in_flight"):
+        for name in ("classes_per_task", "rows_per_task", "max_in_flight", "task_threads"):
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name)
         for name in ("task_cpus", "task_gpus"):
             v = getattr(self, name)
+            if v is None and name == "task_cpus":
+                continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {v!r}")
-        if self.task_cpus == 0 and self.task_gpus == 0:
+        if self.task_cpus is not None and self.task_cpus == 0 and self.task_gpus == 0:
             raise ValueError("task_cpus and task_gpus cannot both be 0")
 
     def select(self, X: Any, budget: Any, labeled: Any = None) -> SelectionResult:
         self._check_engine()
         self._ray = init_ray()
+        self._threads = int(self.task_threads or torch.get_num_threads())
+        if self.task_cpus is not None:
+            self._cpus = float(self.task_cpus)
+        else:
+            self._cpus = float(min(self._threads, _largest_node_cpus(self._ray)))
         try:
             res = super().select(X, budget, labeled=labeled)
         finally:
@@ -246,19 +281,25 @@ class RayBiLAF(BiLAF):
         return "cuda" if self.task_gpus > 0 else "cpu"
 
     def _remote(self, fn):
-        return self._ray.remote(num_cpus=self.task_cpus, num_gpus=self.task_gpus, max_retries=3)(fn)
+        return self._ray.remote(num_cpus=self._cpus, num_gpus=self.task_gpus, max_retries=3)(fn)
+
+    def _slots(self) -> int:
+        """Tasks the cluster runs at once."""
+        if self.task_gpus > 0:
+            return max(1, int(self._ray.cluster_resources().get("GPU", 1) // self.task_gpus))
+        return max(1, int(_cluster_cpus(self._ray) // max(self._cpus, 1e-3)))
 
     def _window(self) -> int:
         if self.max_in_flight is not None:
             return int(self.max_in_flight)
-        return max(4, 2 * _cluster_cpus(self._ray))
+        return max(4, 2 * self._slots())
 
     # -- the two stage-2 hooks of BiLAF ----------------------------------------------------
     def _assign(self, X: torch.Tensor, cores: np.ndarray):
         """Nearest-core assignment as a distributed map over row shards of ``X``."""
         ray = self._ray
         n, K = int(X.shape[0]), len(cores)
-        rows = self.rows_per_task or max(4096, math.ceil(n / (4 * _cluster_cpus(ray))))
+        rows = self.rows_per_task or max(4096, math.ceil(n / (4 * self._slots())))
         C_ref = ray.put(X[torch.as_tensor(cores, device=X.device)].detach().cpu().numpy())
         task = self._remote(_assign_shard)
         dtype = self.dtype
@@ -270,7 +311,7 @@ class RayBiLAF(BiLAF):
             inside = (cores >= start) & (cores < stop)
             local[inside] = K + cores[inside] - start
             shard = X[start:stop].detach().cpu().numpy()
-            return task.remote(shard, C_ref, local, dtype, self.memory_budget, device)
+            return task.remote(shard, C_ref, local, dtype, self.memory_budget, device, self._threads)
 
         refs = _bounded_submit(ray, submit, range(0, n, rows), self._window())
         parts = _get_all(ray, refs)
@@ -288,7 +329,7 @@ class RayBiLAF(BiLAF):
         if n_items == 0:
             return []
         ray = self._ray
-        per_task = self.classes_per_task or max(1, math.ceil(n_items / (4 * _cluster_cpus(ray))))
+        per_task = self.classes_per_task or max(1, math.ceil(n_items / (4 * self._slots())))
         task = self._remote(_run_group)
         device = self._task_device
         # Shared tensors (the same object in every item) are detected on the first two items.
@@ -322,7 +363,7 @@ class RayBiLAF(BiLAF):
             if group:
                 yield group
 
-        refs = _bounded_submit(ray, lambda g: task.remote(fn, g, shared_ref, cfg_ref, device), grouped(),
+        refs = _bounded_submit(ray, lambda g: task.remote(fn, g, shared_ref, cfg_ref, device, self._threads), grouped(),
                                self._window())
         out: List[Any] = []
         for part in _get_all(ray, refs):
@@ -335,7 +376,8 @@ class RayBiLAF(BiLAF):
 def select_with_ray(X: Any, budget: Any, *, random_state: Any = None, labeled: Any = None,
                     address: Optional[str] = None, classes_per_task: Optional[int] = None,
                     rows_per_task: Optional[int] = None, max_in_flight: Optional[int] = None,
-                    task_cpus: float = 1, task_gpus: float = 0, **params: Any) -> SelectionResult:
+                    task_threads: Optional[int] = None, task_cpus: Optional[float] = None, task_gpus: float = 0,
+                    **params: Any) -> SelectionResult:
     """BiLAF on a Ray cluster: the same selection as ``bilaf.select(X, budget, method="bilaf", ...)``.
 
     Parameters
@@ -352,7 +394,7 @@ def select_with_ray(X: Any, budget: Any, *, random_state: Any = None, labeled: A
     address : str or None
         The Ray cluster (see :func:`init_ray`); ignored when this process is
         already connected.
-    classes_per_task, rows_per_task, max_in_flight, task_cpus, task_gpus
+    classes_per_task, rows_per_task, max_in_flight, task_threads, task_cpus, task_gpus
         Engine options, see :class:`RayBiLAF`.
     **params
         :class:`~bilaf.selectors.bilaf.BiLAF` hyper-parameters.
@@ -373,5 +415,6 @@ def select_with_ray(X: Any, budget: Any, *, random_state: Any = None, labeled: A
         X = X.features
     init_ray(address)
     sel = RayBiLAF(random_state=random_state, classes_per_task=classes_per_task, rows_per_task=rows_per_task,
-                   max_in_flight=max_in_flight, task_cpus=task_cpus, task_gpus=task_gpus, **params)
+                   max_in_flight=max_in_flight, task_threads=task_threads, task_cpus=task_cpus,
+                   task_gpus=task_gpus, **params)
     return sel.select(X, budget, labeled=labeled)

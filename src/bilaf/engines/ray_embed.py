@@ -63,12 +63,13 @@ def _read_ranges(batch: Dict[str, np.ndarray], src: Any, rank: np.ndarray, chunk
 
     def table(rows: List[tuple]):
         return pa.table({
-            "row": pa.array([r[0] for r in rows], pa.int64()),
-            "id": pa.array([r[1] for r in rows], pa.string()),
-            "label": pa.array([r[2] for r in rows], pa.int64()),
-            "data": pa.array([r[3] for r in rows], pa.binary()),
-            "is_array": pa.array([r[4] for r in rows], pa.bool_()),
-            "error": pa.array([r[5] for r in rows], pa.string()),
+            "pos": pa.array([r[0] for r in rows], pa.int64()),
+            "row": pa.array([r[1] for r in rows], pa.int64()),
+            "id": pa.array([r[2] for r in rows], pa.string()),
+            "label": pa.array([r[3] for r in rows], pa.int64()),
+            "data": pa.array([r[4] for r in rows], pa.binary()),
+            "is_array": pa.array([r[5] for r in rows], pa.bool_()),
+            "error": pa.array([r[6] for r in rows], pa.string()),
         })
 
     for start, stop in zip(batch["start"].tolist(), batch["stop"].tolist()):
@@ -83,7 +84,7 @@ def _read_ranges(batch: Dict[str, np.ndarray], src: Any, rank: np.ndarray, chunk
                     rec = (_npy_bytes(data), True, None)
                 else:
                     rec = (bytes(data), False, None)
-                rows.append((int(rank[pos]), src.ids[pos], int(src.labels[pos])) + rec)
+                rows.append((int(pos), int(rank[pos]), src.ids[pos], int(src.labels[pos])) + rec)
                 if len(rows) == chunk:
                     yield table(rows)
                     rows = []
@@ -96,10 +97,16 @@ def _read_ranges(batch: Dict[str, np.ndarray], src: Any, rank: np.ndarray, chunk
 # --------------------------------------------------------------------------- embed step (Ray actors)
 
 class _Embedder:
-    """A Ray actor: loads the backbone once, then embeds batches of raw items."""
+    """A Ray actor: loads the backbone once, then embeds whole blocks of raw items.
+
+    Within a block, images go to the backbone in the groups the local embed
+    loop forms (``batch_size`` consecutive items of a ``shard_size`` shard,
+    unreadable ones left out), so each feature comes from the same batch as in
+    a local run, hence the same bits.
+    """
 
     def __init__(self, backbone: Any, device: str, engine: str, on_error: str, errors_dir: str,
-                 env: Dict[str, str]) -> None:
+                 batch_size: int, shard_size: int, env: Dict[str, str]) -> None:
         os.environ.update(env)
         from ..features.backbones import Backbone, load_backbone
 
@@ -109,55 +116,68 @@ class _Embedder:
             bb = backbone()
             if not isinstance(bb, Backbone):
                 raise TypeError(f"the backbone factory returned {type(bb).__name__}, not a Backbone")
+        if not callable(getattr(bb, "preprocess", None)):
+            raise TypeError(f"image backbone {bb.name!r} has no preprocess(image) -> array")
         self.bb = bb
         self.on_error = on_error
         self.errors_dir = errors_dir
+        self.batch_size = batch_size
+        self.shard_size = shard_size
 
     def __call__(self, batch):
         import pyarrow as pa
 
         from ..features.embed import _reason
 
+        pos = batch.column("pos").to_numpy()
         rows = batch.column("row").to_numpy()
         ids = batch.column("id").to_pylist()
         labels = batch.column("label").to_numpy()
         datas = batch.column("data").to_pylist()
         is_array = batch.column("is_array").to_pylist()
         errs = batch.column("error").to_pylist()
+        order = np.argsort(pos, kind="stable")
+        group_of = (pos // self.shard_size) * (self.shard_size + 1) + (pos % self.shard_size) // self.batch_size
         keep: List[int] = []
-        arrays: List[np.ndarray] = []
+        parts: List[np.ndarray] = []
         errors: List[tuple] = []
-        for k in range(len(ids)):
-            reason = errs[k]
-            if reason is None:
-                try:
-                    item = np.load(io.BytesIO(datas[k]), allow_pickle=False) if is_array[k] else datas[k]
-                    arrays.append(self.bb.preprocess(item))
-                    keep.append(k)
-                    continue
-                except Exception as exc:  # noqa: BLE001 - any decode failure is a bad input
-                    reason = _reason(exc)
-            if self.on_error == "stop":
-                raise ValueError(f"cannot read {ids[k]}: {reason}; use on_error='skip' to skip bad files")
-            errors.append((int(rows[k]), ids[k], reason))
+        k0 = 0
+        while k0 < len(order):
+            k1 = k0
+            while k1 < len(order) and group_of[order[k1]] == group_of[order[k0]]:
+                k1 += 1
+            ok: List[int] = []
+            arrays: List[np.ndarray] = []
+            for k in order[k0:k1].tolist():
+                reason = errs[k]
+                if reason is None:
+                    try:
+                        item = np.load(io.BytesIO(datas[k]), allow_pickle=False) if is_array[k] else datas[k]
+                        arrays.append(self.bb.preprocess(item))
+                        ok.append(k)
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - any decode failure is a bad input
+                        reason = _reason(exc)
+                if self.on_error == "stop":
+                    raise ValueError(f"cannot read {ids[k]}: {reason}; use on_error='skip' to skip bad files")
+                errors.append((int(rows[k]), ids[k], reason))
+            if ok:
+                out = np.asarray(self.bb.embed(np.stack(arrays)), dtype=np.float32)
+                if out.ndim != 2 or out.shape[0] != len(ok):
+                    raise ValueError(f"backbone {self.bb.name!r} returned shape {out.shape} for {len(ok)} "
+                                     f"images; it must return (batch, d)")
+                parts.append(out)
+                keep += ok
+            k0 = k1
         if errors:
-            path = Path(self.errors_dir) / f"{uuid.uuid4().hex}.json"
-            path.write_text(json.dumps(errors))
-        if keep:
-            feats = np.asarray(self.bb.embed(np.stack(arrays)), dtype=np.float32)
-            if feats.ndim != 2 or feats.shape[0] != len(keep):
-                raise ValueError(f"backbone {self.bb.name!r} returned shape {feats.shape} for {len(keep)} images; "
-                                 f"it must return (batch, d)")
-            d = feats.shape[1]
-        else:
-            feats = np.zeros((0, 0), np.float32)
-            d = 0
+            (Path(self.errors_dir) / f"{uuid.uuid4().hex}.json").write_text(json.dumps(errors))
+        feats = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
         idx = np.asarray(keep, dtype=np.int64)
         return pa.table({
             "row": pa.array(rows[idx], pa.int64()),
             "id": pa.array([ids[k] for k in keep], pa.string()),
             "label": pa.array(labels[idx], pa.int64()),
-            "features": pa.FixedSizeListArray.from_arrays(pa.array(feats.ravel(), pa.float32()), d),
+            "features": pa.FixedSizeListArray.from_arrays(pa.array(feats.ravel(), pa.float32()), feats.shape[1]),
         })
 
 
@@ -203,7 +223,10 @@ def embed_with_ray(source: Any, backbone: Union[str, Any, Callable[[], Any]] = "
     batch_size : int, default 64
         Images per backbone call.
     shard_size : int, optional
-        Items per read task (default about 2048, a multiple of ``batch_size``).
+        Items per read task and per block: the local loop's shards (default
+        about 2048, as there). With the same ``batch_size`` and ``shard_size``,
+        every image is embedded in the same batch as in a local run, so the
+        features are the same bit for bit.
     device : {"auto", "cpu", "cuda"}, default "auto"
         ``auto``: GPU actors (one GPU each) when the cluster has GPUs, else CPU actors.
     engine : {"auto", "onnx", "torch"}
@@ -233,7 +256,6 @@ def embed_with_ray(source: Any, backbone: Union[str, Any, Callable[[], Any]] = "
     from ..features.readers import open_image_source
 
     batch_size, shard_size = _check_common(batch_size, on_error, shard_size)
-    shard_size = max(batch_size, (shard_size // batch_size) * batch_size)
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int) or num_actors < 1):
@@ -263,11 +285,9 @@ def embed_with_ray(source: Any, backbone: Union[str, Any, Callable[[], Any]] = "
     if num_actors is None:
         num_actors = max(1, gpus) if use_gpu else max(1, int(cpus // max(actor_cpus, 1e-9)))
 
-    streaming = type(src).__name__ == "TarSource"  # a (compressed) tar can only be read front to back
-    if streaming:
-        ranges = [(0, n)]
-    else:
-        ranges = [(s, min(n, s + shard_size)) for s in range(0, n, shard_size)]
+    # ranges are the local loop's shards; a (compressed) tar can only be read front to back: one reader
+    streaming = type(src).__name__ == "TarSource"
+    ranges = [(0, n)] if streaming else [(s, min(n, s + shard_size)) for s in range(0, n, shard_size)]
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -277,21 +297,30 @@ def embed_with_ray(source: Any, backbone: Union[str, Any, Callable[[], Any]] = "
     t0 = time.perf_counter()
     try:
         ctx = ray.data.DataContext.get_current()
+        saved = {k: getattr(ctx, k) for k in ("enable_progress_bars", "raise_original_map_exception")
+                 if hasattr(ctx, k)}
         ctx.enable_progress_bars = bool(verbose)
+        if "raise_original_map_exception" in saved:  # a bad file's ValueError, not Ray's wrapper
+            ctx.raise_original_map_exception = True
         items = ray.data.from_items([{"start": s, "stop": e} for s, e in ranges], override_num_blocks=len(ranges))
         # Reading is light, IO-bound work: its tasks reserve no CPU (and so are not fused into the actors,
         # which lets a streaming tar reader feed every actor).
-        # a streaming reader hands out small blocks so that every actor gets work early
-        chunk = min(shard_size, 4 * batch_size) if streaming else shard_size
-        raw = items.map_batches(_read_ranges, batch_size=1, fn_kwargs={"src": src, "rank": rank, "chunk": chunk},
+        # one block per shard: an actor gets whole shards (Ray splits a block only past its target block
+        # size, 128 MiB of encoded files by default)
+        raw = items.map_batches(_read_ranges, batch_size=1, fn_kwargs={"src": src, "rank": rank, "chunk": shard_size},
                                 batch_format="numpy", num_cpus=0)
         feats = raw.map_batches(
-            _Embedder, batch_size=batch_size, batch_format="pyarrow",
+            _Embedder, batch_size=None, batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=num_actors),
             num_gpus=1 if use_gpu else 0, num_cpus=0 if use_gpu else actor_cpus,
             fn_constructor_kwargs={"backbone": backbone, "device": "cuda" if use_gpu else "cpu", "engine": engine,
-                                   "on_error": on_error, "errors_dir": str(errors_dir.resolve()), "env": env})
-        feats.write_parquet(str(tmp.resolve()))
+                                   "on_error": on_error, "errors_dir": str(errors_dir.resolve()),
+                                   "batch_size": batch_size, "shard_size": shard_size, "env": env})
+        try:
+            feats.write_parquet(str(tmp.resolve()))
+        finally:
+            for k, v in saved.items():
+                setattr(ctx, k, v)
         errors: List[tuple] = []
         for f in sorted(errors_dir.glob("*.json")):
             errors.extend(tuple(e) for e in json.loads(f.read_text()))
@@ -340,7 +369,8 @@ def _user_cause(ray, exc: BaseException) -> Optional[BaseException]:
             continue
         if isinstance(e, (ValueError, TypeError, FileNotFoundError, ImportError)) and not isinstance(
                 e, ray.exceptions.RayError):
-            return type(e)(str(e).strip().splitlines()[-1] if str(e).strip() else str(e))
+            # Ray appends its retry advice on further lines: keep the error's own (first) line
+            return type(e)(str(e).strip().splitlines()[0] if str(e).strip() else str(e))
         e = e.__cause__ or e.__context__
     return None
 
