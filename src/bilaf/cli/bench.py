@@ -1,0 +1,223 @@
+"""``bilaf bench``: methods x budgets x seeds on a labeled pool -> accuracy table (Markdown, CSV) and plot."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import numpy as np
+
+from . import UserError
+
+__all__ = ["add_parser", "run", "command_line", "host_description"]
+
+EXAMPLES = """\
+examples:
+  bilaf bench train_features.npy --test test_features.npy --out results/
+  bilaf bench train_features.npy --test test_features.npy \\
+      --methods random,kcenter,kmeans,typiclust,probcover,activeft,bilaf,bilaf:n_cores=50 \\
+      --budgets 0.5%,1%,2%,5% --seeds 5 --protocols linear,knn --name cifar10 --out benchmarks/results
+  bilaf bench pool.npz --test test.npz --subsample 2000 --methods random,bilaf --budgets 1%,5% --seeds 2 --out /tmp/b
+
+Method specs: NAME or NAME:key=value,key=value (selector options, e.g. bilaf:n_cores=50,normalize=true);
+in --methods a comma before key=value continues the previous spec. Budgets: percentages (0.5%), fractions
+(0.005) or counts (250). Seeds: a count (5 -> 0..4) or a list (0,1,2); seed s seeds every method's selection.
+Outputs in --out: NAME.md (tables: accuracy mean +- std per protocol, selection time, failures, the command),
+NAME.csv (the same, one row per cell), NAME_runs.csv (every run), NAME.png (accuracy vs budget). Each is
+rewritten atomically after every selection, so an interrupted bench leaves complete files; --resume skips
+the runs already in NAME_runs.csv. A method that fails is reported in the table and the run goes on.
+"""
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    try:
+        from .select import one_line_errors
+
+        one_line_errors(parser, "bench")
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``bilaf bench``."""
+    p = subparsers.add_parser(
+        "bench", help="compare selection methods: methods x budgets x seeds -> table and plot",
+        description="Run every method at every budget with every seed on a labeled pool, score each selection "
+                    "on a labeled test set (linear probe, kNN), and write a table of mean +- std and a plot.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _one_line_errors(p)
+    p.add_argument("features", metavar="FEATURES", help="labeled pool feature file (.npy with sidecars, .npz, .parquet)")
+    p.add_argument("--test", required=True, metavar="TEST", help="labeled test feature file")
+    p.add_argument("--methods", default="random,kcenter,kmeans,typiclust,probcover,activeft,bilaf",
+                   help="comma-separated method specs (default: all seven methods with their defaults)")
+    p.add_argument("--budgets", default="0.5%,1%,2%,5%", help="comma-separated budgets (default 0.5%%,1%%,2%%,5%%)")
+    p.add_argument("--seeds", default="5", help="a count or a comma-separated list (default 5: seeds 0..4)")
+    p.add_argument("--protocols", default="linear,knn", help="linear, knn or both (default linear,knn)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--name", default="bench", help="output file stem (default bench)")
+    p.add_argument("--title", help="title of the table and plot")
+    p.add_argument("--labels", metavar="FILE.npy", help="pool labels (.npy), if FEATURES has none")
+    p.add_argument("--test-labels", metavar="FILE.npy", help="test labels (.npy), if TEST has none")
+    p.add_argument("--subsample", type=int, metavar="N", help="use N random pool rows (seed --subsample-seed)")
+    p.add_argument("--test-subsample", type=int, metavar="N", help="use N random test rows")
+    p.add_argument("--subsample-seed", type=int, default=0, help="seed of the subsamples (default 0)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto: where selectors and kNN run (default cpu)")
+    p.add_argument("--knn-k", type=int, default=None, help="kNN neighbours (default 20)")
+    p.add_argument("--linear-C", type=float, default=None, help="linear probe C (default 10)")
+    p.add_argument("--resume", action="store_true", help="keep the runs already in OUT/NAME_runs.csv")
+    p.add_argument("--no-plot", action="store_true", help="skip the plot (no matplotlib needed)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-run lines")
+    p.set_defaults(func=run)
+    return p
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The canonical ``bilaf bench`` command that reproduces ``args``."""
+    parts = ["bilaf", "bench", args.features, "--test", args.test, "--methods", args.methods, "--budgets",
+             args.budgets, "--seeds", str(args.seeds), "--protocols", args.protocols]
+    for flag, value in (("--labels", args.labels), ("--test-labels", args.test_labels),
+                        ("--subsample", args.subsample), ("--test-subsample", args.test_subsample),
+                        ("--knn-k", args.knn_k), ("--linear-C", args.linear_C)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if args.subsample is not None or args.test_subsample is not None:
+        parts += ["--subsample-seed", str(args.subsample_seed)]
+    if args.device != "cpu":
+        parts += ["--device", args.device]
+    if args.title:
+        parts += ["--title", args.title]
+    parts += ["--name", args.name, "--out", args.out]
+    return shlex.join(parts)
+
+
+def host_description(device: str = "cpu") -> str:
+    """e.g. ``"Linux x86_64, 2 CPU cores"`` or ``"..., GPU NVIDIA H100 80GB HBM3"``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        cores = os.cpu_count() or 1
+    text = f"{platform.system()} {platform.machine()}, {cores} CPU cores"
+    if device != "cpu":
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                text += f", GPU {torch.cuda.get_device_name(0)}"
+        except Exception:  # pragma: no cover
+            pass
+    return text
+
+
+def _load(path: str):
+    try:
+        from .select import load_feature_file
+    except ImportError:  # pragma: no cover
+        from ..features import FeatureSet
+
+        return FeatureSet.load(path)
+    return load_feature_file(path)
+
+
+def _labels(fs: Any, path: Optional[str], what: str, flag: str, file: str) -> np.ndarray:
+    if path:
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"{what} file not found: {p}")
+        try:
+            y = np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"cannot read {what} file {p.name}: {exc}") from None
+    elif fs.labels is not None:
+        y = fs.labels
+    else:
+        raise UserError(f"labels missing: {file} has no labels; pass {flag} FILE.npy")
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(fs):
+        raise UserError(f"{len(y) if y.ndim == 1 else y.size} {what} for {len(fs)} rows of {file}")
+    if y.dtype.kind not in "iu":
+        raise UserError(f"{what} must be integer class ids, got dtype {y.dtype}")
+    if (y < 0).any():
+        raise UserError(f"labels missing for {int((y < 0).sum())} of the {len(y)} rows of {file}; a bench needs "
+                        "every pool and test row labeled")
+    return y.astype(np.int64)
+
+
+def _subsample(n: int, k: Optional[int], seed: int, flag: str) -> Optional[np.ndarray]:
+    if k is None:
+        return None
+    if k < 2 or k > n:
+        raise UserError(f"{flag} must lie in [2, {n}], got {k}")
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out ``bilaf bench``. Returns the exit code."""
+    from ..bench import BenchResult, parse_budgets, parse_methods, parse_seeds, read_runs_csv, run_bench
+
+    # everything that can be wrong is checked before any output exists
+    specs = parse_methods(args.methods)
+    budgets = parse_budgets(args.budgets)
+    seeds = parse_seeds(args.seeds)
+    protocols = [t.strip() for t in args.protocols.split(",") if t.strip()]
+    for t in protocols:
+        if t not in ("linear", "knn"):
+            raise UserError(f"unknown protocol {t!r}; bench runs linear and/or knn (finetuning: bilaf evaluate)")
+    if not protocols:
+        raise UserError("--protocols is empty")
+    if not args.name or "/" in args.name or args.name.startswith("."):
+        raise UserError(f"--name must be a plain file stem, got {args.name!r}")
+    if not args.no_plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UserError("the plot needs matplotlib: pip install 'bilaf[plot]' (or pass --no-plot)") from None
+    pool = _load(args.features)
+    test = _load(args.test)
+    y = _labels(pool, args.labels, "pool labels", "--labels", args.features)
+    ty = _labels(test, args.test_labels, "test labels", "--test-labels", args.test)
+    if pool.features.shape[1] != test.features.shape[1]:
+        raise UserError(f"feature widths differ: {args.features} has {pool.features.shape[1]} columns, "
+                        f"{args.test} has {test.features.shape[1]}")
+    X, T = pool.features, test.features
+    rows = _subsample(len(pool), args.subsample, args.subsample_seed, "--subsample")
+    if rows is not None:
+        X, y = np.asarray(X[rows]), y[rows]
+    trows = _subsample(len(test), args.test_subsample, args.subsample_seed + 1, "--test-subsample")
+    if trows is not None:
+        T, ty = np.asarray(T[trows]), ty[trows]
+    for b in budgets:
+        b.count(int(X.shape[0]))  # a budget too large for the pool fails here, before any work
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out must be a folder, got a file: {out}")
+    previous: List[dict] = []
+    runs_path = out / f"{args.name}_runs.csv"
+    if args.resume and runs_path.exists():
+        previous = read_runs_csv(runs_path)
+    elif not args.resume and runs_path.exists():
+        raise UserError(f"{runs_path} exists: pass --resume to continue it, or choose another --name / --out")
+    eval_params = {}
+    if args.knn_k is not None and "knn" in protocols:
+        eval_params["knn"] = {"k": args.knn_k}
+    if args.linear_C is not None and "linear" in protocols:
+        eval_params["linear"] = {"C": args.linear_C}
+    meta = {"command": command_line(args), "title": args.title, "host": host_description(args.device)}
+
+    out.mkdir(parents=True, exist_ok=True)
+    title = args.title
+
+    def save(res: BenchResult) -> None:
+        res.write(out, args.name, plot=False, title=title)
+
+    res = run_bench(X, y, T, ty, specs, budgets, seeds, protocols, device=args.device, eval_params=eval_params,
+                    previous=previous, on_progress=save, verbose=not args.quiet, meta=meta)
+    paths = res.write(out, args.name, plot=not args.no_plot, title=title)
+    print(res.to_markdown(title=title))
+    if not args.quiet:
+        print("bilaf bench: wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    return 0
