@@ -104,7 +104,7 @@ def test_projection_errors():
 
 
 def test_class_colors_distinct():
-    for n in (1, 5, 9, 12, 18, 60):
+    for n in (1, 5, 9, 10, 12, 19, 20, 60):
         c = class_colors(n)
         assert c.shape == (n, 3)
         assert len({tuple(np.round(r, 3)) for r in c}) == n
@@ -159,9 +159,10 @@ def test_cli_plot_from_plain_json_uses_manifest(selection, capsys, monkeypatch):
     rc, _, err = run(["plot", d / "pool_features.npy", d / "sel.json", "-o", d / "m.svg"], capsys)
     assert rc == 0, err
     man = json.loads((d / "sel.manifest.json").read_text())
-    assert sorted(np.flatnonzero(np.asarray(seen["roles"]) == "core")) != []
-    assert set(np.asarray(json.loads((d / "sel.json").read_text()))[np.asarray(seen["roles"]) == "core"]) == \
-        set(man["result"]["core_indices"])
+    roles = np.asarray(seen["roles"])
+    picks = np.asarray(json.loads((d / "sel.json").read_text()))
+    assert (roles == "core").sum() == 3 and (roles == "boundary").sum() == 12
+    assert set(picks[roles == "core"].tolist()) == set(man["result"]["core_indices"])
     assert seen["pseudo_labels"] is not None and seen["color_by"] == "pseudo"
     assert (d / "m.svg").read_text().lstrip().startswith("<?xml")
 

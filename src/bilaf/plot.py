@@ -58,13 +58,13 @@ def class_colors(n: int, random_state: int = 0) -> np.ndarray:
     if n <= 0:
         return np.empty((0, 3))
     plt = _pyplot()
-    # tab10 / tab20 without their greys (grey marks removed noise)
-    if n <= 9:
-        return np.asarray([c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7][:n])
-    if n <= 18:
-        cols = plt.get_cmap("tab20").colors
-        order = [i for i in list(range(0, 20, 2)) + list(range(1, 20, 2)) if i not in (14, 15)]  # strong shades first
-        return np.asarray([cols[i] for i in order[:n]])
+    # tab10 / tab20 without their greys (grey marks removed noise); tab10's grey slot becomes dark indigo
+    tab10 = [c if i != 7 else (0.22, 0.23, 0.47) for i, c in enumerate(plt.get_cmap("tab10").colors)]
+    if n <= 10:
+        return np.asarray(tab10[:n])
+    if n <= 19:
+        light = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i % 2 == 1 and i != 15]
+        return np.asarray((tab10 + light)[:n])
     # many classes: golden-ratio hues at three lightness/saturation levels, shuffled so neighbours differ
     phi = 0.618033988749895
     levels = [(0.50, 0.80), (0.38, 0.90), (0.62, 0.70)]
