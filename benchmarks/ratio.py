@@ -49,10 +49,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--core-fraction", type=float, default=0.005)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--memory-budget", default="1GB")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "ratio.md")
     args = p.parse_args(argv)
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from bilaf.result import atomic_write
     from bilaf.selectors.bilaf import BiLAF
 
