@@ -1,0 +1,354 @@
+"""ProbCover (Yehuda, Dekel, Hacohen & Weinshall, NeurIPS 2022, "Active Learning Through a Covering Lens"), cold start."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..kernels import pairwise_distances, progress, row_chunks, sq_norms
+from ..result import SelectionResult
+from ..validation import check_choice, check_fraction, check_positive_int, parse_memory_budget
+from .base import BaseSelector, Timer
+from .typiclust import kmeans_labels
+
+BYTES_PER_EDGE = 16  # peak bytes per directed edge while the graph is built (see ``max_edges``)
+DEFAULT_PURITY_SAMPLES = 5000
+DEFAULT_N_CLUSTERS_CAP = 10  # see ``n_clusters``
+
+
+class ProbCover(BaseSelector):
+    """ProbCover: greedy maximum coverage of the pool by balls of radius ``delta``.
+
+    Cold start (no labels):
+
+    1. Features are L2-normalised (``normalize=True``, as in the paper).
+    2. The *delta-ball graph* has an edge ``i -> j`` when
+       ``||x_i - x_j|| <= delta``; it is symmetric and every sample lies in its
+       own ball. It is built in one chunked pass over the upper triangle of
+       the pairwise distances (each row block against the rows after it,
+       bounded by ``memory_budget``) and kept as a sparse CSR structure (int32
+       column indices), never as an N x N matrix.
+    3. Greedy max coverage: repeatedly take the sample whose ball holds the
+       most samples not covered yet (ties: the lower index), mark its ball
+       covered, and drop every edge into a covered sample (each sample's
+       out-degree counts uncovered samples only).
+    4. Once every sample is covered (all out-degrees 0), the rest of the
+       budget is drawn uniformly at random (``random_state``) among the
+       samples not chosen yet, as the authors' code does; a note says so.
+
+    Choosing ``delta`` without labels (``delta=None``)
+        The paper picks the largest ``delta`` whose balls are *pure*
+        (all members share the centre's label) for at least a fraction
+        ``alpha`` of the samples, with K-Means clusters standing in for the
+        unknown classes. Here, exactly:
+
+        * pseudo-labels: K-Means with ``n_clusters`` clusters on the
+          normalised features (each sample to its nearest centroid);
+        * for each of ``purity_samples`` samples drawn at random (all samples
+          when the pool is no larger), ``r(x)`` = the distance from ``x`` to
+          the nearest sample with another pseudo-label (chunked exact pass
+          against the whole pool). The ball ``B_delta(x)`` is pure exactly
+          when ``delta < r(x)``, so ``purity(delta) = mean_x [r(x) > delta]``;
+        * with ``r_(1) <= ... <= r_(m)`` the sorted radii and
+          ``j = m - ceil(alpha * m) + 1``, every ``delta < r_(j)`` reaches
+          ``purity >= alpha``; ``delta`` is the largest *observed* radius
+          below ``r_(j)`` (the grid of candidate values is the set of
+          observed radii), or 0 when there is none (then only exact
+          duplicates share a ball).
+
+        The edge cap (below) may lower it further.
+
+    Parameters
+    ----------
+    delta : float or None, default=None
+        Ball radius (in the units of the, by default normalised, features:
+        on the unit sphere distances lie in [0, 2]). ``None``: chosen from
+        the data as described above.
+    alpha : float in (0, 1], default=0.95
+        Target ball purity for the automatic ``delta`` (the paper's 0.95).
+    n_clusters : int or None, default=None
+        Pseudo-classes for the purity estimate. The paper uses the number
+        of classes; pass it when you know it. ``None``: ``min(budget, 10)``
+        clusters (at least 2, at most the pool size).
+    purity_samples : int or None, default=5000
+        Samples whose balls estimate the purity; ``None`` = all of them
+        (one exact pass of N x N distances, in chunks, instead of
+        ``purity_samples`` x N).
+    max_edges : int or None, default=None
+        Cap on the directed edges of the graph (self-loops not counted).
+        ``None``: ``memory_budget / 16 bytes`` (about 67 million for
+        ``"1GB"``). With an automatic ``delta``, ``delta`` is lowered during
+        the pass until the graph fits (a note says so); with a given
+        ``delta``, exceeding it raises ``ValueError``.
+    algorithm : {"auto", "full", "minibatch", "faiss"}, default="auto"
+        K-Means flavour for the pseudo-labels (as in
+        :class:`~bilaf.selectors.typiclust.TypiClust`).
+    random_state, normalize, dtype, device, memory_budget, verbose
+        See :class:`~bilaf.selectors.base.BaseSelector`; ``normalize``
+        defaults to True here.
+
+    Attributes
+    ----------
+    delta_ : float
+        The radius used.
+    purity_ : float or None
+        Estimated purity at ``delta_`` (automatic ``delta`` only).
+    n_edges_ : int
+        Directed edges of the graph (self-loops not counted).
+    coverage_ : float
+        Fraction of the pool inside the balls of the picks.
+
+    The result's ``scores`` hold, per pick, how many samples it newly
+    covered (NaN for the random picks after full coverage).
+    """
+
+    name = "probcover"
+
+    def __init__(self, *, delta: Optional[float] = None, alpha: float = 0.95, n_clusters: Optional[int] = None,
+                 purity_samples: Optional[int] = DEFAULT_PURITY_SAMPLES, max_edges: Optional[int] = None,
+                 algorithm: str = "auto", random_state: Any = None, normalize: bool = True, dtype: str = "float32",
+                 device: str = "cpu", memory_budget: Any = "1GB", verbose: bool = False) -> None:
+        super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
+                         memory_budget=memory_budget, verbose=verbose)
+        self.delta = delta
+        self.alpha = alpha
+        self.n_clusters = n_clusters
+        self.purity_samples = purity_samples
+        self.max_edges = max_edges
+        self.algorithm = algorithm
+
+    # -- validation ------------------------------------------------------------
+    def _check_params(self, n_samples: int, budget: int) -> None:
+        if self.delta is not None:
+            if (isinstance(self.delta, bool) or not isinstance(self.delta, numbers.Real)
+                    or not np.isfinite(self.delta) or self.delta < 0):
+                raise ValueError(f"delta must be None or a finite number >= 0, got {self.delta!r}")
+        check_fraction(self.alpha, "alpha", low=0.0, high=1.0, low_inclusive=False, high_inclusive=True)
+        if self.n_clusters is not None:
+            k = check_positive_int(self.n_clusters, "n_clusters")
+            if k < 2:
+                raise ValueError(f"n_clusters must be at least 2, got {k}")
+            if k > n_samples:
+                raise ValueError(f"n_clusters {k} exceeds the pool size {n_samples}")
+        if self.purity_samples is not None:
+            check_positive_int(self.purity_samples, "purity_samples")
+        if self.max_edges is not None:
+            check_positive_int(self.max_edges, "max_edges")
+        check_choice(self.algorithm, "algorithm", ("auto", "full", "minibatch", "faiss"))
+        if self.algorithm == "faiss":
+            try:
+                import faiss  # noqa: F401
+            except ImportError:
+                raise ValueError("algorithm='faiss' needs faiss: pip install 'bilaf[faiss]'") from None
+
+    def _edge_cap(self) -> int:
+        if self.max_edges is not None:
+            return int(self.max_edges)
+        return max(1, parse_memory_budget(self.memory_budget) // BYTES_PER_EDGE)
+
+    # -- the method --------------------------------------------------------------
+    def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
+        n = X.shape[0]
+        X = X.to(self._tdtype)
+        notes: List[str] = []
+        params = {}
+        self.purity_ = None
+        pseudo = None
+        if self.delta is None:
+            k = self.n_clusters if self.n_clusters is not None else max(2, min(budget, DEFAULT_N_CLUSTERS_CAP))
+            k = min(k, n)
+            with timer.stage("pseudo-labels"):
+                pseudo = self._pseudo_labels(X, k, rng)
+            with timer.stage("delta"):
+                delta, purity = self._auto_delta(X, pseudo, rng)
+            self.purity_ = purity
+            params.update(n_clusters_used=int(k), purity_at_delta=purity)
+            if delta == 0.0:
+                notes.append(f"no ball radius above 0 reaches purity {self.alpha}; delta = 0 "
+                             "(only duplicates share a ball)")
+        else:
+            delta = float(self.delta)
+        with timer.stage("graph"):
+            indptr, indices, delta_used = self._graph(X, delta, auto=self.delta is None)
+        if delta_used < delta:
+            notes.append(f"delta lowered from {delta:.6g} to {delta_used:.6g} to keep the graph under "
+                         f"{self._edge_cap()} edges (max_edges / memory_budget)")
+        with timer.stage("greedy cover"):
+            picks, gains, n_covered = self._greedy(indptr, indices, budget)
+        n_greedy = len(picks)
+        if n_greedy < budget:
+            notes.append(f"all {n} samples were covered after {n_greedy} picks; the other "
+                         f"{budget - n_greedy} were drawn at random")
+            rest = np.setdiff1d(np.arange(n, dtype=np.int64), np.asarray(picks, dtype=np.int64))
+            extra = rng.choice(rest, size=budget - n_greedy, replace=False)
+            picks = list(picks) + [int(i) for i in extra]
+            gains = list(gains) + [np.nan] * len(extra)
+        self.delta_ = float(delta_used)
+        self.n_edges_ = int(indices.shape[0])
+        self.coverage_ = n_covered / n
+        params.update(delta_used=float(delta_used), n_edges=int(indices.shape[0]), coverage=n_covered / n,
+                      n_greedy_picks=n_greedy)
+        return SelectionResult(indices=np.asarray(picks, dtype=np.int64), scores=np.asarray(gains, dtype=np.float64),
+                               pseudo_labels=pseudo, notes=notes, params=params,
+                               pick_classes=None if pseudo is None else pseudo[np.asarray(picks, dtype=np.int64)])
+
+    def _pseudo_labels(self, X: torch.Tensor, k: int, rng: np.random.Generator) -> np.ndarray:
+        labels, _ = kmeans_labels(X, k, rng, algorithm=self.algorithm, dtype=X.dtype,
+                                  memory_budget=self.memory_budget, verbose=self.verbose)
+        return labels
+
+    def _auto_delta(self, X: torch.Tensor, pseudo: np.ndarray, rng: np.random.Generator) -> Tuple[float, float]:
+        """The largest observed radius below the (1 - alpha) quantile of the nearest other-label distances."""
+        n = X.shape[0]
+        m = n if self.purity_samples is None or self.purity_samples >= n else int(self.purity_samples)
+        rows = np.arange(n) if m == n else np.sort(rng.choice(n, size=m, replace=False))
+        r = self.other_label_radius(X, pseudo, rows)
+        r_sorted = np.sort(r)
+        j = m - math.ceil(self.alpha * m - 1e-9)  # 0-based index of r_(j) in the docstring's 1-based terms
+        limit = r_sorted[j]
+        below = r_sorted[r_sorted < limit]
+        delta = float(below[-1]) if below.size else 0.0
+        if not np.isfinite(delta):  # pragma: no cover - below < limit <= inf
+            delta = 0.0
+        purity = float(np.mean(r > delta))
+        return delta, purity
+
+    def other_label_radius(self, X: torch.Tensor, pseudo: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """For each of ``rows``, the distance to the nearest sample with another pseudo-label (inf if none)."""
+        n = X.shape[0]
+        x_sq = sq_norms(X)
+        lab = torch.as_tensor(pseudo, device=X.device)
+        rows_t = torch.as_tensor(rows, device=X.device)
+        out = np.empty(len(rows), dtype=np.float64)
+        chunks = list(row_chunks(len(rows), n, self.memory_budget, itemsize=X.element_size(), temporaries=3))
+        for sl in progress(chunks, desc="ball purity", enabled=self.verbose and len(chunks) > 1, unit="chunk"):
+            ri = rows_t[sl]
+            D = pairwise_distances(X[ri], X, a_sq=x_sq[ri], b_sq=x_sq, squared=True)
+            D.masked_fill_(lab[ri][:, None] == lab[None, :], float("inf"))
+            out[sl] = D.min(dim=1).values.sqrt_().cpu().numpy()
+        return out
+
+    def _graph(self, X: torch.Tensor, delta: float, *, auto: bool) -> Tuple[np.ndarray, np.ndarray, float]:
+        """The symmetric delta-ball graph in CSR form (no self-loops); may lower ``delta`` when ``auto``."""
+        n = X.shape[0]
+        cap_pairs = self._edge_cap() // 2  # undirected pairs kept
+        thr = torch.tensor(delta * delta, dtype=X.dtype).item()
+        x_sq = sq_norms(X)
+        itemsize = X.element_size()
+        temporaries = math.ceil((itemsize + 1 + 16) / itemsize)  # block, mask, worst-case nonzero()
+        chunks = list(row_chunks(n, n, self.memory_budget, itemsize=itemsize, temporaries=temporaries))
+        total_area = n * (n - 1) / 2
+        src: List[np.ndarray] = []
+        dst: List[np.ndarray] = []
+        d2s: List[np.ndarray] = []
+        kept = 0
+        done_area = 0.0
+        delta_used = float(delta)
+        for sl in progress(chunks, desc="delta graph", enabled=self.verbose and len(chunks) > 1, unit="chunk"):
+            a, b = sl.start, sl.stop
+            D = pairwise_distances(X[a:b], X[a:], a_sq=x_sq[a:b], b_sq=x_sq[a:], squared=True)
+            mask = D <= thr
+            mask[:, : b - a] &= torch.ones(b - a, b - a, dtype=torch.bool, device=X.device).triu_(1)  # j > i only
+            count = int(mask.sum())
+            done_area += (b - a) * (n - a) - (b - a) * (b - a + 1) / 2
+            if kept + count > cap_pairs:
+                if not auto:
+                    raise ValueError(f"delta={delta:g} gives more than {2 * cap_pairs} graph edges (found "
+                                     f"{2 * (kept + count)} in the first {b} rows); pass a smaller delta, or raise "
+                                     "max_edges or memory_budget")
+                # lower the radius so that the projected whole graph keeps ~70% of the cap
+                cand = np.concatenate(d2s + [D[mask].cpu().numpy()])
+                projected = (kept + count) * total_area / max(done_area, 1.0)
+                q = min(1.0, 0.7 * cap_pairs / projected)
+                new_thr = float(np.quantile(cand, q, method="lower"))
+                while int((cand <= new_thr).sum()) > 0.7 * cap_pairs and new_thr > 0:
+                    new_thr = float(np.nextafter(np.float32(new_thr), np.float32(0)))  # pragma: no cover
+                thr = new_thr
+                delta_used = math.sqrt(max(thr, 0.0))
+                keep = [d <= thr for d in d2s]
+                src = [s[k] for s, k in zip(src, keep)]
+                dst = [s[k] for s, k in zip(dst, keep)]
+                d2s = [s[k] for s, k in zip(d2s, keep)]
+                kept = sum(len(s) for s in src)
+                mask &= D <= thr
+            nz = torch.nonzero(mask)
+            if nz.shape[0]:
+                src.append((nz[:, 0] + a).to(torch.int32).cpu().numpy())
+                dst.append((nz[:, 1] + a).to(torch.int32).cpu().numpy())
+                if auto:
+                    d2s.append(D[nz[:, 0], nz[:, 1]].cpu().numpy())
+                else:
+                    d2s.append(np.empty(0, dtype=np.float32))
+                kept += nz.shape[0]
+            del D, mask, nz
+        d2s.clear()
+        return _symmetric_csr(n, src, dst) + (delta_used,)
+
+    @staticmethod
+    def _greedy(indptr: np.ndarray, indices: np.ndarray, budget: int) -> Tuple[List[int], List[float], int]:
+        """Greedy max coverage; stops early when everything is covered. Returns picks, gains, covered count."""
+        n = indptr.shape[0] - 1
+        deg = np.diff(indptr).astype(np.int64) + 1  # uncovered samples in each ball (itself included)
+        covered = np.zeros(n, dtype=bool)
+        picks: List[int] = []
+        gains: List[float] = []
+        n_covered = 0
+        while len(picks) < budget:
+            p = int(np.argmax(deg))  # first index among ties
+            gain = int(deg[p])
+            if gain == 0:
+                break
+            ball = np.append(indices[indptr[p]:indptr[p + 1]], p)
+            new = ball[~covered[ball]]
+            covered[new] = True
+            n_covered += len(new)
+            # every ball holding a newly covered sample u (u's neighbours and u itself) loses one
+            np.subtract.at(deg, np.concatenate([_gather_rows(indptr, indices, new), new]), 1)
+            picks.append(p)
+            gains.append(float(gain))
+        return picks, gains, n_covered
+
+
+def _gather_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The concatenated column indices of CSR ``rows``."""
+    starts = indptr[rows]
+    lens = indptr[rows + 1] - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.empty(0, dtype=indices.dtype)
+    offsets = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(total)
+    return indices[offsets]
+
+
+def _symmetric_csr(n: int, src: List[np.ndarray], dst: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr int64, indices int32) of the graph holding each pair (i, j) in both directions."""
+    s = np.concatenate(src) if src else np.empty(0, dtype=np.int32)
+    d = np.concatenate(dst) if dst else np.empty(0, dtype=np.int32)
+    src.clear()
+    dst.clear()
+    counts = np.bincount(s, minlength=n) + np.bincount(d, minlength=n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    # forward edges arrive sorted by source (chunks in order, nonzero() row-major): place them per row
+    fill = indptr[:-1].copy()
+    _scatter(indices, fill, s, d)
+    _scatter(indices, fill, d, s)
+    return indptr, indices
+
+
+def _scatter(indices: np.ndarray, fill: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
+    """Append ``cols`` to the CSR rows ``rows`` at the positions ``fill`` (advanced in place)."""
+    if rows.size == 0:
+        return
+    order = np.argsort(rows, kind="stable")
+    r = rows[order]
+    counts = np.bincount(r, minlength=fill.shape[0])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = fill[r] + (np.arange(r.shape[0]) - starts[r])
+    indices[pos] = cols[order]
+    fill += counts

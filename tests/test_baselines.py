@@ -1,0 +1,256 @@
+"""TypiClust and ProbCover: exact budgets, determinism, the papers' defining behaviour, option checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import bilaf
+from bilaf.selectors.probcover import ProbCover, _gather_rows, _symmetric_csr
+from bilaf.selectors.typiclust import TypiClust, mean_knn_distances
+
+METHODS = ("typiclust", "probcover")
+
+
+def _blobs(n_blobs: int, per_blob: int, dim: int = 8, spread: float = 0.05, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n_blobs, dim))
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    # unit-norm blob centres spread apart; points stay close to them (also after L2 normalisation)
+    X = np.concatenate([c + spread * rng.normal(size=(per_blob, dim)) for c in centers])
+    return X.astype(np.float32)
+
+
+@st.composite
+def pools(draw):
+    n_distinct = draw(st.integers(1, 12))
+    dim = draw(st.integers(1, 4))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n_distinct, dim))
+    reps = draw(st.lists(st.integers(1, 4), min_size=n_distinct, max_size=n_distinct))
+    X = np.repeat(base, reps, axis=0)  # duplicate rows on purpose
+    if len(X) < 2:
+        X = np.concatenate([X, X])
+    X = X[rng.permutation(len(X))].astype(np.float32)
+    budget = draw(st.integers(1, len(X)))
+    return X, budget
+
+
+@pytest.mark.parametrize("method", METHODS)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=pools(), seed=st.integers(0, 1000))
+def test_exact_budget_distinct(method, data, seed):
+    X, budget = data
+    res = bilaf.select(X, budget, method=method, random_state=seed)
+    assert res.indices.dtype == np.int64
+    assert len(res.indices) == budget
+    assert len(np.unique(res.indices)) == budget
+    assert res.indices.min() >= 0 and res.indices.max() < len(X)
+    assert len(res.scores) == budget and len(res.pick_classes) == budget
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("budget", [1, 7, 60, 119, 120])
+def test_budget_edges_on_blobs(method, budget):
+    X = _blobs(6, 20)
+    res = bilaf.select(X, budget, method=method, random_state=3)
+    assert len(np.unique(res.indices)) == len(res.indices) == budget
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_same_seed_same_result(method):
+    X = np.random.default_rng(1).normal(size=(400, 12)).astype(np.float32)
+    a = bilaf.select(X, 25, method=method, random_state=7)
+    b = bilaf.select(X, 25, method=method, random_state=7)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_typicality_picks_the_dense_point():
+    rng = np.random.default_rng(0)
+    # one cluster: a tight core of 30 points around the origin plus a sparse halo of 30
+    core = 0.01 * rng.normal(size=(30, 5))
+    halo = rng.normal(size=(30, 5))
+    halo *= (3.0 / np.linalg.norm(halo, axis=1, keepdims=True))
+    centre = np.zeros((1, 5))
+    X = np.concatenate([halo, core, centre]).astype(np.float64)
+    sel = TypiClust(random_state=0, dtype="float64")
+    res = sel.select(X, 1)
+    assert 30 <= res.indices[0] <= 60  # a core point, never the halo
+    # the most typical sample is the one with the smallest mean distance to its 20 nearest neighbours
+    D = np.linalg.norm(X[:, None] - X[None], axis=2)
+    np.fill_diagonal(D, np.inf)
+    mean_knn = np.sort(D, axis=1)[:, :20].mean(axis=1)
+    assert res.indices[0] == int(np.argmin(mean_knn))
+    np.testing.assert_allclose(sel.typicality_, 1.0 / mean_knn, rtol=1e-9)
+
+
+def test_mean_knn_distances_matches_brute_force():
+    import torch
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(700, 5))
+    perm = rng.permutation(700)
+    sizes = [1, 2, 3, 7, 21, 40, 40, 90, 250, 246]  # 250 is too big for 1MB: the chunked kernel
+    groups, start = [], 0
+    for s in sizes:
+        groups.append(np.sort(perm[start:start + s]))
+        start += s
+    got = mean_knn_distances(torch.from_numpy(X), groups, 20, dtype=torch.float64, memory_budget="1MB")
+    for g in groups:
+        if len(g) == 1:
+            assert np.isnan(got[g]).all()
+            continue
+        D = np.linalg.norm(X[g][:, None] - X[g][None], axis=2)
+        np.fill_diagonal(D, np.inf)
+        k = min(20, len(g) - 1)
+        np.testing.assert_allclose(got[g], np.sort(D, axis=1)[:, :k].mean(axis=1), rtol=1e-9)
+
+
+def test_typiclust_one_pick_per_blob():
+    X = _blobs(8, 25)
+    res = bilaf.select(X, 8, method="typiclust", random_state=0)
+    assert sorted(res.indices // 25) == list(range(8))
+    assert len(np.unique(res.pick_classes)) == 8
+    assert res.pseudo_labels.shape == (len(X),)
+
+
+def test_typiclust_small_clusters_come_last():
+    rng = np.random.default_rng(0)
+    big = [c + 0.05 * rng.normal(size=(30, 2)) for c in ([0, 0], [10, 0])]
+    outliers = np.array([[100.0, 100.0], [-100.0, 100.0]])  # two singleton clusters
+    X = np.concatenate(big + [outliers]).astype(np.float32)
+    res = bilaf.select(X, 4, method="typiclust", random_state=0)
+    # 4 clusters: the two blobs and the two outliers; the outliers are skipped, each blob gives two picks
+    assert not np.isin(res.indices, [60, 61]).any()
+    assert sorted(res.indices // 30) == [0, 0, 1, 1]
+    assert any("fewer than 5" in n for n in res.notes)
+
+
+def test_typiclust_max_clusters_round_robin():
+    X = _blobs(3, 30)
+    res = TypiClust(max_clusters=3, random_state=0).select(X, 9)
+    assert res.params["n_clusters_used"] == 3
+    assert sorted(np.bincount(res.indices // 30)) == [3, 3, 3]
+    # uncapped: budget clusters
+    res = TypiClust(max_clusters=None, random_state=0).select(X, 9)
+    assert res.params["n_clusters_used"] == 9
+
+
+def test_probcover_one_pick_per_blob():
+    X = _blobs(7, 30, spread=0.02)
+    sel = ProbCover(delta=0.3, random_state=0)
+    res = sel.select(X, 7)
+    assert sorted(res.indices // 30) == list(range(7))
+    assert sel.coverage_ == 1.0
+    np.testing.assert_array_equal(res.scores, np.full(7, 30.0))  # each ball covers its whole blob
+    assert res.params["delta_used"] == 0.3
+
+
+def test_probcover_fills_budget_after_full_cover():
+    X = _blobs(4, 10, spread=0.02)
+    res = ProbCover(delta=0.3, random_state=0).select(X, 12)
+    assert sorted(res.indices[:4] // 10) == [0, 1, 2, 3]
+    assert np.isnan(res.scores[4:]).all()
+    assert any("drawn at random" in n for n in res.notes)
+
+
+def test_probcover_greedy_matches_brute_force():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(150, 3))
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    delta = 0.4
+    res = ProbCover(delta=delta, random_state=0, dtype="float64").select(X, 10)
+    D = np.linalg.norm(Xn[:, None] - Xn[None], axis=2)
+    A = D <= delta
+    covered = np.zeros(len(X), bool)
+    expect = []
+    for _ in range(10):
+        gains = (A & ~covered[None, :]).sum(axis=1)
+        p = int(np.argmax(gains))
+        if gains[p] == 0:
+            break
+        expect.append(p)
+        covered |= A[p]
+    np.testing.assert_array_equal(res.indices[: len(expect)], expect)
+
+
+def test_probcover_graph_matches_dense():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(90, 4))
+    sel = ProbCover(delta=0.7, random_state=0, dtype="float64", memory_budget="1MB")
+    sel.select(X, 3)
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    D = np.linalg.norm(Xn[:, None] - Xn[None], axis=2)
+    n_expected = int((D <= 0.7).sum()) - len(X)
+    assert sel.n_edges_ == n_expected
+    # CSR helpers
+    indptr, indices = _symmetric_csr(4, [np.array([0, 0, 2], np.int32)], [np.array([1, 3, 3], np.int32)])
+    assert indptr.tolist() == [0, 2, 3, 4, 6]
+    assert [sorted(indices[indptr[i]:indptr[i + 1]].tolist()) for i in range(4)] == [[1, 3], [0], [3], [0, 2]]
+    assert sorted(_gather_rows(indptr, indices, np.array([3, 1])).tolist()) == [0, 0, 2]
+
+
+def test_probcover_auto_delta_purity():
+    X = _blobs(5, 40, spread=0.03)
+    sel = ProbCover(n_clusters=5, random_state=0, purity_samples=None)
+    res = sel.select(X, 5)
+    # with the true number of groups, balls stay pure up to the gap between blobs: one pick per blob
+    assert sel.purity_ >= 0.95
+    assert sel.delta_ > 0.1
+    assert sorted(res.indices // 40) == list(range(5))
+
+
+def test_probcover_edge_cap():
+    X = _blobs(3, 40, spread=0.05)
+    with pytest.raises(ValueError, match="graph edges"):
+        ProbCover(delta=1.0, max_edges=100, random_state=0).select(X, 3)
+    sel = ProbCover(n_clusters=2, max_edges=200, random_state=0, purity_samples=None)
+    res = sel.select(X, 3)
+    assert sel.n_edges_ <= 200
+    assert len(res.indices) == 3
+
+
+@pytest.mark.parametrize("method,params", [
+    ("typiclust", {"k_neighbors": 0}),
+    ("typiclust", {"k_neighbors": 2.5}),
+    ("typiclust", {"min_cluster_size": -1}),
+    ("typiclust", {"max_clusters": 0}),
+    ("typiclust", {"algorithm": "nope"}),
+    ("typiclust", {"dtype": "float16"}),
+    ("probcover", {"delta": -0.1}),
+    ("probcover", {"delta": float("nan")}),
+    ("probcover", {"delta": "big"}),
+    ("probcover", {"alpha": 0.0}),
+    ("probcover", {"alpha": 1.5}),
+    ("probcover", {"n_clusters": 1}),
+    ("probcover", {"n_clusters": 10_000}),
+    ("probcover", {"purity_samples": 0}),
+    ("probcover", {"max_edges": 0}),
+    ("probcover", {"memory_budget": "lots"}),
+])
+def test_bad_options_raise(method, params):
+    X = _blobs(2, 10)
+    with pytest.raises(ValueError):
+        bilaf.select(X, 3, method=method, random_state=0, **params)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_bad_budget_and_unknown_option(method):
+    X = _blobs(2, 10)
+    with pytest.raises(ValueError):
+        bilaf.select(X, 21, method=method)
+    with pytest.raises(TypeError):
+        bilaf.select(X, 3, method=method, bogus=1)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_warm_start_keeps_labeled(method):
+    X = _blobs(4, 15)
+    sel = TypiClust(random_state=0) if method == "typiclust" else ProbCover(random_state=0)
+    out = sel.select(X, 6, labeled=[0, 15])
+    assert out.indices[:2].tolist() == [0, 15]
+    assert len(np.unique(out.indices)) == 6
