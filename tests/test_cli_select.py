@@ -498,3 +498,25 @@ def test_every_api_option_has_a_flag(capsys):
         for name in cls._param_names():
             flag = special.get(name, "--" + name.replace("_", "-"))
             assert re.search(rf"{re.escape(flag)}\b", text), (m, name)
+
+
+def test_labelstudio_text_pool_holds_the_texts(tmp_path, capsys):
+    """Features of a text file (as bilaf embed writes them): Label Studio tasks carry the texts."""
+    from bilaf.features import FeatureSet
+
+    lines = [f"{i % 3} question number {i} ?" for i in range(60)]
+    src = tmp_path / "q.txt"
+    src.write_text("\n".join(lines[:30]) + "\n\n" + "\n".join(lines[30:]) + "\n")  # an empty line in between
+    line_no = list(range(1, 31)) + list(range(32, 62))
+    X, _ = blobs(n=60)
+    fs = FeatureSet(features=X, ids=[f"q.txt:{n}" for n in line_no], labels=np.arange(60) % 3,
+                    meta={"kind": "text", "source": f"text:{src}"})
+    fs.save(tmp_path / "q.npz")
+    rc, _, err = run(["select", tmp_path / "q.npz", "-b", "8", "-m", "kcenter", "-o", tmp_path / "t.labelstudio.json",
+                      "-o", tmp_path / "t.csv"], capsys)
+    assert rc == 0, err
+    tasks = json.loads((tmp_path / "t.labelstudio.json").read_text())
+    for t in tasks:
+        i = t["data"]["bilaf_index"]
+        assert t["data"]["text"] == f"question number {i} ?"
+        assert t["data"]["bilaf_id"] == f"q.txt:{line_no[i]}"

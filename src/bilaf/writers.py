@@ -34,7 +34,7 @@ import math
 import os
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -176,18 +176,21 @@ def _write_paths(result: SelectionResult, records: List[Dict[str, Any]], path: P
 
 
 def _write_labelstudio(result: SelectionResult, records: List[Dict[str, Any]], path: Path, *,
-                       data_key: str = "image", model_version: Optional[str] = None, **_: Any) -> None:
+                       data_key: str = "image", model_version: Optional[str] = None,
+                       texts: Optional[Mapping[int, str]] = None, **_: Any) -> None:
     if model_version is None:
         from . import __version__
 
         model_version = f"bilaf-{__version__}-{result.method or 'selection'}"
     tasks = []
     for r in records:
+        value = texts[r["index"]] if texts is not None and r["index"] in texts else (r["path"] or r["id"])
         data = {
-            data_key: r["path"] or r["id"],
+            data_key: value,
             "bilaf_rank": r["rank"],
             "bilaf_index": r["index"],
             "bilaf_id": r["id"],
+            **({"bilaf_path": r["path"]} if texts is not None and r["path"] else {}),
             "bilaf_role": r["role"],
             "bilaf_pseudo_class": r["pseudo_class"],
             "bilaf_opponent_class": r["opponent_class"],
@@ -208,7 +211,8 @@ _WRITERS = {"json": _write_json, "csv": _write_csv, "parquet": _write_parquet, "
 
 def write_selection(result: SelectionResult, path: PathLike, fmt: Optional[str] = None, *,
                     ids: Optional[Sequence[Any]] = None, paths: Optional[Sequence[Any]] = None,
-                    path_prefix: str = "", data_key: str = "image", model_version: Optional[str] = None) -> Path:
+                    path_prefix: str = "", data_key: str = "image", model_version: Optional[str] = None,
+                    texts: Optional[Mapping[int, str]] = None) -> Path:
     """Write a selection to one file, atomically.
 
     Parameters
@@ -227,6 +231,9 @@ def write_selection(result: SelectionResult, path: PathLike, fmt: Optional[str] 
         Label Studio only: the task data field (``"image"``, ``"text"``...).
     model_version : str, optional
         Label Studio only: the predictions' model version.
+    texts : mapping of int to str, optional
+        Label Studio only: the text of each picked pool index, put in the
+        task's ``data_key`` field instead of the path (text pools).
 
     Returns
     -------
@@ -241,13 +248,13 @@ def write_selection(result: SelectionResult, path: PathLike, fmt: Optional[str] 
     >>> _ = write_selection(res, os.path.join(d, "picks.csv"))
     """
     return write_outputs(result, [(path, fmt)], ids=ids, paths=paths, path_prefix=path_prefix,
-                         data_key=data_key, model_version=model_version)[0]
+                         data_key=data_key, model_version=model_version, texts=texts)[0]
 
 
 def write_outputs(result: SelectionResult, targets: Sequence[Union[PathLike, Tuple[PathLike, Optional[str]]]], *,
                   ids: Optional[Sequence[Any]] = None, paths: Optional[Sequence[Any]] = None,
                   path_prefix: str = "", data_key: str = "image",
-                  model_version: Optional[str] = None,
+                  model_version: Optional[str] = None, texts: Optional[Mapping[int, str]] = None,
                   extra_files: Sequence[Tuple[PathLike, Callable[[Path], None]]] = ()) -> List[Path]:
     """Write a selection to several files, all or none.
 
@@ -259,7 +266,7 @@ def write_outputs(result: SelectionResult, targets: Sequence[Union[PathLike, Tup
     ----------
     result : SelectionResult
     targets : sequence of path or (path, format)
-    ids, paths, path_prefix, data_key, model_version
+    ids, paths, path_prefix, data_key, model_version, texts
         See :func:`write_selection`.
     extra_files : sequence of (path, callable)
         Further files written in the same all-or-none step: each callable
@@ -287,7 +294,7 @@ def write_outputs(result: SelectionResult, targets: Sequence[Union[PathLike, Tup
     with ExitStack() as stack:
         for p, f in plan:
             tmp = stack.enter_context(atomic_path(p))
-            _WRITERS[f](result, records, tmp, data_key=data_key, model_version=model_version)
+            _WRITERS[f](result, records, tmp, data_key=data_key, model_version=model_version, texts=texts)
             _finish(tmp)
         for p, render in extra_files:
             tmp = stack.enter_context(atomic_path(p))

@@ -489,6 +489,33 @@ def load_feature_file(path: str):
         raise ValueError(f"cannot read feature file {path}: {msg}") from None
 
 
+def pick_texts(fs: Any, indices: Sequence[int]) -> Optional[Dict[int, str]]:
+    """The texts of the picked rows of a text pool made by ``bilaf embed`` (ids ``file:line``), if readable.
+
+    Returns None when the features do not come from a text file that is still
+    there, or when an id does not point into it.
+    """
+    src = str(fs.meta.get("source", ""))
+    if not src.startswith("text:"):
+        return None
+    f = Path(src[len("text:"):])
+    try:
+        lines = f.read_bytes().decode("utf-8", errors="replace").split("\n")
+    except OSError:
+        return None
+    out: Dict[int, str] = {}
+    for i in indices:
+        name, _, num = str(fs.ids[int(i)]).rpartition(":")
+        if name != f.name or not num.isdigit() or not 1 <= int(num) <= len(lines):
+            return None
+        line = lines[int(num) - 1].rstrip("\r").strip()
+        if fs.labels is not None:  # '<label> <text>' lines: the label was read from the first column
+            parts = line.split(None, 1)
+            line = parts[1] if len(parts) == 2 else line
+        out[int(i)] = line
+    return out
+
+
 # -- the verb ------------------------------------------------------------------------------------
 
 def _say(args: argparse.Namespace, msg: str) -> None:
@@ -621,8 +648,10 @@ def run(args: argparse.Namespace) -> int:
                                extra={"reproduced_from": man["_path"]} if man else None)
             write_manifest(m, tmp)
 
+        texts = pick_texts(fs, result.indices) if data_key == "text" and any(
+            f == "labelstudio" for _, f in outs) else None
         write_outputs(result, outs, ids=fs.ids, paths=ids, path_prefix=args.path_prefix, data_key=data_key,
-                      extra_files=[(mp, render_manifest) for mp in manifests])
+                      texts=texts, extra_files=[(mp, render_manifest) for mp in manifests])
     total = time.perf_counter() - t_start
     parts = []
     if len(result.core_indices):
