@@ -558,7 +558,7 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
                 raise ValueError(f"the previous runs were made on another pool (budget {r['budget']} was "
                                  f"{r['budget_count']} samples, now {counts[r['budget']]}); use a new output name")
             done[(r["method"], r["budget"], r["seed"], r["protocol"])] = r
-    cells = [(s, b, seed) for b in blist for s in specs for seed in slist]
+    cells = [(s, b, seed) for s in specs for b in blist for seed in slist]  # method by method
     t_start = time.perf_counter()
     from .kernels import progress as _progress
 

@@ -69,6 +69,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto: where selectors and kNN run (default cpu)")
     p.add_argument("--knn-k", type=int, default=None, help="kNN neighbours (default 20)")
     p.add_argument("--linear-C", type=float, default=None, help="linear probe C (default 10)")
+    p.add_argument("--linear-solver", choices=("auto", "torch", "sklearn"), default="auto",
+                   help="linear probe solver: same objective; auto = torch on a GPU, scikit-learn on the CPU")
     p.add_argument("--resume", action="store_true", help="keep the runs already in OUT/NAME_runs.csv")
     p.add_argument("--no-plot", action="store_true", help="skip the plot (no matplotlib needed)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-run lines")
@@ -82,7 +84,8 @@ def command_line(args: argparse.Namespace) -> str:
              args.budgets, "--seeds", str(args.seeds), "--protocols", args.protocols]
     for flag, value in (("--labels", args.labels), ("--test-labels", args.test_labels),
                         ("--subsample", args.subsample), ("--test-subsample", args.test_subsample),
-                        ("--knn-k", args.knn_k), ("--linear-C", args.linear_C)):
+                        ("--knn-k", args.knn_k), ("--linear-C", args.linear_C),
+                        ("--linear-solver", None if args.linear_solver == "auto" else args.linear_solver)):
         if value is not None:
             parts += [flag, str(value)]
     if args.subsample is not None or args.test_subsample is not None:
@@ -204,8 +207,10 @@ def run(args: argparse.Namespace) -> int:
     eval_params = {}
     if args.knn_k is not None and "knn" in protocols:
         eval_params["knn"] = {"k": args.knn_k}
-    if args.linear_C is not None and "linear" in protocols:
-        eval_params["linear"] = {"C": args.linear_C}
+    if "linear" in protocols:
+        eval_params["linear"] = {"solver": args.linear_solver}
+        if args.linear_C is not None:
+            eval_params["linear"]["C"] = args.linear_C
     meta = {"command": command_line(args), "title": args.title, "host": host_description(args.device)}
 
     out.mkdir(parents=True, exist_ok=True)

@@ -98,6 +98,15 @@ class _Classifier(torch.nn.Module):
         return self.head(f.flatten(1))
 
 
+def _copy_module(module: torch.nn.Module) -> torch.nn.Module:
+    """A trainable deep copy (a copied TorchScript module has non-leaf parameters: make them leaves again)."""
+    net = copy.deepcopy(module)
+    for p in net.parameters():
+        if not p.is_leaf:
+            p.detach_().requires_grad_(True)
+    return net
+
+
 def _lr_factor(step: int, steps: int, warmup: int) -> float:
     """Linear warm-up, then cosine decay to 0."""
     if warmup > 0 and step < warmup:
@@ -200,7 +209,7 @@ def finetune(backbone: torch.nn.Module, train_images: Any, train_y: Any, test_im
     dev = resolve_device(device)
     tf = transform if transform is not None else (lambda t: t)
 
-    net = copy.deepcopy(backbone).to(dev)
+    net = _copy_module(backbone).to(dev)
     net.eval()
     with torch.no_grad():
         d = int(net(tf(Xtr[:1].to(dev))).flatten(1).shape[1])
