@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import colorsys
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -240,7 +240,7 @@ def plot_selection(X: Any, indices: Any, *, roles: Optional[Sequence[str]] = Non
     # pool: faint dots; removed noise: grey crosses
     noise = pseudo[pool_rows] < 0 if pseudo is not None else np.zeros(len(pool_rows), bool)
     size = float(np.clip(30000.0 / max(len(pool_rows), 1), 5, 18))
-    ax.scatter(xy_pool[~noise, 0], xy_pool[~noise, 1], s=size, c=colours(pool_rows[~noise]), alpha=0.45,
+    ax.scatter(xy_pool[~noise, 0], xy_pool[~noise, 1], s=size, c=colours(pool_rows[~noise]), alpha=0.55,
                linewidths=0, zorder=1, rasterized=True)
     if noise.any():
         ax.scatter(xy_pool[noise, 0], xy_pool[noise, 1], s=size * 1.6, c=[(0.45, 0.45, 0.45)], marker="x",
@@ -257,10 +257,12 @@ def plot_selection(X: Any, indices: Any, *, roles: Optional[Sequence[str]] = Non
         if not mask.any():
             continue
         marker, s, label, z = _ROLE_STYLE[role]
+        s = s * float(np.clip(np.sqrt(120.0 / max(len(idx), 1)), 0.5, 1.2))  # many picks: smaller markers
         face = pick_cols[mask] if role != "labeled" else "white"
         ax.scatter(xy_pick[mask, 0], xy_pick[mask, 1], s=s, c=face, marker=marker, edgecolors="black",
-                   linewidths=0.9 if role != "core" else 0.8, zorder=z)
-        handles.append(Line2D([], [], ls="", marker=marker, ms=np.sqrt(s) * (0.75 if role == "core" else 1.0),
+                   linewidths=0.8 if len(idx) <= 200 else 0.6, zorder=z)
+        ms = np.sqrt(_ROLE_STYLE[role][1]) * (0.75 if role == "core" else 1.0)
+        handles.append(Line2D([], [], ls="", marker=marker, ms=ms,
                               mfc=(0.85, 0.85, 0.85) if role != "labeled" else "white", mec="black",
                               label=f"{label} ({int(mask.sum())})"))
     leg = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9,

@@ -99,7 +99,7 @@ def check_output_path(path: PathLike, fmt: Optional[str] = None) -> str:
         raise PermissionError(f"cannot write to the output folder {parent}")
     if fmt == "parquet":
         try:
-            import pyarrow  # noqa: F401
+            import pyarrow  # noqa: F401  (only checks that it is installed)
         except ImportError:
             raise ValueError("Parquet output needs pyarrow: pip install 'bilaf[io]'") from None
     return fmt

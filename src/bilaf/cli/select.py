@@ -18,7 +18,7 @@ import time
 import types
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -376,7 +376,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             desc = desc.replace("``", "").replace("%", "%%")
             flag = "--" + opt["name"].replace("_", "-")
             add_opt(ga, opt["name"], (flag,), kind, desc, opt["default"], f"{', '.join(opt['methods'])}; ", typ)
-            p.set_defaults(**{f"kind_{opt['name']}": kind})
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="any constructor option of the chosen method by its Python name (value as JSON, or a "
                         "file of indices for index options); may be repeated")
@@ -525,7 +524,6 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out ``bilaf select`` (see ``bilaf select --help``). Returns the exit code."""
-    from ..features import FeatureSet
     from ..manifest import (build_manifest, features_location, features_sha256, indices_sha256, manifest_path_for,
                             read_manifest, write_manifest)
     from ..selectors import get_selector_class
@@ -669,9 +667,3 @@ def run(args: argparse.Namespace) -> int:
         if not outs:
             return 0 if same else 1
     return 0
-
-
-def main(argv: Optional[List[str]] = None) -> int:  # pragma: no cover - convenience
-    from . import main as cli_main
-
-    return cli_main(["select"] + list(argv or []))
