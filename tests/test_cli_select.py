@@ -520,3 +520,26 @@ def test_labelstudio_text_pool_holds_the_texts(tmp_path, capsys):
         i = t["data"]["bilaf_index"]
         assert t["data"]["text"] == f"question number {i} ?"
         assert t["data"]["bilaf_id"] == f"q.txt:{line_no[i]}"
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".parquet"])
+def test_reads_npz_and_parquet_with_ids(tmp_path, capsys, suffix):
+    from bilaf.features import FeatureSet
+
+    X, y = blobs(n=90)
+    FeatureSet(features=X, ids=[f"dir/{i}.png" for i in range(90)], labels=y).save(tmp_path / f"f{suffix}")
+    rc, _, err = run(["select", tmp_path / f"f{suffix}", "-b", "6", "-m", "kcenter", "-o", tmp_path / "s.csv",
+                      "-o", tmp_path / "s.txt"], capsys)
+    assert rc == 0, err
+    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    assert [r["path"] for r in rows] == [f"dir/{r['index']}.png" for r in rows]
+    assert (tmp_path / "s.txt").read_text().splitlines() == [r["path"] for r in rows]
+
+
+def test_progress_flag(pool, tmp_path, capsys):
+    rc, _, err = run(["select", pool, "-b", "10", "--progress", *FAST, "-o", tmp_path / "s.json"], capsys)
+    assert rc == 0, err
+    man = read_manifest(tmp_path / "s.manifest.json")
+    assert man["params"]["verbose"] is True
+    rc, _, err = run(["select", pool, "-b", "10", "-q", "-m", "random", "-o", tmp_path / "r.json"], capsys)
+    assert rc == 0 and err == ""
