@@ -599,6 +599,11 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else (man.get("seed") if man else 0)
     params: Dict[str, Any] = {}
     if man is not None and method == man["method"]:
+        known = get_selector_class(method)._param_names()
+        unknown = sorted(set(man["params"]) - set(known))
+        if unknown:
+            raise UserError(f"the manifest's option(s) {', '.join(unknown)} are not options of method {method!r} "
+                            "in this version of bilaf")
         params.update(man["params"])
     params.update(selector_params(args, method, n, ids))
     params["verbose"] = bool(args.progress or (not args.quiet and sys.stderr.isatty()))
