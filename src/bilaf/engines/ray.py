@@ -136,6 +136,13 @@ def _set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+class _Shared:
+    """Placeholder for an argument sent once to the object store (the same object in every item)."""
+
+    def __reduce__(self):
+        return (_Shared, ())
+
+
 def _run_group(fn, group: Sequence[tuple], shared: Dict[int, Any], cfg: Dict[str, Any], device: str,
                threads: int) -> List[Any]:
     """In a Ray task: ``fn(*item, cfg)`` for each item of a group of pseudo-classes, in order."""
@@ -143,7 +150,7 @@ def _run_group(fn, group: Sequence[tuple], shared: Dict[int, Any], cfg: Dict[str
     shared_t = {pos: _unpack(v, device) for pos, v in shared.items()}
     out = []
     for item in group:
-        args = [shared_t[pos] if pos in shared_t else _unpack(v, device) for pos, v in enumerate(item)]
+        args = [shared_t[pos] if isinstance(v, _Shared) else _unpack(v, device) for pos, v in enumerate(item)]
         out.append(_to_cpu(fn(*args, cfg)))
     return out
 
@@ -162,8 +169,8 @@ def _assign_shard(Xs: np.ndarray, C: np.ndarray, local_cores: np.ndarray, dtype:
     K = C.shape[0]
     T = torch.from_numpy(np.concatenate([C, Xs])).to(device)
     local_cores = np.array(local_cores, dtype=np.int64)  # writable (object-store arrays are read-only)
-    labels, d_inter, opp = assign_to_cores(T, local_cores, dtype=torch.float64 if dtype == "float64" else torch.float32,
-                                           memory_budget=memory_budget)
+    tdtype = torch.float64 if dtype == "float64" else torch.float32
+    labels, d_inter, opp = assign_to_cores(T, local_cores, dtype=tdtype, memory_budget=memory_budget)
     return labels[K:], d_inter[K:].cpu().numpy(), opp[K:].cpu().numpy()
 
 
@@ -356,14 +363,16 @@ class RayBiLAF(BiLAF):
                 yield from it
 
             for item in all_items():
-                group.append(tuple(None if pos in shared_pos else _pack(v) for pos, v in enumerate(item)))
+                group.append(tuple(_Shared() if pos in shared_pos and v is head[0][pos] else _pack(v)
+                                   for pos, v in enumerate(item)))
                 if len(group) == per_task:
                     yield group
                     group = []
             if group:
                 yield group
 
-        refs = _bounded_submit(ray, lambda g: task.remote(fn, g, shared_ref, cfg_ref, device, self._threads), grouped(),
+        threads = self._threads
+        refs = _bounded_submit(ray, lambda g: task.remote(fn, g, shared_ref, cfg_ref, device, threads), grouped(),
                                self._window())
         out: List[Any] = []
         for part in _get_all(ray, refs):

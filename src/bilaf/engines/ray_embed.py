@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 
-from .ray import import_ray, init_ray
+from .ray import init_ray
 
 __all__ = ["embed_with_ray", "read_feature_shards", "load_any_features", "SIDECAR"]
 
