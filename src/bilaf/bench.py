@@ -38,7 +38,7 @@ __all__ = ["MethodSpec", "Budget", "BenchResult", "parse_methods", "parse_method
            "parse_seeds", "run_bench", "RUN_FIELDS", "SUMMARY_FIELDS"]
 
 RUN_FIELDS = ["method", "budget", "budget_count", "seed", "protocol", "accuracy", "select_seconds",
-              "eval_seconds", "error", "notes"]
+              "eval_seconds", "error", "notes", "host"]
 SUMMARY_FIELDS = ["protocol", "method", "budget", "budget_count", "n_runs", "n_failed", "mean", "std",
                   "select_seconds_mean"]
 PROTOCOL_TITLES = {"linear": "linear probe", "knn": "kNN (k=20, cosine, weighted)", "finetune": "finetuning"}
@@ -47,11 +47,11 @@ PROTOCOL_TITLES = {"linear": "linear probe", "knn": "kNN (k=20, cosine, weighted
 # -- specs -------------------------------------------------------------------------------------------
 def _parse_value(text: str) -> Any:
     low = text.strip().lower()
-    if low in ("true", "yes"):
+    if low == "true":
         return True
-    if low in ("false", "no"):
+    if low == "false":
         return False
-    if low in ("none", "null"):
+    if text.strip() in ("None", "null"):  # lower-case "none" stays a string (e.g. denoise=none)
         return None
     for cast in (int, float):
         try:
@@ -81,7 +81,7 @@ class MethodSpec:
 
 
 def parse_method_spec(spec: Union[str, MethodSpec]) -> MethodSpec:
-    """Parse ``NAME`` or ``NAME:key=value,key=value`` (values: int, float, true/false, none, text).
+    """Parse ``NAME`` or ``NAME:key=value,key=value`` (values: int, float, true/false, None or null, text).
 
     The parameter names are checked against the selector's constructor, so a
     typo fails before any work.
@@ -320,7 +320,7 @@ class BenchResult:
                     elif s["n_runs"] == 0:
                         cells.append(f"failed ({s['n_failed']})")
                     else:
-                        txt = f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+                        txt = f"{s['mean']:.{digits}f}" + (f" ± {s['std']:.{digits}f}" if s["n_runs"] > 1 else "")
                         if best[b] is not None and round(s["mean"], digits) == best[b]:
                             txt = f"**{txt}**"
                         if s["n_failed"]:
@@ -351,9 +351,22 @@ class BenchResult:
             for m, msg in by_method.items():
                 lines.append(f"- `{m}`: {n_by[m]} failed selection(s): {msg}")
             lines.append("")
+        hosts: Dict[str, List[float]] = {}
+        for r in self.runs:
+            if r["protocol"] == self.protocols[0]:
+                secs = sum(float(r[k]) for k in ("select_seconds", "eval_seconds")
+                           if r[k] is not None and not math.isnan(float(r[k])))
+                secs += sum(float(q["eval_seconds"]) for q in self.runs
+                            if q is not r and q["method"] == r["method"] and q["budget"] == r["budget"]
+                            and q["seed"] == r["seed"] and q["eval_seconds"] is not None
+                            and not math.isnan(float(q["eval_seconds"])))
+                hosts.setdefault(r.get("host") or "unrecorded", []).append(secs)
+        if len(hosts) > 1 or (hosts and meta.get("wall_seconds") is None):
+            lines += ["Selections by machine (count, selection + evaluation seconds): " + "; ".join(
+                f"{h}: {len(v)}, {sum(v):.0f} s" for h, v in hosts.items()) + ".", ""]
         if meta.get("wall_seconds") is not None:
             extra = f" on {meta['host']}" if meta.get("host") else ""
-            lines += [f"Wall time: {meta['wall_seconds']:.0f} s{extra}.", ""]
+            lines += [f"Wall time of the last invocation: {meta['wall_seconds']:.0f} s{extra}.", ""]
         return "\n".join(lines)
 
     def runs_csv(self) -> str:
@@ -444,7 +457,7 @@ def read_runs_csv(path: Union[str, Path]) -> List[Dict[str, Any]]:
     rows = []
     with open(path, newline="") as fh:
         for r in csv.DictReader(fh):
-            missing = set(RUN_FIELDS) - set(r)
+            missing = set(RUN_FIELDS) - set(r) - {"host"}
             if missing:
                 raise ValueError(f"{path} is not a bench runs file (no column {sorted(missing)[0]!r})")
             rows.append({
@@ -453,7 +466,7 @@ def read_runs_csv(path: Union[str, Path]) -> List[Dict[str, Any]]:
                 "accuracy": float(r["accuracy"]) if r["accuracy"] else float("nan"),
                 "select_seconds": float(r["select_seconds"]) if r["select_seconds"] else float("nan"),
                 "eval_seconds": float(r["eval_seconds"]) if r["eval_seconds"] else float("nan"),
-                "error": r["error"], "notes": r["notes"],
+                "error": r["error"], "notes": r["notes"], "host": r.get("host", ""),
             })
     return rows
 
@@ -532,7 +545,6 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
     unknown = sorted(set(eval_params) - set(protocols))
     if unknown:
         raise ValueError(f"eval_params for protocol(s) not run: {', '.join(unknown)}")
-    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
 
     import torch
 
@@ -558,11 +570,17 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
                 raise ValueError(f"the previous runs were made on another pool (budget {r['budget']} was "
                                  f"{r['budget_count']} samples, now {counts[r['budget']]}); use a new output name")
             done[(r["method"], r["budget"], r["seed"], r["protocol"])] = r
+    host = str(result.meta.get("host") or dev)
     cells = [(s, b, seed) for s in specs for b in blist for seed in slist]  # method by method
     t_start = time.perf_counter()
     from .kernels import progress as _progress
 
     bar = _progress(total=len(cells), desc="bench", enabled=verbose, unit="selection")
+    if log is None:
+        if hasattr(bar, "write"):  # a tqdm bar: print above it
+            log = lambda s: bar.write(s, file=sys.stderr)  # noqa: E731
+        else:
+            log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     try:
         for i, (spec, b, seed) in enumerate(cells, 1):
             keys = [(spec.label, b.label, seed, p) for p in protocols]
@@ -613,7 +631,7 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
                 accs[p] = acc
                 result.runs.append({"method": spec.label, "budget": b.label, "budget_count": count, "seed": seed,
                                     "protocol": p, "accuracy": acc, "select_seconds": t_sel if not err else float("nan"),
-                                    "eval_seconds": t_ev, "error": e2, "notes": notes})
+                                    "eval_seconds": t_ev, "error": e2, "notes": notes, "host": host})
             bar.update(1)
             if verbose:
                 what = "  ".join(f"{p} {100 * a:.1f}" for p, a in accs.items() if not math.isnan(a))
