@@ -436,5 +436,8 @@ def cli_selector(method: str, params: Dict[str, Any], random_state: Any, address
     """
     if method != "bilaf":
         raise ValueError(f"--engine ray runs method bilaf only, not {method!r} (run {method} without --engine ray)")
-    init_ray(address)
+    try:
+        init_ray(address)
+    except ImportError as exc:  # the CLI prints one line for a ValueError
+        raise ValueError(str(exc)) from None
     return RayBiLAF(random_state=random_state, **params)

@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 
-from .ray import init_ray
+from .ray import import_ray, init_ray
 
 __all__ = ["embed_with_ray", "read_feature_shards", "load_any_features", "SIDECAR"]
 
@@ -489,6 +489,10 @@ def embed_command(args: Any) -> int:
     if not parent.is_dir():
         raise UserError(f"output folder does not exist: {parent}")
     verbose = not args.quiet and (args.progress or sys.stderr.isatty())
+    try:
+        import_ray()
+    except ImportError as exc:
+        raise UserError(str(exc)) from None
     shards = out if not as_file else out.with_name(f".{out.name}.ray-shards-{uuid.uuid4().hex[:8]}")
     t0 = time.perf_counter()
     notes: List[str] = []
