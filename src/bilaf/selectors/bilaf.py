@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from typing import Any, Dict, Iterable, List, Optional, Union
@@ -15,20 +14,12 @@ from ..method.assign import assign_to_cores
 from ..method.boundary import CRITERIA, OPPONENTS, PROCESSES, select_boundary
 from ..method.budget import split_budget
 from ..method.denoise import DENOISE_METHODS, denoise
+from ..method.n_cores import auto_n_cores
 from ..result import SelectionResult
 from ..validation import check_choice, check_fraction, check_indices, check_positive_int, reject_unknown
 from .base import BaseSelector, Timer
 
 CORE_SELECTORS = ("activeft", "kmeans", "kcenter", "random")
-
-
-def default_n_cores(n_samples: int, budget: int) -> int:
-    """The number of cores used when ``n_cores=None``: one fifth of the budget (at least 1).
-
-    This is the paper's CIFAR-10 ratio at its smallest budget (50 cores for 250
-    picks); see the README section on choosing the number of cores.
-    """
-    return max(1, min(budget, int(math.ceil(budget / 5))))
 
 
 class BiLAF(BaseSelector):
@@ -43,10 +34,15 @@ class BiLAF(BaseSelector):
 
     Parameters
     ----------
-    n_cores : int, float or None
-        Number of cores K; a float in (0, 1) is a fraction of the pool.
-        ``None``: :func:`default_n_cores`. When the budget is smaller than K,
-        only ``budget`` cores are used (a warning says so).
+    n_cores : int, float, "auto" or None
+        Number of cores K; a float in (0, 1) is a fraction of the pool (the
+        paper: 0.1% for CIFAR-10, 0.5% for CIFAR-100 and ImageNet).
+        ``"auto"`` (and ``None``, the default): chosen from the pool's coverage
+        curve and the budget by :func:`bilaf.method.n_cores.auto_n_cores`; a
+        fifth of the budget on pools without cluster structure, up to the whole
+        budget when the pool has more natural clusters than the budget can
+        cover. When the budget is smaller than K, only ``budget`` cores are used
+        (a warning says so).
     core_selector : str or array-like of int
         ``"activeft"`` (default), ``"kmeans"``, ``"kcenter"``, ``"random"``, or
         the pool indices of given cores (then ``n_cores`` is their count).
@@ -89,7 +85,7 @@ class BiLAF(BaseSelector):
 
     name = "bilaf"
 
-    def __init__(self, n_cores: Union[int, float, None] = None, core_selector: Any = "activeft",
+    def __init__(self, n_cores: Union[int, float, str, None] = None, core_selector: Any = "activeft",
                  density_k: int = 10, cycle_fraction: float = 0.1, remove_fraction: float = 0.1,
                  opponent_penalty: float = 1.1, opponent: str = "nearest", denoise: str = "idc",
                  criterion: str = "boundary", process: str = "iterative", normalize: bool = False,
@@ -126,9 +122,10 @@ class BiLAF(BaseSelector):
                 cls = get_selector_class(self.core_selector)
                 allowed = [p for p in cls._param_names() if p not in ("random_state",)]
                 reject_unknown(self.core_params, allowed, f"core selector {self.core_selector!r}")
-        if self.n_cores is not None:
+        if self.n_cores is not None and not (isinstance(self.n_cores, str) and self.n_cores == "auto"):
             if isinstance(self.n_cores, bool) or not isinstance(self.n_cores, numbers.Real):
-                raise ValueError(f"n_cores must be None, a positive int or a fraction in (0, 1), got {self.n_cores!r}")
+                raise ValueError(f"n_cores must be 'auto', None, a positive int or a fraction in (0, 1), "
+                                 f"got {self.n_cores!r}")
             if isinstance(self.n_cores, numbers.Integral):
                 check_positive_int(self.n_cores, "n_cores")
                 if int(self.n_cores) > n_samples:
@@ -148,11 +145,13 @@ class BiLAF(BaseSelector):
         check_choice(self.process, "process", PROCESSES)
 
     # -- stage 1 -------------------------------------------------------------------------
-    def _resolve_n_cores(self, n: int, budget: int) -> int:
+    def _resolve_n_cores(self, X: torch.Tensor, budget: int, rng: np.random.Generator) -> int:
+        n = int(X.shape[0])
         if self._given_cores():
             return len(np.asarray(self.core_selector).ravel())
-        if self.n_cores is None:
-            return default_n_cores(n, budget)
+        if self.n_cores is None or self.n_cores == "auto":
+            self.auto_cores_ = auto_n_cores(X, budget, rng)
+            return self.auto_cores_.n_cores
         if isinstance(self.n_cores, numbers.Integral):
             return int(self.n_cores)
         return max(1, int(round(float(self.n_cores) * n)))
@@ -193,8 +192,8 @@ class BiLAF(BaseSelector):
     def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
         n = int(X.shape[0])
         notes: List[str] = []
-        K = self._resolve_n_cores(n, budget)
         with timer.stage("cores"):
+            K = self._resolve_n_cores(X, budget, rng)
             if self._given_cores():
                 cores = np.sort(np.asarray(self.core_selector, dtype=np.int64).ravel())
             else:
