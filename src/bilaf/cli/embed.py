@@ -70,9 +70,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "state_dict:/path/w.pth?arch=pkg.mod:fn, sentence-transformers:/path/folder, with image "
                         "options ?size=224&mean=..&std=..&pool=auto|mean|cls (user models default to 224 px "
                         "bicubic and ImageNet mean/std); see --list-backbones and docs/embed.md")
-    p.add_argument("--engine", choices=("auto", "onnx", "torch"), default="auto",
+    p.add_argument("--engine", choices=("auto", "onnx", "torch", "ray"), default="auto",
                    help="runtime for the built-in image backbone (default: auto: ONNX Runtime on CPU when "
-                        "installed, which is several times faster, else torch)")
+                        "installed, which is several times faster, else torch); ray: images embedded by "
+                        "backbone actors on a Ray cluster, --out a folder of Parquet shards or a file "
+                        "(pip install 'bilaf[ray]'; see docs/ray.md)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --engine ray: the cluster, e.g. auto or ray://head:10001 (default: RAY_ADDRESS, "
+                        "else a local Ray started for the run)")
+    p.add_argument("--actors", type=int, default=None, metavar="N",
+                   help="with --engine ray: backbone actors (default: one per GPU, else one per CPU)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N",
                    help="samples per forward pass (default: 64)")
     p.add_argument("--device", default="auto", metavar="DEV",
@@ -129,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
         for name, (kind, desc) in sorted(list_backbones().items()):
             print(f"{name:22s} {kind:6s} {desc}")
         return 0
+    if args.engine == "ray":
+        from ..engines.ray_embed import embed_command
+
+        return embed_command(args)
     if not args.source:
         raise UserError("missing SOURCE (a folder, archive, image array or text file)")
     if not args.out:
