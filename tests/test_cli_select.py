@@ -206,7 +206,7 @@ def test_help_explains_every_option_with_default(capsys):
         return hits[0]
 
     for flag, default in [("--budget", None), ("--method", "default: bilaf"), ("--seed", "default: 0"),
-                          ("--n-cores", "default: none"), ("--core-selector", "default: activeft"),
+                          ("--n-cores", "default: auto"), ("--core-selector", "default: activeft"),
                           ("--denoise", "default: idc"), ("--criterion", "default: boundary"),
                           ("--process", "default: iterative"), ("--opponent", "default: nearest"),
                           ("--opponent-penalty", "default: 1.1"), ("--remove-fraction", "default: 0.1"),

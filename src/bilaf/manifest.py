@@ -96,7 +96,10 @@ def indices_sha256(indices: Any) -> str:
 
 
 def package_versions() -> Dict[str, Optional[str]]:
-    """Versions of bilaf, numpy, torch, scikit-learn and Python (None when a package is missing)."""
+    """Versions of bilaf, numpy, torch, scikit-learn and Python (None when a package is missing).
+
+    From a git checkout, ``bilaf_source`` adds the commit (``+dirty`` with local changes).
+    """
     from importlib import metadata
 
     from . import __version__
@@ -108,7 +111,34 @@ def package_versions() -> Dict[str, Optional[str]]:
         except metadata.PackageNotFoundError:  # pragma: no cover
             out[name] = None
     out["python"] = platform.python_version()
+    commit = _source_commit()
+    if commit:
+        out["bilaf_source"] = commit
     return out
+
+
+def _source_commit() -> Optional[str]:
+    """``<commit>[+dirty]`` when bilaf runs from a git checkout (an editable install), else None.
+
+    The version number alone cannot tell two development states apart.
+    """
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        top = subprocess.run(["git", "-C", str(here), "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, timeout=5)
+        if top.returncode != 0:
+            return None
+        head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--",
+                                str(here)], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not head:
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 # -- pseudo-labels, compactly -------------------------------------------------------------------

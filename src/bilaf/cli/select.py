@@ -176,7 +176,8 @@ def _available_classes() -> Dict[str, type]:
 
 # first-class options: (param, flags, value kind, help). Defaults are read from the constructors.
 _N_CORES_HELP = ("BiLAF: number of cores K (pseudo-class centres): a count, a fraction of the pool "
-                 "(0.002 or 0.2%%), or 'none' for one fifth of the budget")
+                 "(0.002 or 0.2%%), or auto: chosen without labels from the pool's coverage curve and the "
+                 "budget, at least a fifth of the budget")
 COMMON = [
     ("normalize", ("--normalize",), "bool", "L2-normalise the features before selecting"),
     ("dtype", ("--dtype",), ("float32", "float64"), "precision of the distance computations"),
@@ -353,7 +354,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     gb = p.add_argument_group("BiLAF options (method bilaf)")
     for param, flags, kind, help_text in BILAF:
-        add_opt(gb, param, flags, kind, help_text, bilaf_defaults.get(param))
+        default = bilaf_defaults.get(param)
+        add_opt(gb, param, flags, kind, help_text, "auto" if param == "n_cores" and default is None else default)
     gb.add_argument("--core-param", action="append", default=[], metavar="NAME=VALUE",
                     help="an option of the core selector (e.g. n_iter=100 for activeft); may be repeated "
                          "(default: none)")
@@ -410,14 +412,16 @@ def _convert(param: str, raw: Any, kind: Any, n: int, ids: Optional[Sequence[str
             raise UserError(f"{param.replace('_', '-')} must be a number, got {raw!r}") from None
     if kind == "n_cores":
         s = str(raw).strip()
-        if s.lower() in ("none", "auto", "default"):
+        if s.lower() in ("none", "default"):
             return None
+        if s.lower() == "auto":
+            return "auto"
         try:
             if s.endswith("%"):
                 return float(s[:-1]) / 100.0
             return int(s) if re.fullmatch(r"\d+", s) else float(s)
         except ValueError:
-            raise UserError(f"n-cores must be a count, a fraction or 'none', got {raw!r}") from None
+            raise UserError(f"n-cores must be a count, a fraction or 'auto', got {raw!r}") from None
     if kind == "core_selector":
         from ..selectors.bilaf import CORE_SELECTORS
 
@@ -669,6 +673,14 @@ def run(args: argparse.Namespace) -> int:
     if man is not None:
         _say(args, "bilaf select: the picks are identical to the manifest's" if same
              else "bilaf select: the picks DIFFER from the manifest's")
+        if not same:
+            from ..manifest import package_versions
+
+            now, then = package_versions(), man.get("versions", {})
+            changed = [f"{k} {then.get(k)} -> {now.get(k)}" for k in sorted(set(now) | set(then))
+                       if then.get(k) != now.get(k)]
+            if changed:
+                _say(args, f"bilaf select: note: versions differ from the manifest's: {'; '.join(changed)}")
         if not outs:
             return 0 if same else 1
     return 0
