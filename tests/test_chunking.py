@@ -267,10 +267,6 @@ def test_nearest_distinct_samples_short_shortlist_chunked_equals_one_block(metri
     np.testing.assert_array_equal(one, want)
 
 
-@pytest.mark.xfail(strict=True, reason="kernels.nearest_distinct_samples: torch.topk keeps an arbitrary member of a "
-                                       "tie group larger than the shortlist, so with more than `shortlist` exact "
-                                       "duplicates the answer is not the lowest index and depends on the memory "
-                                       "budget")
 def test_nearest_distinct_samples_more_duplicates_than_shortlist():
     X = torch.zeros((40, 3))
     C = torch.zeros((1, 3))

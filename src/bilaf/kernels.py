@@ -219,9 +219,11 @@ def nearest_distinct_samples(X: torch.Tensor, centers: torch.Tensor, *, metric: 
     """For each centre in order, the nearest pool sample not taken by an earlier centre.
 
     ``metric`` is ``"euclidean"`` or ``"cosine"`` (rows are then compared after
-    L2 normalisation). A chunked pass keeps a shortlist of the nearest samples
-    per centre; a centre whose whole shortlist is taken is resolved by one
-    exact pass over the pool. Never builds a centres x N block.
+    L2 normalisation). Ties go to the lower pool index. A chunked pass keeps a
+    shortlist of the nearest samples per centre; a centre whose whole
+    shortlist is taken, or whose pick ties with the end of its shortlist (many
+    exact duplicates), is resolved by one exact pass over the pool. Never
+    builds a centres x N block.
 
     Returns
     -------
@@ -259,11 +261,14 @@ def nearest_distinct_samples(X: torch.Tensor, centers: torch.Tensor, *, metric: 
     best_i_np = best_i.cpu().numpy()
     taken = np.zeros(n, dtype=bool)
     out = np.empty(K, dtype=np.int64)
+    best_v_np = best_v.cpu().numpy()
     for k in range(K):
         choice = -1
-        for cand in best_i_np[k]:
+        for j, cand in enumerate(best_i_np[k]):
             if cand >= 0 and not taken[cand]:
-                choice = int(cand)
+                # a tie with the shortlist's last value may hide a lower index that top-k dropped
+                if not (L < n and best_v_np[k, j] == best_v_np[k, -1]):
+                    choice = int(cand)
                 break
         if choice < 0:  # shortlist exhausted: exact pass, masking taken samples
             mask = torch.as_tensor(taken, device=X.device)
