@@ -325,6 +325,8 @@ class BenchResult:
                             txt = f"**{txt}**"
                         if s["n_failed"]:
                             txt += f" ({s['n_runs']}/{s['n_runs'] + s['n_failed']} runs)"
+                        elif s["n_runs"] < len(self.seeds):
+                            txt += f" (n={s['n_runs']})"
                         cells.append(txt)
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
@@ -361,9 +363,9 @@ class BenchResult:
                             and q["seed"] == r["seed"] and q["eval_seconds"] is not None
                             and not math.isnan(float(q["eval_seconds"])))
                 hosts.setdefault(r.get("host") or "unrecorded", []).append(secs)
-        if len(hosts) > 1 or (hosts and meta.get("wall_seconds") is None):
-            lines += ["Selections by machine (count, selection + evaluation seconds): " + "; ".join(
-                f"{h}: {len(v)}, {sum(v):.0f} s" for h, v in hosts.items()) + ".", ""]
+        if hosts:
+            lines += ["Compute: " + "; ".join(f"{len(v)} selections on {h}, {sum(v):.0f} s of selection and "
+                                              f"evaluation" for h, v in hosts.items()) + ".", ""]
         if meta.get("wall_seconds") is not None:
             extra = f" on {meta['host']}" if meta.get("host") else ""
             lines += [f"Wall time of the last invocation: {meta['wall_seconds']:.0f} s{extra}.", ""]
@@ -481,7 +483,8 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
               protocols: Sequence[str] = ("linear", "knn"), *, device: str = "cpu",
               eval_params: Optional[Dict[str, Dict[str, Any]]] = None, previous: Optional[Sequence[Dict]] = None,
               on_progress: Optional[Callable[["BenchResult"], None]] = None, verbose: bool = True,
-              log: Optional[Callable[[str], None]] = None, meta: Optional[Dict[str, Any]] = None) -> BenchResult:
+              log: Optional[Callable[[str], None]] = None, meta: Optional[Dict[str, Any]] = None,
+              run_missing: bool = True) -> BenchResult:
     """Run ``methods x budgets x seeds`` selections and score each with every protocol.
 
     Parameters
@@ -516,6 +519,9 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
         Where log lines go (default: stderr).
     meta : dict or None
         Stored in the result (command, title...).
+    run_missing : bool, default=True
+        ``False``: only gather ``previous`` runs into tables (no selection is
+        made; cells without runs stay empty or show fewer seeds).
 
     Returns
     -------
@@ -584,8 +590,8 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
     try:
         for i, (spec, b, seed) in enumerate(cells, 1):
             keys = [(spec.label, b.label, seed, p) for p in protocols]
-            if all(k in done and not done[k]["error"] for k in keys):
-                result.runs += [done[k] for k in keys]
+            if all(k in done and not done[k]["error"] for k in keys) or not run_missing:
+                result.runs += [done[k] for k in keys if k in done]
                 bar.update(1)
                 continue
             count = counts[b.label]
@@ -642,7 +648,7 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
                 on_progress(result)
     finally:
         bar.close()
-    result.meta["wall_seconds"] = time.perf_counter() - t_start
+    result.meta["wall_seconds"] = time.perf_counter() - t_start if run_missing else None
     if verbose:
         failed = sorted({f[0] for f in result.failures()})
         if failed:

@@ -72,6 +72,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--linear-solver", choices=("auto", "torch", "sklearn"), default="auto",
                    help="linear probe solver: same objective; auto = torch on a GPU, scikit-learn on the CPU")
     p.add_argument("--resume", action="store_true", help="keep the runs already in OUT/NAME_runs.csv")
+    p.add_argument("--render-only", action="store_true",
+                   help="make no selection: rewrite the tables and plot from OUT/NAME_runs.csv (cells without "
+                        "runs stay empty; cells with fewer seeds say n=...)")
     p.add_argument("--no-plot", action="store_true", help="skip the plot (no matplotlib needed)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-run lines")
     p.set_defaults(func=run)
@@ -200,7 +203,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out must be a folder, got a file: {out}")
     previous: List[dict] = []
     runs_path = out / f"{args.name}_runs.csv"
-    if args.resume and runs_path.exists():
+    if args.render_only and not runs_path.exists():
+        raise UserError(f"--render-only needs the runs of an earlier bench: {runs_path} not found")
+    if (args.resume or args.render_only) and runs_path.exists():
         previous = read_runs_csv(runs_path)
     elif not args.resume and runs_path.exists():
         raise UserError(f"{runs_path} exists: pass --resume to continue it, or choose another --name / --out")
@@ -220,7 +225,8 @@ def run(args: argparse.Namespace) -> int:
         res.write(out, args.name, plot=False, title=title)
 
     res = run_bench(X, y, T, ty, specs, budgets, seeds, protocols, device=args.device, eval_params=eval_params,
-                    previous=previous, on_progress=save, verbose=not args.quiet, meta=meta)
+                    previous=previous, on_progress=None if args.render_only else save, verbose=not args.quiet,
+                    meta=meta, run_missing=not args.render_only)
     paths = res.write(out, args.name, plot=not args.no_plot, title=title)
     print(res.to_markdown(title=title))
     if not args.quiet:
