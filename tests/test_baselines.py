@@ -158,6 +158,13 @@ def test_probcover_fills_budget_after_full_cover():
     assert any("drawn at random" in n for n in res.notes)
 
 
+def test_probcover_low_coverage_note():
+    X = np.random.default_rng(0).normal(size=(100, 8))
+    res = ProbCover(delta=0.01, random_state=0).select(X, 5)
+    np.testing.assert_array_equal(res.scores, np.ones(5))  # every ball holds only its centre
+    assert any("cover only" in n for n in res.notes)
+
+
 def test_probcover_greedy_matches_brute_force():
     rng = np.random.default_rng(5)
     X = rng.normal(size=(150, 3))

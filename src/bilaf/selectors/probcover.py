@@ -18,6 +18,7 @@ from .typiclust import kmeans_labels
 BYTES_PER_EDGE = 16  # peak bytes per directed edge while the graph is built (see ``max_edges``)
 DEFAULT_PURITY_SAMPLES = 5000
 DEFAULT_N_CLUSTERS_CAP = 10  # see ``n_clusters``
+LOW_COVERAGE = 0.5  # below this final coverage, the result carries a note
 
 
 class ProbCover(BaseSelector):
@@ -162,11 +163,12 @@ class ProbCover(BaseSelector):
             k = self.n_clusters if self.n_clusters is not None else max(2, min(budget, DEFAULT_N_CLUSTERS_CAP))
             k = min(k, n)
             with timer.stage("pseudo-labels"):
-                pseudo = self._pseudo_labels(X, k, rng)
+                pseudo, km_algorithm = kmeans_labels(X, k, rng, algorithm=self.algorithm, dtype=X.dtype,
+                                                     memory_budget=self.memory_budget, verbose=self.verbose)
             with timer.stage("delta"):
                 delta, purity = self._auto_delta(X, pseudo, rng)
             self.purity_ = purity
-            params.update(n_clusters_used=int(k), purity_at_delta=purity)
+            params.update(n_clusters_used=int(k), kmeans_algorithm=km_algorithm, purity_at_delta=purity)
             if delta == 0.0:
                 notes.append(f"no ball radius above 0 reaches purity {self.alpha}; delta = 0 "
                              "(only duplicates share a ball)")
@@ -180,6 +182,10 @@ class ProbCover(BaseSelector):
         with timer.stage("greedy cover"):
             picks, gains, n_covered = self._greedy(indptr, indices, budget)
         n_greedy = len(picks)
+        if n_covered < LOW_COVERAGE * n:
+            notes.append(f"the balls of the picks cover only {n_covered / n:.1%} of the pool: delta={delta_used:.4g} is "
+                         "small for this budget, so the picks crowd into the densest regions; a larger delta "
+                         "(or a lower alpha) spreads them (see docs/baselines.md)")
         if n_greedy < budget:
             notes.append(f"all {n} samples were covered after {n_greedy} picks; the other "
                          f"{budget - n_greedy} were drawn at random")
@@ -195,11 +201,6 @@ class ProbCover(BaseSelector):
         return SelectionResult(indices=np.asarray(picks, dtype=np.int64), scores=np.asarray(gains, dtype=np.float64),
                                pseudo_labels=pseudo, notes=notes, params=params,
                                pick_classes=None if pseudo is None else pseudo[np.asarray(picks, dtype=np.int64)])
-
-    def _pseudo_labels(self, X: torch.Tensor, k: int, rng: np.random.Generator) -> np.ndarray:
-        labels, _ = kmeans_labels(X, k, rng, algorithm=self.algorithm, dtype=X.dtype,
-                                  memory_budget=self.memory_budget, verbose=self.verbose)
-        return labels
 
     def _auto_delta(self, X: torch.Tensor, pseudo: np.ndarray, rng: np.random.Generator) -> Tuple[float, float]:
         """The largest observed radius below the (1 - alpha) quantile of the nearest other-label distances."""

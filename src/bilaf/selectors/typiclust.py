@@ -15,7 +15,7 @@ from .base import BaseSelector, Timer
 from .kmeans import kmeans_centers
 
 # "auto" K-Means: scikit-learn's Lloyd up to this many samples x clusters x features, else faiss / MiniBatch
-FULL_KMEANS_MAX_WORK = 1_000_000_000
+FULL_KMEANS_MAX_WORK = 100_000_000
 FAISS_MAX_ITER = 20
 
 
@@ -65,7 +65,7 @@ class TypiClust(BaseSelector):
         ``None`` = always ``budget`` clusters (the paper's text).
     algorithm : {"auto", "full", "minibatch", "faiss"}, default="auto"
         K-Means flavour. ``auto``: scikit-learn's Lloyd ``KMeans`` while
-        ``n_samples x n_clusters x n_features <= 1e9``; above that faiss
+        ``n_samples x n_clusters x n_features <= 1e8``; above that faiss
         when it is installed (``pip install 'bilaf[faiss]'``: about 20x
         faster here), else scikit-learn's ``MiniBatchKMeans``. The flavour
         used is recorded in ``result.params["kmeans_algorithm"]``; pin it for
