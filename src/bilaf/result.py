@@ -17,6 +17,13 @@ __all__ = ["SelectionResult", "atomic_write"]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+def _default_mode() -> int:
+    """0o666 minus the process umask: what a plain ``open(path, "w")`` would give."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
 def atomic_write(path: PathLike, mode: str = "w", **open_kwargs: Any) -> Iterator[Any]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
@@ -33,6 +40,7 @@ def atomic_write(path: PathLike, mode: str = "w", **open_kwargs: Any) -> Iterato
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -53,6 +61,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        if os.path.isfile(tmp):
+            os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -311,6 +311,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="reproduce the selection a manifest records; options given on the command line "
                         "override its values. Without --out, only checks that the picks are identical "
                         "(exit 0) or not (exit 1)")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="where BiLAF runs: in this process, or its stage 2 as tasks on a Ray cluster (same "
+                        "selection; needs pip install 'bilaf[ray]'; method bilaf only; see docs/ray.md) "
+                        "(default: local)")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --engine ray: the cluster, e.g. auto or ray://head:10001 (default: RAY_ADDRESS, "
+                        "else a local Ray started for the run)")
     g.add_argument("--ignore-hash", action="store_true",
                    help="with --manifest: run even if the features' hash differs from the recorded one")
 
@@ -480,6 +487,10 @@ def load_feature_file(path: str):
     from ..features import FeatureSet
 
     try:
+        if Path(path).is_dir():  # Parquet shards written by `bilaf embed --engine ray`
+            from ..engines.ray_embed import read_feature_shards
+
+            return read_feature_shards(path)
         return FeatureSet.load(path)
     except (FileNotFoundError, UserError):
         raise
@@ -622,7 +633,12 @@ def run(args: argparse.Namespace) -> int:
     if labeled is not None and len(labeled) > count:
         raise UserError(f"{len(labeled)} samples are already labeled, more than the budget {count}")
 
-    selector = get_selector_class(method)(random_state=seed, **params)
+    if args.engine == "ray":
+        from ..engines.ray import cli_selector
+
+        selector = cli_selector(method, params, seed, address=args.ray_address)
+    else:
+        selector = get_selector_class(method)(random_state=seed, **params)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
