@@ -77,7 +77,7 @@ def test_typicality_picks_the_dense_point():
     halo *= (3.0 / np.linalg.norm(halo, axis=1, keepdims=True))
     centre = np.zeros((1, 5))
     X = np.concatenate([halo, core, centre]).astype(np.float64)
-    sel = TypiClust(random_state=0, dtype="float64")
+    sel = TypiClust(random_state=0, dtype="float64", normalize=False)
     res = sel.select(X, 1)
     assert 30 <= res.indices[0] <= 60  # a core point, never the halo
     # the most typical sample is the one with the smallest mean distance to its 20 nearest neighbours
@@ -123,7 +123,7 @@ def test_typiclust_small_clusters_come_last():
     big = [c + 0.05 * rng.normal(size=(30, 2)) for c in ([0, 0], [10, 0])]
     outliers = np.array([[100.0, 100.0], [-100.0, 100.0]])  # two singleton clusters
     X = np.concatenate(big + [outliers]).astype(np.float32)
-    res = bilaf.select(X, 4, method="typiclust", random_state=0)
+    res = bilaf.select(X, 4, method="typiclust", random_state=0, normalize=False)
     # 4 clusters: the two blobs and the two outliers; the outliers are skipped, each blob gives two picks
     assert not np.isin(res.indices, [60, 61]).any()
     assert sorted(res.indices // 30) == [0, 0, 1, 1]
@@ -261,3 +261,13 @@ def test_warm_start_keeps_labeled(method):
     out = sel.select(X, 6, labeled=[0, 15])
     assert out.indices[:2].tolist() == [0, 15]
     assert len(np.unique(out.indices)) == 6
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_row_scale_invariant_by_default(method):
+    # both methods work on L2-normalised features by default: scaling rows changes nothing
+    X = _blobs(5, 20, spread=0.1)
+    scale = np.random.default_rng(0).uniform(0.5, 3.0, size=(len(X), 1)).astype(np.float32)
+    a = bilaf.select(X, 6, method=method, random_state=0, dtype="float64")
+    b = bilaf.select(X * scale, 6, method=method, random_state=0, dtype="float64")
+    np.testing.assert_array_equal(a.indices, b.indices)
