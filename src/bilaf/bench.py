@@ -399,14 +399,18 @@ class BenchResult:
         n = len(self.protocols)
         fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False)
         markers = "osD^v<>pP*hX"
+        n_m = len(self.methods)
         for ax, p in zip(axes[0], self.protocols):
             for i, m in enumerate(self.methods):
                 rows = [r for r in summ if r["protocol"] == p and r["method"] == m and r["n_runs"] > 0]
                 if not rows:
                     continue
-                xs = [int(r["budget_count"]) for r in rows]
+                dodge = 1.0 + 0.012 * (i - (n_m - 1) / 2)  # side by side, so the error bars stay readable
+                xs = [int(r["budget_count"]) * dodge for r in rows]
+                ours = m.split(":")[0] == "bilaf"
                 ax.errorbar(xs, [r["mean"] for r in rows], yerr=[r["std"] for r in rows], label=m,
-                            marker=markers[i % len(markers)], capsize=3, linewidth=1.4, markersize=5)
+                            marker=markers[i % len(markers)], capsize=2.5, linewidth=2.2 if ours else 1.2,
+                            markersize=5, elinewidth=0.9, alpha=0.95)
             counts = sorted({int(r["budget_count"]) for r in summ})
             if len(counts) > 1 and counts[-1] / max(1, counts[0]) > 4:
                 ax.set_xscale("log")
