@@ -41,6 +41,8 @@ def split_budget(sizes: np.ndarray, budget: int) -> Tuple[np.ndarray, List[str]]
     total = int(sizes.sum())
     if budget > total:
         raise ValueError(f"budget {budget} exceeds the {total} members available")
+    if budget == K:  # one pick per pseudo-class: its core (the proportional rule would starve small classes)
+        return np.ones(K, dtype=np.int64), []
     share = sizes / total
     alloc = (budget * sizes) // total
     notes: List[str] = []
