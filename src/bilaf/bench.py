@@ -38,7 +38,7 @@ __all__ = ["MethodSpec", "Budget", "BenchResult", "parse_methods", "parse_method
            "parse_seeds", "run_bench", "RUN_FIELDS", "SUMMARY_FIELDS"]
 
 RUN_FIELDS = ["method", "budget", "budget_count", "seed", "protocol", "accuracy", "select_seconds",
-              "eval_seconds", "error", "notes", "host"]
+              "eval_seconds", "error", "notes", "host", "code"]
 SUMMARY_FIELDS = ["protocol", "method", "budget", "budget_count", "n_runs", "n_failed", "mean", "std",
                   "select_seconds_mean"]
 PROTOCOL_TITLES = {"linear": "linear probe", "knn": "kNN (k=20, cosine, weighted)", "finetune": "finetuning"}
@@ -363,6 +363,9 @@ class BenchResult:
                             and q["seed"] == r["seed"] and q["eval_seconds"] is not None
                             and not math.isnan(float(q["eval_seconds"])))
                 hosts.setdefault(r.get("host") or "unrecorded", []).append(secs)
+        codes = sorted({str(r.get("code") or "") for r in self.runs} - {""})
+        if codes:
+            lines += ["Code: " + ", ".join(f"`{c}`" for c in codes) + ".", ""]
         if hosts:
             lines += ["Compute: " + "; ".join(f"{len(v)} selections on {h}, {sum(v):.0f} s of selection and "
                                               f"evaluation" for h, v in hosts.items()) + ".", ""]
@@ -463,7 +466,7 @@ def read_runs_csv(path: Union[str, Path]) -> List[Dict[str, Any]]:
     rows = []
     with open(path, newline="") as fh:
         for r in csv.DictReader(fh):
-            missing = set(RUN_FIELDS) - set(r) - {"host"}
+            missing = set(RUN_FIELDS) - set(r) - {"host", "code"}
             if missing:
                 raise ValueError(f"{path} is not a bench runs file (no column {sorted(missing)[0]!r})")
             rows.append({
@@ -472,12 +475,34 @@ def read_runs_csv(path: Union[str, Path]) -> List[Dict[str, Any]]:
                 "accuracy": float(r["accuracy"]) if r["accuracy"] else float("nan"),
                 "select_seconds": float(r["select_seconds"]) if r["select_seconds"] else float("nan"),
                 "eval_seconds": float(r["eval_seconds"]) if r["eval_seconds"] else float("nan"),
-                "error": r["error"], "notes": r["notes"], "host": r.get("host", ""),
+                "error": r["error"], "notes": r["notes"], "host": r.get("host", ""), "code": r.get("code", ""),
             })
     return rows
 
 
 # -- the run ---------------------------------------------------------------------------------------------
+def code_version() -> str:
+    """``bilaf <version>``, plus the git commit (and ``+changes`` when src/ differs from it) in a checkout."""
+    import subprocess
+
+    from . import __version__
+
+    text = f"bilaf {__version__}"
+    src = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=src, capture_output=True, text=True,
+                                timeout=10)
+        if commit.returncode == 0 and commit.stdout.strip():
+            text += f" {commit.stdout.strip()}"
+            dirty = subprocess.run(["git", "status", "--porcelain", "--", str(src)], cwd=src, capture_output=True,
+                                   text=True, timeout=10)
+            if dirty.returncode == 0 and dirty.stdout.strip():
+                text += "+changes"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return text
+
+
 def _one_line(exc: BaseException) -> str:
     msg = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {msg}"[:300] if msg else type(exc).__name__
@@ -581,6 +606,8 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
                                  f"{r['budget_count']} samples, now {counts[r['budget']]}); use a new output name")
             done[(r["method"], r["budget"], r["seed"], r["protocol"])] = r
     host = str(result.meta.get("host") or dev)
+    code = code_version()
+    result.meta.setdefault("code", code)
     cells = [(s, b, seed) for s in specs for b in blist for seed in slist]  # method by method
     t_start = time.perf_counter()
     from .kernels import progress as _progress
@@ -641,7 +668,8 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
                 accs[p] = acc
                 result.runs.append({"method": spec.label, "budget": b.label, "budget_count": count, "seed": seed,
                                     "protocol": p, "accuracy": acc, "select_seconds": t_sel if not err else float("nan"),
-                                    "eval_seconds": t_ev, "error": e2, "notes": notes, "host": host})
+                                    "eval_seconds": t_ev, "error": e2, "notes": notes, "host": host,
+                                    "code": code})
             bar.update(1)
             if verbose:
                 what = "  ".join(f"{p} {100 * a:.1f}" for p, a in accs.items() if not math.isnan(a))
