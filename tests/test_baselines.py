@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bilaf
-from bilaf.selectors.probcover import ProbCover, _gather_rows, _symmetric_csr
+from bilaf.selectors.probcover import ProbCover, _gather_rows, _Screen, _symmetric_csr
 from bilaf.selectors.typiclust import TypiClust, mean_knn_distances
 
 METHODS = ("typiclust", "probcover")
@@ -237,6 +237,7 @@ def test_probcover_edge_cap():
     ("probcover", {"n_clusters": 10_000}),
     ("probcover", {"purity_samples": 0}),
     ("probcover", {"max_edges": 0}),
+    ("probcover", {"screen": "fp8"}),
     ("probcover", {"memory_budget": "lots"}),
 ])
 def test_bad_options_raise(method, params):
@@ -271,3 +272,35 @@ def test_row_scale_invariant_by_default(method):
     a = bilaf.select(X, 6, method=method, random_state=0, dtype="float64")
     b = bilaf.select(X * scale, 6, method=method, random_state=0, dtype="float64")
     np.testing.assert_array_equal(a.indices, b.indices)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bf16_screen_error_bound(dtype):
+    import torch
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 200)) * rng.uniform(0.1, 3.0, size=(300, 1))  # uneven norms: the bound uses the largest
+    T = torch.as_tensor(X, dtype=getattr(torch, dtype))
+    scr = _Screen(T, "64MB")
+    approx = scr.approx_sq(slice(0, 300), None).double().numpy()
+    exact = ((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2)
+    assert np.abs(approx - exact).max() <= scr.margin
+    i, j = np.triu_indices(300, 1)
+    got = scr.exact_sq(torch.as_tensor(i), torch.as_tensor(j)).double().numpy()
+    np.testing.assert_allclose(got, exact[i, j], rtol=1e-4 if dtype == "float32" else 1e-10, atol=1e-3)
+
+
+@pytest.mark.parametrize("recheck_share", [0.0, 1.0])  # 0: every block recomputed whole; 1: pairs rechecked
+@pytest.mark.parametrize("kw", [{}, {"delta": 0.9}, {"n_clusters": 4, "purity_samples": 50}])
+def test_bf16_screen_same_result(kw, recheck_share, monkeypatch):
+    import bilaf.selectors.probcover as pc
+
+    monkeypatch.setattr(pc, "SCREEN_MAX_CANDIDATES", recheck_share)
+    X = _blobs(6, 40, dim=32, spread=0.3, seed=2)
+    a = ProbCover(random_state=0, screen="off", dtype="float64", **kw)
+    b = ProbCover(random_state=0, screen="bf16", dtype="float64", **kw)
+    ra, rb = a.select(X, 12), b.select(X, 12)
+    assert rb.params["screen"] == "bf16" and ra.params["screen"] == "off"
+    assert a.n_edges_ == b.n_edges_
+    np.testing.assert_allclose(a.delta_, b.delta_, rtol=1e-12)
+    np.testing.assert_array_equal(ra.indices, rb.indices)
