@@ -78,9 +78,9 @@ class TypiClust(BaseSelector):
     random_state, normalize, dtype, device, memory_budget, verbose
         See :class:`~bilaf.selectors.base.BaseSelector`. ``normalize``
         defaults to True here: clustering and typicality on L2-normalised
-        features, as the authors' code base loads its features (and as
-        ProbCover does); on the CIFAR-10 features of ``shared/data`` this
-        gave 63.8% vs 62.1% linear-probe accuracy at 100 labels.
+        features, as ProbCover does; on the CIFAR-10 features of
+        ``shared/data`` this gave 63.8% vs 62.1% linear-probe accuracy at
+        100 labels (docs/baselines.md).
 
     Attributes
     ----------
