@@ -48,7 +48,8 @@ RESULTS = HERE / "results"
 STAGES = ("cores", "assignment", "denoising", "scores and selection")
 BASELINES = ("kcenter", "kmeans", "typiclust", "probcover", "activeft", "random")
 CORE_SELECTORS = ("given", "activeft", "kmeans", "kcenter", "random")
-KEY = ("n", "budget", "method", "core_selector", "device", "memory_budget", "dtype", "kmeans_algorithm", "threads")
+KEY = ("n", "budget", "method", "core_selector", "device", "memory_budget", "dtype", "kmeans_algorithm", "threads",
+       "omp_wait_policy", "prototype")
 GB = 1024**3
 
 
@@ -75,6 +76,19 @@ def _device_name(device: str) -> str:
         usable = os.cpu_count()
     cores = f"{os.cpu_count()} cores" if usable == os.cpu_count() else f"{usable} of {os.cpu_count()} cores"
     return f"{model} ({cores})"
+
+
+def _git_commit() -> str:
+    """The checkout's commit (with ``+dirty`` when bilaf's sources differ from it), or '' outside git."""
+    try:
+        root = HERE.parent
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        return head + ("+dirty" if head and dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -128,7 +142,9 @@ def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
         cuda_init_s = time.perf_counter() - c0
         torch.cuda.reset_peak_memory_stats()
     load = os.getloadavg()[0]
-    with warnings.catch_warnings(record=True) as caught, RssSampler() as sampler:
+    from _prototypes import applied
+
+    with warnings.catch_warnings(record=True) as caught, RssSampler() as sampler, applied(spec.get("prototype", [])):
         warnings.simplefilter("always")
         s0, c0 = time.perf_counter(), time.process_time()
         result = selector.select(X, budget)
@@ -146,7 +162,7 @@ def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
         selection_sha1=hashlib.sha1(idx.tobytes()).hexdigest()[:12], n_selected=int(len(idx)),
         n_distinct=int(len(np.unique(idx))), stage_names=";".join(stages), nested_stages=";".join(nested),
         warnings=" | ".join(sorted({str(w.message) for w in caught}))[:300],
-        torch=torch.__version__,
+        torch=torch.__version__, git_commit=_git_commit(), omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", ""),
     )
     for name, s in stages.items():
         out[f"{name} s"] = s["wall"]
@@ -161,6 +177,14 @@ def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
 # the driver
 # ----------------------------------------------------------------------------------------------
 def _label(row: Dict[str, Any]) -> str:
+    proto = row.get("prototype") or []
+    if isinstance(proto, str):
+        proto = [p for p in re.split(r"[^a-z0-9-]+", proto) if p]
+    suffix = f" + prototype {'+'.join(proto)}" if proto else ""
+    return _base_label(row) + suffix
+
+
+def _base_label(row: Dict[str, Any]) -> str:
     if row["method"] == "bilaf":
         alg = f", {row['kmeans_algorithm']}" if row["core_selector"] == "kmeans" and \
             row.get("kmeans_algorithm", "auto") not in ("auto", "", None) else ""
@@ -184,7 +208,7 @@ def make_specs(args: argparse.Namespace) -> List[Dict[str, Any]]:
     specs = []
     base = dict(d=args.dim, device=args.device, memory_budget=args.memory_budget, seed=args.seed,
                 dtype=args.dtype, threads=args.threads or 0, kmeans_algorithm=args.kmeans_algorithm,
-                quiet=args.quiet)
+                quiet=args.quiet, prototype=args.prototype)
     for n in args.sizes:
         k = max(1, round(args.core_fraction * n))
         for frac in args.budgets:
@@ -198,11 +222,11 @@ def make_specs(args: argparse.Namespace) -> List[Dict[str, Any]]:
     return specs
 
 
-def run_spec(spec: Dict[str, Any], timeout: Optional[float]) -> Dict[str, Any]:
+def run_spec(spec: Dict[str, Any], timeout: Optional[float], env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return dict(spec, status=f"stopped after {timeout:.0f} s", total_s=float("nan"))
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -270,7 +294,8 @@ def render_markdown(rows: List[Dict[str, Any]], csv_name: str) -> str:
             cells += [str(r["status"])] + ["—"] * 3
         else:
             cells += [_fmt(r["total_s"]), _fmt(r["peak_rss_gb"], 2), _fmt(r["cpu_s"]), _fmt(r["load_start"])]
-        cells += [str(r.get("threads", "")), str(r.get("memory_budget", "")), str(r.get("selection_sha1", "—"))]
+        threads = str(r.get("threads", "")) + (" (passive)" if r.get("omp_wait_policy") == "PASSIVE" else "")
+        cells += [threads, str(r.get("memory_budget", "")), str(r.get("selection_sha1", "—"))]
         out.append("| " + " | ".join(cells) + " |")
     gpu = [r for r in rows if r.get("gpu_peak_gb") not in ("", None)]
     if gpu:
@@ -318,8 +343,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--budgets", type=float, nargs="+", default=[0.01, 0.05],
                    help="budgets: fractions of N in (0, 1), or counts >= 1")
     p.add_argument("--core-fraction", type=float, default=0.005, help="BiLAF's K as a fraction of N (0.5%%)")
-    p.add_argument("--core-selector", nargs="+", default=["activeft"], choices=CORE_SELECTORS,
-                   help="BiLAF core selectors to run; 'given' = K random pool samples passed as cores")
+    p.add_argument("--core-selector", nargs="*", default=["activeft"], choices=CORE_SELECTORS,
+                   help="BiLAF core selectors to run (none: baselines only); 'given' = K random pool samples passed as cores")
     p.add_argument("--baselines", nargs="*", default=[], choices=BASELINES, help="baselines to run as well")
     p.add_argument("--baseline-sizes", type=int, nargs="*", default=[200_000],
                    help="pool sizes at which the baselines run")
@@ -336,6 +361,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         "or scale-<gpu name>.md on CUDA")
     p.add_argument("--append", action="store_true",
                    help="merge into the existing table (rows with the same configuration are replaced)")
+    p.add_argument("--omp-passive", action="store_true",
+                   help="run the workers with OMP_WAIT_POLICY=PASSIVE (idle OpenMP threads sleep instead of "
+                        "spinning: much faster when other processes share the cores)")
+    p.add_argument("--prototype", nargs="*", default=[], choices=("stage2-one-thread", "onednn"),
+                   help="library changes tried in the benchmark only (benchmarks/_prototypes.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--render-only", action="store_true", help="rewrite the .md table from the .csv beside it")
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
@@ -388,9 +418,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     command = how_invoked("benchmarks/scale.py", argv if argv is not None else sys.argv[1:])
     rows = _read_csv(out.with_suffix(".csv")) if args.append else []
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE") if args.omp_passive else None
     for i, spec in enumerate(specs, 1):
         print(f"[{i}/{len(specs)}] N={spec['n']:,} B={spec['budget']:,} {_label(spec)} ...", file=sys.stderr, flush=True)
-        row = run_spec(spec, args.timeout)
+        row = run_spec(spec, args.timeout, env)
         row["command"] = command
         row.setdefault("threads", spec["threads"])
         rows = [r for r in rows if _key(r) != _key(row)] + [row]
