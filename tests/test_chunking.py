@@ -352,3 +352,55 @@ def test_activeft_selection_tiny_budgets_equal_one_block(seed, n, d, data):
         small = run("1MB")
     assert max(counts) > 1
     np.testing.assert_array_equal(small.indices, one.indices)
+
+
+# ------------------------------------------------------------------------------------------------
+# TrackedArgmax: the pruned argmax that ActiveFT uses across its steps
+# ------------------------------------------------------------------------------------------------
+@settings(max_examples=40, **SETTINGS)
+@given(F=int_matrix(max_rows=60, max_cols=5), data=st.data(), L=st.integers(1, 5),
+       refresh=st.sampled_from([0.0, 0.3, 1.0]), budget=budgets, dtype=dtypes)
+def test_tracked_argmax_equals_full_argmax_every_step(F, data, L, refresh, budget, dtype):
+    """Integer rows and centres make every similarity exact, so the pruned answer must equal
+    ``torch.max(F @ C.T)`` exactly at every step, ties to the lower centre included, whatever the
+    number of candidates, the refresh policy and the chunking."""
+    d = F.shape[1]
+    K = data.draw(st.integers(1, 12))
+    C = data.draw(arrays(np.int64, (K, d), elements=st.integers(-3, 3)))
+    Ft = _t(F, dtype)
+    with tiny_budgets():
+        tracker = kernels.TrackedArgmax(Ft, n_candidates=L, refresh_fraction=refresh, memory_budget=budget)
+        for _ in range(data.draw(st.integers(1, 8))):
+            # a step moves a few centres by small integer amounts (sometimes onto each other)
+            moves = data.draw(arrays(np.int64, (K, d), elements=st.integers(-1, 1)))
+            keep = data.draw(arrays(np.bool_, (K,)))
+            C = C + moves * (~keep)[:, None]
+            s, pos = tracker(_t(C, dtype))
+            want_s, want_pos = torch.max(Ft @ _t(C, dtype).T, dim=1)
+            np.testing.assert_array_equal(pos.numpy(), want_pos.numpy())
+            np.testing.assert_array_equal(s.numpy(), want_s.numpy())
+
+
+def test_tracked_argmax_prunes_slow_moves():
+    """Slowly moving centres: most steps prove most rows from their candidates."""
+    g = torch.Generator().manual_seed(0)
+    F = torch.nn.functional.normalize(torch.randn(2000, 8, generator=g, dtype=torch.float64), dim=1)
+    C = torch.nn.functional.normalize(torch.randn(30, 8, generator=g, dtype=torch.float64), dim=1)
+    tracker = kernels.TrackedArgmax(F)
+    for _ in range(50):
+        C = torch.nn.functional.normalize(C + 1e-3 * torch.randn(C.shape, generator=g, dtype=torch.float64), dim=1)
+        s, pos = tracker(C)
+        want_s, want_pos = torch.max(F @ C.T, dim=1)
+        assert torch.equal(pos, want_pos)
+        torch.testing.assert_close(s, want_s, rtol=0, atol=1e-12)
+    assert tracker.n_full_ == 1  # only the first call
+    assert tracker.n_rows_recomputed_ < 50 * 2000 / 10
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_activeft_pruned_argmax_selects_as_full(dtype):
+    X = _mixture(3, 600, 8, 6)
+    kw = dict(n_iter=60, random_state=3, dtype=dtype)
+    pruned = ActiveFT(argmax="pruned", **kw).select(X, 20)
+    full = ActiveFT(argmax="full", **kw).select(X, 20)
+    np.testing.assert_array_equal(pruned.indices, full.indices)

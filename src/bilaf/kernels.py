@@ -9,6 +9,7 @@ N x K block). Distances are Euclidean, computed as
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterator, Optional, Tuple
 
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "knn_distances_within",
     "progress",
     "nearest_distinct_samples",
+    "TrackedArgmax",
 ]
 
 DEFAULT_MEMORY_BUDGET = "1GB"
@@ -287,3 +289,124 @@ def nearest_distinct_samples(X: torch.Tensor, centers: torch.Tensor, *, metric: 
         taken[choice] = True
         out[k] = choice
     return out
+
+
+class TrackedArgmax:
+    """Exact row-wise max and argmax of ``F @ C.T`` for centres ``C`` that move a little each call.
+
+    ActiveFT asks, at every one of its hundreds of steps, which centroid each
+    pool sample is most similar to. The centroids move slowly, so most
+    samples keep their answer. This class keeps, per sample, its ``L`` most
+    similar centres (the candidates, found by one full pass) and the
+    similarity ``g`` of the best centre outside them at that time. A later
+    call computes only the ``N x L`` candidate similarities (a sampled sparse
+    product) and bounds every other centre: centre ``j`` moved by at most
+    ``delta`` since the row's candidates were found, so its similarity with
+    ``f`` grew by at most ``|f| * delta`` (Cauchy-Schwarz). Where the best
+    candidate beats ``g + |f| * delta`` the answer is proven; the other rows
+    get a full row pass (and new candidates), and when more than
+    ``refresh_fraction`` of the rows fail, every row does.
+
+    The result equals the full computation's (ties go to the lower centre
+    index, as ``torch.max`` does) except that the candidate similarities are
+    summed in a different order than a matrix product, so two centres whose
+    similarities differ by a rounding error may swap. ``delta`` is the sum of
+    the largest per-call movement since the row's refresh (a safe upper bound
+    of the real movement).
+
+    Parameters
+    ----------
+    F : torch.Tensor of shape (n, d)
+        The rows (fixed across calls).
+    n_candidates : int, default=4
+        ``L``, candidates kept per row.
+    refresh_fraction : float, default=0.5
+        Fraction of failing rows above which all rows are recomputed.
+    memory_budget : str or int
+        Bound on the temporaries of the full passes.
+
+    Attributes
+    ----------
+    n_full_ : int
+        Full passes made.
+    n_rows_recomputed_ : int
+        Rows recomputed outside full passes.
+    """
+
+    def __init__(self, F: torch.Tensor, *, n_candidates: int = 4, refresh_fraction: float = 0.5,
+                 memory_budget: Any = DEFAULT_MEMORY_BUDGET) -> None:
+        self.F = F
+        self.L = int(n_candidates)
+        self.refresh_fraction = float(refresh_fraction)
+        self.memory_budget = memory_budget
+        self.norms = F.norm(dim=1).to(torch.float64)
+        eps = torch.finfo(F.dtype).eps
+        # slack for the different summation order of the sparse and dense products
+        self.slack = 64.0 * eps * float(self.norms.max()) * max(1.0, float(F.shape[1]) ** 0.5)
+        self.n_full_ = 0
+        self.n_rows_recomputed_ = 0
+        self._cand: Optional[torch.Tensor] = None
+        self._prev: Optional[torch.Tensor] = None
+
+    def _row_pass(self, rows: Optional[torch.Tensor], C: torch.Tensor, s: torch.Tensor, pos: torch.Tensor) -> None:
+        """Full similarity rows for ``rows`` (all when None): exact max, new candidates and ``g``."""
+        n = self.F.shape[0] if rows is None else rows.numel()
+        K = C.shape[0]
+        for sl in row_chunks(n, K, self.memory_budget, itemsize=self.F.element_size(), temporaries=2):
+            idx = slice(sl.start, sl.stop) if rows is None else rows[sl]
+            S = self.F[idx] @ C.T
+            v, i = torch.max(S, dim=1)  # the answer: torch.max gives the first index among ties
+            s[idx] = v
+            pos[idx] = i
+            picks = [i]
+            for _ in range(self.L):  # the next best, one max pass each (cheaper than topk on the CPU)
+                S.scatter_(1, picks[-1][:, None], float("-inf"))
+                v, i = torch.max(S, dim=1)
+                picks.append(i)
+            cand, _ = torch.sort(torch.stack(picks[: self.L], dim=1), dim=1)
+            g = v  # the best similarity outside the candidates
+            self._cand[idx] = cand
+            self._g[idx] = g.to(torch.float64)
+            self._at[idx] = self._cum
+
+    def __call__(self, C: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Max similarity and its centre index for every row of ``F`` against the rows of ``C``."""
+        n, K = self.F.shape[0], C.shape[0]
+        C = C.detach()
+        s = torch.empty(n, dtype=self.F.dtype, device=self.F.device)
+        pos = torch.empty(n, dtype=torch.int64, device=self.F.device)
+        if K <= self.L + 1:  # nothing to prune
+            for sl in row_chunks(n, K, self.memory_budget, itemsize=self.F.element_size(), temporaries=2):
+                s[sl], pos[sl] = torch.max(self.F[sl] @ C.T, dim=1)
+            self.n_full_ += 1
+            return s, pos
+        if self._cand is None or self._prev is None or self._prev.shape != C.shape:
+            self._cand = torch.empty((n, self.L), dtype=torch.int64, device=self.F.device)
+            self._g = torch.empty(n, dtype=torch.float64, device=self.F.device)
+            self._at = torch.empty(n, dtype=torch.float64, device=self.F.device)
+            self._cum = 0.0
+            self._row_pass(None, C, s, pos)
+            self._prev = C.clone()
+            self.n_full_ += 1
+            return s, pos
+        self._cum += float((C - self._prev).norm(dim=1).max())
+        self._prev = C.clone()
+        crow = torch.arange(0, n * self.L + 1, self.L, device=self.F.device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            pattern = torch.sparse_csr_tensor(crow, self._cand.reshape(-1),
+                                              torch.zeros(n * self.L, dtype=C.dtype, device=C.device),
+                                              size=(n, K), check_invariants=False)
+            vals = torch.sparse.sampled_addmm(pattern, self.F, C.T, beta=0.0).values().view(n, self.L)
+        best, j = torch.max(vals, dim=1)
+        s.copy_(best)
+        pos.copy_(self._cand.gather(1, j[:, None])[:, 0])
+        bound = self._g + (self._cum - self._at) * self.norms + self.slack
+        fail = torch.nonzero(best.to(torch.float64) <= bound)[:, 0]
+        if fail.numel() > self.refresh_fraction * n:
+            self._row_pass(None, C, s, pos)
+            self.n_full_ += 1
+        elif fail.numel():
+            self._row_pass(fail, C, s, pos)
+            self.n_rows_recomputed_ += int(fail.numel())
+        return s, pos

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from ..kernels import nearest_distinct_samples, progress, row_chunks
+from ..kernels import TrackedArgmax, nearest_distinct_samples, progress, row_chunks
 from ..result import SelectionResult
-from ..validation import check_indices, check_positive_int
+from ..validation import check_choice, check_indices, check_positive_int
 from .base import BaseSelector, Timer
 
 FULL_BATCH_MAX = 200_000
@@ -38,6 +39,13 @@ class ActiveFT(BaseSelector):
         random mini-batches of 100,000 (drawn with ``random_state``).
     init : array-like of int or None
         Pool indices to start the centroids from (length ``budget``).
+    argmax : {"pruned", "full"}, default="pruned"
+        How each full-batch CPU step finds every sample's most similar
+        centroid: ``"pruned"`` keeps a few candidate centroids per sample and
+        proves the answer with a movement bound (:class:`~bilaf.kernels.TrackedArgmax`,
+        several times faster, same answer up to float rounding); ``"full"``
+        computes all ``N x K`` similarities every step, as published. GPUs and
+        mini-batch steps always use ``"full"``.
     random_state, device, memory_budget, verbose, dtype, normalize
         See :class:`~bilaf.selectors.base.BaseSelector`. ``dtype`` sets the
         training precision (float32 by default, as published).
@@ -46,7 +54,8 @@ class ActiveFT(BaseSelector):
     name = "activeft"
 
     def __init__(self, *, n_iter: Optional[int] = None, lr: float = 1e-3, temperature: float = 0.07,
-                 batch_size: Optional[int] = None, init: Optional[Any] = None, random_state: Any = None,
+                 batch_size: Optional[int] = None, init: Optional[Any] = None, argmax: str = "pruned",
+                 random_state: Any = None,
                  dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
                  normalize: bool = False, verbose: bool = False) -> None:
         super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
@@ -56,6 +65,7 @@ class ActiveFT(BaseSelector):
         self.temperature = temperature
         self.batch_size = batch_size
         self.init = init
+        self.argmax = argmax
 
     def _check_params(self, n_samples: int, budget: int) -> None:
         if self.n_iter is not None and not (isinstance(self.n_iter, (int, np.integer)) and self.n_iter >= 0):
@@ -66,6 +76,7 @@ class ActiveFT(BaseSelector):
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
         if self.batch_size is not None:
             check_positive_int(self.batch_size, "batch_size")
+        check_choice(self.argmax, "argmax", ("pruned", "full"))
         if self.init is not None:
             init = check_indices(self.init, n_samples, name="init")
             if len(init) != budget:
@@ -89,6 +100,9 @@ class ActiveFT(BaseSelector):
         theta = F[torch.as_tensor(init, device=X.device)].clone().requires_grad_(True)
         opt = torch.optim.Adam([theta], lr=self.lr)
         tau = float(self.temperature)
+        # full batch on the CPU: the argmax pass is pruned across steps (exact, see TrackedArgmax)
+        tracker = (TrackedArgmax(F, memory_budget=self.memory_budget)
+                   if full and X.device.type == "cpu" and self.argmax == "pruned" else None)
         bar = progress(range(n_iter), desc="ActiveFT", enabled=self.verbose, unit="step")
         for _ in bar:
             if full:
@@ -97,7 +111,7 @@ class ActiveFT(BaseSelector):
                 rows = np.sort(rng.choice(n, size=batch, replace=False))
                 Fb = F[torch.as_tensor(rows, device=X.device)]
             opt.zero_grad(set_to_none=True)
-            loss = self._loss(Fb, theta, tau)
+            loss = self._loss(Fb, theta, tau, tracker)
             loss.backward()
             opt.step()
         with torch.no_grad():
@@ -105,7 +119,8 @@ class ActiveFT(BaseSelector):
         return nearest_distinct_samples(F, centroids, metric="cosine", dtype=self._tdtype,
                                         memory_budget=self.memory_budget)
 
-    def _loss(self, Fb: torch.Tensor, theta: torch.Tensor, tau: float) -> torch.Tensor:
+    def _loss(self, Fb: torch.Tensor, theta: torch.Tensor, tau: float,
+              tracker: Optional[TrackedArgmax] = None) -> torch.Tensor:
         """A surrogate of the ActiveFT loss with the same gradient, built from K x d aggregates.
 
         The loss is ``L = -mean_i [s_i - log(exp(s_i) + C_pos(i))]`` with
@@ -114,7 +129,9 @@ class ActiveFT(BaseSelector):
         (weight ``dL/dC_k = sum_{i in k} 1/(exp(s_i) + C_k) / n``). Both weights
         are computed without gradient in one chunked pass (the argmax pass), then
         ``sum_k th_k . A_k / tau + sum_k b_k C_k`` is differentiated: no
-        batch x K or batch x d block is kept for autograd.
+        batch x K or batch x d block is kept for autograd. With a ``tracker``
+        the argmax comes from it (same answer, fewer products); on the CPU the
+        aggregate ``A`` is a sparse (K x batch) by dense product.
         """
         th = torch.nn.functional.normalize(theta, dim=1)
         C = torch.exp(th.detach() @ th.T / tau).sum(dim=0)  # C_k = sum_j exp(sg(th_j).th_k / tau)
@@ -123,11 +140,23 @@ class ActiveFT(BaseSelector):
         b = torch.zeros(K, dtype=Fb.dtype, device=Fb.device)  # dL/dC_k
         with torch.no_grad():
             thd, Cd = th.detach(), C.detach()
-            for sl in row_chunks(n, K, self.memory_budget, itemsize=Fb.element_size(), temporaries=2):
-                S = Fb[sl] @ thd.T
-                s, pos = torch.max(S, dim=1)
+            if tracker is not None:
+                blocks = [(slice(0, n), *tracker(thd))]
+            else:
+                blocks = ((sl, *torch.max(Fb[sl] @ thd.T, dim=1))
+                          for sl in row_chunks(n, K, self.memory_budget, itemsize=Fb.element_size(), temporaries=2))
+            for sl, s, pos in blocks:
                 s = s / tau
                 denom = torch.exp(s) + Cd[pos]
-                A.index_add_(0, pos, Fb[sl] * (-(Cd[pos] / denom) / n)[:, None])
+                w = -(Cd[pos] / denom) / n
+                if Fb.device.type == "cpu":  # A += onehot(pos)^T diag(w) Fb[sl], as a sparse product
+                    m = sl.stop - sl.start
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                        M = torch.sparse_coo_tensor(torch.stack([pos, torch.arange(m)]), w, (K, m),
+                                                    check_invariants=False).to_sparse_csr()
+                        A += torch.sparse.mm(M, Fb[sl])
+                else:
+                    A.index_add_(0, pos, Fb[sl] * w[:, None])
                 b.index_add_(0, pos, (1.0 / denom) / n)
         return (th * A).sum() / tau + (b * C).sum()
