@@ -304,3 +304,72 @@ def test_bf16_screen_same_result(kw, recheck_share, monkeypatch):
     assert a.n_edges_ == b.n_edges_
     np.testing.assert_allclose(a.delta_, b.delta_, rtol=1e-12)
     np.testing.assert_array_equal(ra.indices, rb.indices)
+
+
+# ------------------------------------------------------------------------------------------------
+# K-Means: the torch Lloyd iterations (pruned assignment) and the k-means++ seeding
+# ------------------------------------------------------------------------------------------------
+def _blobs(seed: int, n: int, d: int, k: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=6.0, size=(k, d))
+    return (centers[rng.integers(k, size=n)] + rng.normal(size=(n, d))).astype(np.float32)
+
+
+class _FullArgmax:
+    """The unpruned argmax (every row, every call): the reference for TrackedArgmax."""
+
+    def __init__(self, F, **kwargs):
+        self.F = F
+
+    def __call__(self, C):
+        import torch
+
+        return torch.max(self.F @ C.T, dim=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lloyd_pruned_equals_plain_lloyd(seed, monkeypatch):
+    import torch
+
+    from bilaf.selectors import kmeans as km
+
+    X = torch.as_tensor(_blobs(seed, 1500, 6, 12))
+    pruned = km.lloyd_centers(X, 20, seed, memory_budget="1MB")
+    monkeypatch.setattr(km, "TrackedArgmax", _FullArgmax)
+    plain = km.lloyd_centers(X, 20, seed)
+    np.testing.assert_allclose(pruned, plain, rtol=0, atol=1e-4)
+
+
+def test_lloyd_inertia_matches_scikit_learn():
+    import torch
+    from sklearn.cluster import KMeans
+
+    from bilaf.selectors.kmeans import lloyd_centers
+
+    X = _blobs(5, 3000, 8, 30)
+    ours = lloyd_centers(torch.as_tensor(X), 30, 0)
+    theirs = KMeans(30, n_init=1, random_state=0).fit(X).cluster_centers_
+
+    def inertia(C):
+        return float((((X[:, None, :] - C[None, :, :]) ** 2).sum(-1).min(1)).sum())
+
+    assert inertia(ours) <= 1.02 * inertia(theirs)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 60), k=st.integers(1, 60), dup=st.booleans())
+def test_kmeans_plusplus_seeds_are_distinct_rows(seed, n, k, dup):
+    import torch
+
+    from bilaf.selectors.kmeans import kmeans_plusplus
+
+    k = min(k, n)
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    if dup:
+        X[n // 2:] = X[0]  # many copies of one point
+    idx = kmeans_plusplus(torch.as_tensor(X), k, np.random.default_rng(seed))
+    assert idx.shape == (k,) and idx.min() >= 0 and idx.max() < n
+    assert len(np.unique(idx)) == k
+    # distinct points come first: seeds cover min(k, distinct points) distinct values
+    assert len(np.unique(X[idx], axis=0)) == min(k, len(np.unique(X, axis=0)))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from ..kernels import TrackedArgmax, nearest_distinct_samples, progress, row_chunks
+from ..kernels import TrackedArgmax, nearest_distinct_samples, progress, row_chunks, scatter_rows
 from ..result import SelectionResult
 from ..validation import check_choice, check_indices, check_positive_int
 from .base import BaseSelector, Timer
@@ -130,8 +129,8 @@ class ActiveFT(BaseSelector):
         are computed without gradient in one chunked pass (the argmax pass), then
         ``sum_k th_k . A_k / tau + sum_k b_k C_k`` is differentiated: no
         batch x K or batch x d block is kept for autograd. With a ``tracker``
-        the argmax comes from it (same answer, fewer products); on the CPU the
-        aggregate ``A`` is a sparse (K x batch) by dense product.
+        the argmax comes from it (same answer, fewer products); ``A`` is built by
+        :func:`~bilaf.kernels.scatter_rows`.
         """
         th = torch.nn.functional.normalize(theta, dim=1)
         C = torch.exp(th.detach() @ th.T / tau).sum(dim=0)  # C_k = sum_j exp(sg(th_j).th_k / tau)
@@ -148,15 +147,6 @@ class ActiveFT(BaseSelector):
             for sl, s, pos in blocks:
                 s = s / tau
                 denom = torch.exp(s) + Cd[pos]
-                w = -(Cd[pos] / denom) / n
-                if Fb.device.type == "cpu":  # A += onehot(pos)^T diag(w) Fb[sl], as a sparse product
-                    m = sl.stop - sl.start
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-                        M = torch.sparse_coo_tensor(torch.stack([pos, torch.arange(m)]), w, (K, m),
-                                                    check_invariants=False).to_sparse_csr()
-                        A += torch.sparse.mm(M, Fb[sl])
-                else:
-                    A.index_add_(0, pos, Fb[sl] * w[:, None])
+                A += scatter_rows(pos, -(Cd[pos] / denom) / n, Fb[sl], K)
                 b.index_add_(0, pos, (1.0 / denom) / n)
         return (th * A).sum() / tau + (b * C).sum()
