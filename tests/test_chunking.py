@@ -363,7 +363,7 @@ def test_activeft_selection_tiny_budgets_equal_one_block(seed, n, d, data):
 def test_tracked_argmax_equals_full_argmax_every_step(F, data, L, refresh, budget, dtype):
     """Integer rows and centres make every similarity exact, so the pruned answer must equal
     ``torch.max(F @ C.T)`` exactly at every step, ties to the lower centre included, whatever the
-    number of candidates, the refresh policy and the chunking."""
+    number of candidates, the refresh policy, the chunking and the rows asked for."""
     d = F.shape[1]
     K = data.draw(st.integers(1, 12))
     C = data.draw(arrays(np.int64, (K, d), elements=st.integers(-3, 3)))
@@ -375,8 +375,13 @@ def test_tracked_argmax_equals_full_argmax_every_step(F, data, L, refresh, budge
             moves = data.draw(arrays(np.int64, (K, d), elements=st.integers(-1, 1)))
             keep = data.draw(arrays(np.bool_, (K,)))
             C = C + moves * (~keep)[:, None]
-            s, pos = tracker(_t(C, dtype))
-            want_s, want_pos = torch.max(Ft @ _t(C, dtype).T, dim=1)
+            if data.draw(st.booleans()):  # all rows
+                rows, Fr = None, Ft
+            else:  # a mini-batch of rows, in any order
+                r = data.draw(st.lists(st.integers(0, len(F) - 1), min_size=1, max_size=len(F), unique=True))
+                rows, Fr = torch.as_tensor(r), Ft[torch.as_tensor(r)]
+            s, pos = tracker(_t(C, dtype), rows)
+            want_s, want_pos = torch.max(Fr @ _t(C, dtype).T, dim=1)
             np.testing.assert_array_equal(pos.numpy(), want_pos.numpy())
             np.testing.assert_array_equal(s.numpy(), want_s.numpy())
 
@@ -398,9 +403,10 @@ def test_tracked_argmax_prunes_slow_moves():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_activeft_pruned_argmax_selects_as_full(dtype):
+@pytest.mark.parametrize("batch_size", [None, 150])
+def test_activeft_pruned_argmax_selects_as_full(dtype, batch_size):
     X = _mixture(3, 600, 8, 6)
-    kw = dict(n_iter=60, random_state=3, dtype=dtype)
+    kw = dict(n_iter=60, random_state=3, dtype=dtype, batch_size=batch_size)
     pruned = ActiveFT(argmax="pruned", **kw).select(X, 20)
     full = ActiveFT(argmax="full", **kw).select(X, 20)
     np.testing.assert_array_equal(pruned.indices, full.indices)

@@ -349,66 +349,78 @@ class TrackedArgmax:
         self._cand: Optional[torch.Tensor] = None
         self._prev: Optional[torch.Tensor] = None
 
-    def _row_pass(self, rows: Optional[torch.Tensor], C: torch.Tensor, s: torch.Tensor, pos: torch.Tensor) -> None:
-        """Full similarity rows for ``rows`` (all when None): exact max, new candidates and ``g``."""
+    def _row_pass(self, rows: Optional[torch.Tensor], C: torch.Tensor, s: torch.Tensor, pos: torch.Tensor,
+                  out: Optional[torch.Tensor] = None) -> None:
+        """Full similarity rows for ``rows`` of ``F`` (all when None): exact max, new candidates and ``g``.
+
+        Answers go to ``s[out]``, ``pos[out]`` (``out`` defaults to ``rows``)."""
         n = self.F.shape[0] if rows is None else rows.numel()
         K = C.shape[0]
         for sl in row_chunks(n, K, self.memory_budget, itemsize=self.F.element_size(), temporaries=2):
             idx = slice(sl.start, sl.stop) if rows is None else rows[sl]
+            dst = idx if out is None else out[sl]
             S = self.F[idx] @ C.T
             v, i = torch.max(S, dim=1)  # the answer: torch.max gives the first index among ties
-            s[idx] = v
-            pos[idx] = i
+            s[dst] = v
+            pos[dst] = i
             picks = [i]
             for _ in range(self.L):  # the next best, one max pass each (cheaper than topk on the CPU)
                 S.scatter_(1, picks[-1][:, None], float("-inf"))
                 v, i = torch.max(S, dim=1)
                 picks.append(i)
             cand, _ = torch.sort(torch.stack(picks[: self.L], dim=1), dim=1)
-            g = v  # the best similarity outside the candidates
             self._cand[idx] = cand
-            self._g[idx] = g.to(torch.float64)
+            self._g[idx] = v.to(torch.float64)  # the best similarity outside the candidates
             self._at[idx] = self._cum
 
-    def __call__(self, C: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Max similarity and its centre index for every row of ``F`` against the rows of ``C``."""
-        n, K = self.F.shape[0], C.shape[0]
+    def __call__(self, C: torch.Tensor, rows: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Max similarity and its centre index, against the rows of ``C``, for every row of ``F``
+        (or for ``F[rows]``, in the order of ``rows``: mini-batches)."""
+        N, K = self.F.shape[0], C.shape[0]
+        n = N if rows is None else rows.numel()
         C = C.detach()
         s = torch.empty(n, dtype=self.F.dtype, device=self.F.device)
         pos = torch.empty(n, dtype=torch.int64, device=self.F.device)
         if K <= self.L + 1:  # nothing to prune
             for sl in row_chunks(n, K, self.memory_budget, itemsize=self.F.element_size(), temporaries=2):
-                s[sl], pos[sl] = torch.max(self.F[sl] @ C.T, dim=1)
+                idx = sl if rows is None else rows[sl]
+                s[sl], pos[sl] = torch.max(self.F[idx] @ C.T, dim=1)
             self.n_full_ += 1
             return s, pos
         if self._cand is None or self._prev is None or self._prev.shape != C.shape:
-            self._cand = torch.empty((n, self.L), dtype=torch.int64, device=self.F.device)
-            self._g = torch.empty(n, dtype=torch.float64, device=self.F.device)
-            self._at = torch.empty(n, dtype=torch.float64, device=self.F.device)
+            # no row has candidates yet: an "at" of -inf makes every bound infinite
+            self._cand = torch.arange(self.L, device=self.F.device).repeat(N, 1)
+            self._g = torch.zeros(N, dtype=torch.float64, device=self.F.device)
+            self._at = torch.full((N,), float("-inf"), dtype=torch.float64, device=self.F.device)
             self._cum = 0.0
-            self._row_pass(None, C, s, pos)
-            self._prev = C.clone()
-            self.n_full_ += 1
-            return s, pos
-        self._cum += float((C - self._prev).norm(dim=1).max())
+        else:
+            self._cum += float((C - self._prev).norm(dim=1).max())
         self._prev = C.clone()
-        crow = torch.arange(0, n * self.L + 1, self.L, device=self.F.device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-            pattern = torch.sparse_csr_tensor(crow, self._cand.reshape(-1),
-                                              torch.zeros(n * self.L, dtype=C.dtype, device=C.device),
-                                              size=(n, K), check_invariants=False)
-            vals = torch.sparse.sampled_addmm(pattern, self.F, C.T, beta=0.0).values().view(n, self.L)
-        best, j = torch.max(vals, dim=1)
-        s.copy_(best)
-        pos.copy_(self._cand.gather(1, j[:, None])[:, 0])
-        bound = self._g + (self._cum - self._at) * self.norms + self.slack
-        fail = torch.nonzero(best.to(torch.float64) <= bound)[:, 0]
-        if fail.numel() > self.refresh_fraction * n:
-            self._row_pass(None, C, s, pos)
+        at = self._at if rows is None else self._at[rows]
+        if bool(torch.isinf(at).all()):
+            fail = None  # nothing to prove from: every row in full
+        else:
+            cand = self._cand if rows is None else self._cand[rows]
+            Fr = self.F if rows is None else self.F[rows]
+            crow = torch.arange(0, n * self.L + 1, self.L, device=self.F.device)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                pattern = torch.sparse_csr_tensor(crow, cand.reshape(-1),
+                                                  torch.zeros(n * self.L, dtype=C.dtype, device=C.device),
+                                                  size=(n, K), check_invariants=False)
+                vals = torch.sparse.sampled_addmm(pattern, Fr, C.T, beta=0.0).values().view(n, self.L)
+            best, j = torch.max(vals, dim=1)
+            s.copy_(best)
+            pos.copy_(cand.gather(1, j[:, None])[:, 0])
+            g = self._g if rows is None else self._g[rows]
+            norms = self.norms if rows is None else self.norms[rows]
+            bound = g + (self._cum - at) * norms + self.slack
+            fail = torch.nonzero(best.to(torch.float64) <= bound)[:, 0]
+        if fail is None or fail.numel() > self.refresh_fraction * n:
+            self._row_pass(rows, C, s, pos, out=None if rows is None else torch.arange(n, device=self.F.device))
             self.n_full_ += 1
         elif fail.numel():
-            self._row_pass(fail, C, s, pos)
+            self._row_pass(fail if rows is None else rows[fail], C, s, pos, out=fail)
             self.n_rows_recomputed_ += int(fail.numel())
         return s, pos
 

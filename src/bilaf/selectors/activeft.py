@@ -43,8 +43,8 @@ class ActiveFT(BaseSelector):
         centroid: ``"pruned"`` keeps a few candidate centroids per sample and
         proves the answer with a movement bound (:class:`~bilaf.kernels.TrackedArgmax`,
         several times faster, same answer up to float rounding); ``"full"``
-        computes all ``N x K`` similarities every step, as published. GPUs and
-        mini-batch steps always use ``"full"``.
+        computes all ``N x K`` similarities every step, as published. GPUs
+        always use ``"full"``.
     random_state, device, memory_budget, verbose, dtype, normalize
         See :class:`~bilaf.selectors.base.BaseSelector`. ``dtype`` sets the
         training precision (float32 by default, as published).
@@ -99,18 +99,18 @@ class ActiveFT(BaseSelector):
         theta = F[torch.as_tensor(init, device=X.device)].clone().requires_grad_(True)
         opt = torch.optim.Adam([theta], lr=self.lr)
         tau = float(self.temperature)
-        # full batch on the CPU: the argmax pass is pruned across steps (exact, see TrackedArgmax)
+        # on the CPU the argmax pass is pruned across steps (exact, see TrackedArgmax)
         tracker = (TrackedArgmax(F, memory_budget=self.memory_budget)
-                   if full and X.device.type == "cpu" and self.argmax == "pruned" else None)
+                   if X.device.type == "cpu" and self.argmax == "pruned" else None)
         bar = progress(range(n_iter), desc="ActiveFT", enabled=self.verbose, unit="step")
         for _ in bar:
             if full:
-                Fb = F
+                Fb, rows_t = F, None
             else:
-                rows = np.sort(rng.choice(n, size=batch, replace=False))
-                Fb = F[torch.as_tensor(rows, device=X.device)]
+                rows_t = torch.as_tensor(np.sort(rng.choice(n, size=batch, replace=False)), device=X.device)
+                Fb = F[rows_t]
             opt.zero_grad(set_to_none=True)
-            loss = self._loss(Fb, theta, tau, tracker)
+            loss = self._loss(Fb, theta, tau, tracker, rows_t)
             loss.backward()
             opt.step()
         with torch.no_grad():
@@ -119,7 +119,7 @@ class ActiveFT(BaseSelector):
                                         memory_budget=self.memory_budget)
 
     def _loss(self, Fb: torch.Tensor, theta: torch.Tensor, tau: float,
-              tracker: Optional[TrackedArgmax] = None) -> torch.Tensor:
+              tracker: Optional[TrackedArgmax] = None, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
         """A surrogate of the ActiveFT loss with the same gradient, built from K x d aggregates.
 
         The loss is ``L = -mean_i [s_i - log(exp(s_i) + C_pos(i))]`` with
@@ -140,7 +140,7 @@ class ActiveFT(BaseSelector):
         with torch.no_grad():
             thd, Cd = th.detach(), C.detach()
             if tracker is not None:
-                blocks = [(slice(0, n), *tracker(thd))]
+                blocks = [(slice(0, n), *tracker(thd, rows))]  # Fb = F[rows] (all rows when None)
             else:
                 blocks = ((sl, *torch.max(Fb[sl] @ thd.T, dim=1))
                           for sl in row_chunks(n, K, self.memory_budget, itemsize=Fb.element_size(), temporaries=2))
