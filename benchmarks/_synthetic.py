@@ -20,7 +20,8 @@ def default_n_classes(n_samples: int) -> int:
 
 
 def gaussian_mixture(n_samples: int, n_features: int = 384, n_classes: int | None = None, *,
-                     random_state: int = 0, chunk_rows: int = 65536, return_labels: bool = False):
+                     random_state: int = 0, chunk_rows: int = 65536, return_labels: bool = False,
+                     spread: float = 0.35):
     """Draw ``n_samples`` float32 rows from a clustered Gaussian mixture.
 
     Parameters
@@ -34,6 +35,10 @@ def gaussian_mixture(n_samples: int, n_features: int = 384, n_classes: int | Non
         Rows drawn at a time (bounds the temporaries).
     return_labels : bool
         Also return the class of each row.
+    spread : float, default=0.35
+        Mean per-coordinate standard deviation of a class (centres of classes
+        under one super-class are 0.6 apart per coordinate): larger values make
+        the classes overlap more.
 
     Returns
     -------
@@ -47,7 +52,7 @@ def gaussian_mixture(n_samples: int, n_features: int = 384, n_classes: int | Non
     super_centres = rng.standard_normal((n_super, n_features)) * 1.0
     parent = rng.integers(0, n_super, size=n_classes)
     centres = (super_centres[parent] + rng.standard_normal((n_classes, n_features)) * 0.6).astype(np.float32)
-    spread = (0.35 * rng.uniform(0.6, 1.4, size=n_classes)).astype(np.float32)
+    spread = (spread * rng.uniform(0.6, 1.4, size=n_classes)).astype(np.float32)
     weights = rng.lognormal(mean=0.0, sigma=0.8, size=n_classes)
     sizes = rng.multinomial(n_samples, weights / weights.sum())
     y = rng.permutation(np.repeat(np.arange(n_classes, dtype=np.int64), sizes))

@@ -2,9 +2,12 @@
 # Quality benchmarks: the exact commands that wrote benchmarks/results/{cifar10*,trec6,sst2}.{md,csv,png}
 # and their *_runs.csv (every run). Run from the repository root, with ../shared beside it:
 #
-#   benchmarks/run_quality.sh cifar10_10k   # CIFAR-10, a random 10,000-image pool, every method and budget
 #   benchmarks/run_quality.sh cifar10       # CIFAR-10, pool = all 50,000 training images (test = the 10,000)
 #   benchmarks/run_quality.sh text          # TREC-6 and SST-2 (embeds the texts into $TEXT_FEATS first)
+#   benchmarks/run_quality.sh synth         # Gaussian mixtures with 100 and 500 classes of uneven size
+#
+# Every bench runs the seven methods, BiLAF with its automatic K (the default) and BiLAF with the paper's two
+# fixed K ratios (0.1% of the pool: its CIFAR-10 setting; 0.5%: CIFAR-100 and ImageNet), at 0.5% to 10%.
 #
 # Environment: DEVICE (cpu, cuda; default cpu), BILAF (the command; default "bilaf"), NICE (default "nice -n 10"),
 # THREADS (BLAS/OpenMP threads, default 1: on the shared 2-core machine the results were made on, two threads
@@ -23,7 +26,10 @@ DATA=../shared/data
 C10=$DATA/cifar10/effnet-lite0
 OUT=benchmarks/results
 TEXT_FEATS=${TEXT_FEATS:-/tmp/bilaf-text-features}
-CIFAR_BUDGETS=${CIFAR_BUDGETS:-0.5%,1%}
+CIFAR_BUDGETS=${CIFAR_BUDGETS:-0.5%,1%,2%,5%,10%}
+BUDGETS=0.5%,1%,2%,5%,10%
+METHODS=random,kcenter,kmeans,typiclust,probcover,activeft,bilaf,bilaf:n_cores=0.001,bilaf:n_cores=0.005
+SYNTH=${SYNTH:-/tmp/bilaf-synth}
 mkdir -p "$OUT"
 
 # The seven methods with their defaults, BiLAF with the paper's K = 0.1% of the pool (50 cores on 50,000),
@@ -33,7 +39,7 @@ C10_VARIANTS=bilaf:n_cores=0.001,normalize=true,bilaf:n_cores=0.001,denoise=none
 
 cifar10() {
     $NICE $BILAF bench $C10/train_features.npy --test $C10/test_features.npy \
-        --methods $C10_METHODS --budgets "$CIFAR_BUDGETS" --seeds 5 --protocols linear,knn \
+        --methods $METHODS --budgets "$CIFAR_BUDGETS" --seeds 5 --protocols linear,knn \
         --device "$DEVICE" --title "CIFAR-10, pool of 50,000 (EfficientNet-Lite0 features)" \
         --name cifar10 --out "$OUT" --resume
 }
@@ -57,8 +63,7 @@ embed_texts() {
 
 text_bench() {  # NAME TITLE
     $NICE $BILAF bench "$TEXT_FEATS/${1}_train.npz" --test "$TEXT_FEATS/${1}_test.npz" \
-        --methods random,kcenter,kmeans,typiclust,probcover,activeft,bilaf \
-        --budgets 1%,2%,5%,10% --seeds 5 --protocols linear,knn \
+        --methods $METHODS --budgets $BUDGETS --seeds 5 --protocols linear,knn \
         --device "$DEVICE" --title "$2" --name "$1" --out "$OUT" --resume
 }
 
@@ -68,12 +73,28 @@ text() {
     text_bench sst2 "SST-2, pool of 6,920 sentences (all-MiniLM-L6-v2 features)"
 }
 
+synth_bench() {  # CLASSES
+    [ -f "$SYNTH/synth$1_pool.npz" ] || python benchmarks/make_mixture.py --classes "$1" --out "$SYNTH/synth$1"
+    $NICE $BILAF bench "$SYNTH/synth$1_pool.npz" --test "$SYNTH/synth$1_test.npz" \
+        --methods $METHODS --budgets $BUDGETS --seeds 5 --protocols linear,knn --device "$DEVICE" \
+        --title "Gaussian mixture, $1 classes of uneven size, pool of 20,000 (d = 128)" \
+        --name "synth$1" --out "$OUT" --resume
+}
+
+synth() {
+    synth_bench 100
+    synth_bench 500
+}
+
 case "${1:-all}" in
     cifar10) cifar10 ;;
     cifar10_10k) cifar10_10k ;;
     text) text ;;
     trec6) embed_texts; text_bench trec6 "TREC-6, pool of 5,452 questions (all-MiniLM-L6-v2 features)" ;;
     sst2) embed_texts; text_bench sst2 "SST-2, pool of 6,920 sentences (all-MiniLM-L6-v2 features)" ;;
-    all) text; cifar10_10k; cifar10 ;;
-    *) echo "usage: $0 [cifar10|cifar10_10k|text|trec6|sst2|all]" >&2; exit 2 ;;
+    synth) synth ;;
+    synth100) synth_bench 100 ;;
+    synth500) synth_bench 500 ;;
+    all) text; synth; cifar10 ;;
+    *) echo "usage: $0 [cifar10|cifar10_10k|text|trec6|sst2|synth|synth100|synth500|all]" >&2; exit 2 ;;
 esac

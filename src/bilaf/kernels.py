@@ -435,8 +435,11 @@ def scatter_rows(pos: torch.Tensor, weights: torch.Tensor, F: torch.Tensor, n_gr
     if F.device.type != "cpu":
         out = torch.zeros((n_groups, F.shape[1]), dtype=F.dtype, device=F.device)
         return out.index_add_(0, pos, F * weights.to(F.dtype)[:, None])
+    order = torch.argsort(pos, stable=True)  # CSR of the (n_groups x n) one-hot matrix, built directly
+    crow = torch.zeros(n_groups + 1, dtype=torch.int64)
+    crow[1:] = torch.cumsum(torch.bincount(pos, minlength=n_groups), dim=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        M = torch.sparse_coo_tensor(torch.stack([pos, torch.arange(n)]), weights.to(F.dtype), (n_groups, n),
-                                    check_invariants=False).to_sparse_csr()
-        return torch.sparse.mm(M, F)
+        M = torch.sparse_csr_tensor(crow, order, weights.to(F.dtype)[order], size=(n_groups, n),
+                                    check_invariants=False)
+        return M @ F

@@ -94,8 +94,8 @@ def kmeans_centers(X: torch.Tensor, k: int, rng: np.random.Generator, *, algorit
     return km.cluster_centers_.astype(np.float32)
 
 
-def lloyd_centers(X: torch.Tensor, k: int, seed: int, *, max_iter: int = 100, init_size: Optional[int] = None,
-                  memory_budget: Any = "1GB", verbose: bool = False) -> np.ndarray:
+def lloyd_centers(X: torch.Tensor, k: int, seed: int, *, max_iter: int = 100, tol: float = 1e-4,
+                  init_size: Optional[int] = None, memory_budget: Any = "1GB", verbose: bool = False) -> np.ndarray:
     """K-Means by Lloyd's iterations in torch, from a k-means++ start.
 
     The start is greedy k-means++ (:func:`kmeans_plusplus`) on a random
@@ -106,7 +106,9 @@ def lloyd_centers(X: torch.Tensor, k: int, seed: int, *, max_iter: int = 100, in
     whose answer the centres' movement could have changed are recomputed,
     which makes late iterations cheap. Centres then move to their members'
     mean (an empty cluster keeps its centre). Stops when no row changes
-    cluster or after ``max_iter`` iterations.
+    cluster, when the centres moved by at most ``tol`` times the pool's mean
+    per-feature variance in total squared distance (scikit-learn's rule), or
+    after ``max_iter`` iterations.
 
     Returns
     -------
@@ -117,6 +119,7 @@ def lloyd_centers(X: torch.Tensor, k: int, seed: int, *, max_iter: int = 100, in
     n = A.shape[0]
     mu = A.mean(dim=0)
     Z = A - mu
+    tol_abs = float(tol) * float((Z.double() ** 2).mean())
     m = n if init_size is None else int(init_size)
     m = min(n, max(20_000, 20 * k) if init_size is None else m)
     sub = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
@@ -136,7 +139,14 @@ def lloyd_centers(X: torch.Tensor, k: int, seed: int, *, max_iter: int = 100, in
         sums = scatter_rows(pos, ones, Zx, k)  # last column: the counts
         counts = sums[:, -1]
         filled = counts > 0
-        C[filled] = sums[filled, :-1] / counts[filled, None]
+        new = C.clone()
+        new[filled] = sums[filled, :-1] / counts[filled, None]
+        shift = float(((new - C).double() ** 2).sum())
+        C = new
+        if verbose:
+            bar.set_postfix_str(f"shift {shift / max(tol_abs, 1e-300):.3g} x tol")
+        if shift <= tol_abs:
+            break
     bar.close()
     return (C + mu).cpu().numpy().astype(np.float32)
 
