@@ -309,7 +309,7 @@ def test_bf16_screen_same_result(kw, recheck_share, monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # K-Means: the torch Lloyd iterations (pruned assignment) and the k-means++ seeding
 # ------------------------------------------------------------------------------------------------
-def _blobs(seed: int, n: int, d: int, k: int) -> np.ndarray:
+def _gauss_blobs(seed: int, n: int, d: int, k: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=6.0, size=(k, d))
     return (centers[rng.integers(k, size=n)] + rng.normal(size=(n, d))).astype(np.float32)
@@ -333,7 +333,7 @@ def test_lloyd_pruned_equals_plain_lloyd(seed, monkeypatch):
 
     from bilaf.selectors import kmeans as km
 
-    X = torch.as_tensor(_blobs(seed, 1500, 6, 12))
+    X = torch.as_tensor(_gauss_blobs(seed, 1500, 6, 12))
     pruned = km.lloyd_centers(X, 20, seed, memory_budget="1MB")
     monkeypatch.setattr(km, "TrackedArgmax", _FullArgmax)
     plain = km.lloyd_centers(X, 20, seed)
@@ -346,7 +346,7 @@ def test_lloyd_inertia_matches_scikit_learn():
 
     from bilaf.selectors.kmeans import lloyd_centers
 
-    X = _blobs(5, 3000, 8, 30)
+    X = _gauss_blobs(5, 3000, 8, 30)
     ours = lloyd_centers(torch.as_tensor(X), 30, 0)
     theirs = KMeans(30, n_init=1, random_state=0).fit(X).cluster_centers_
 

@@ -90,7 +90,7 @@ class ProbCover(BaseSelector):
         ``"1GB"``). With an automatic ``delta``, ``delta`` is lowered during
         the pass until the graph fits (a note says so); with a given
         ``delta``, exceeding it raises ``ValueError``.
-    algorithm : {"auto", "full", "minibatch", "faiss"}, default="auto"
+    algorithm : {"auto", "lloyd", "full", "minibatch", "faiss"}, default="auto"
         K-Means flavour for the pseudo-labels (as in
         :class:`~bilaf.selectors.typiclust.TypiClust`).
     screen : {"auto", "bf16", "off"}, default="auto"
@@ -157,7 +157,7 @@ class ProbCover(BaseSelector):
             check_positive_int(self.purity_samples, "purity_samples")
         if self.max_edges is not None:
             check_positive_int(self.max_edges, "max_edges")
-        check_choice(self.algorithm, "algorithm", ("auto", "full", "minibatch", "faiss"))
+        check_choice(self.algorithm, "algorithm", ("auto", "lloyd", "full", "minibatch", "faiss"))
         check_choice(self.screen, "screen", ("auto", "bf16", "off"))
         if self.algorithm == "faiss":
             try:

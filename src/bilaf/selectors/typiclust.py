@@ -63,11 +63,12 @@ class TypiClust(BaseSelector):
         Cap on the number of clusters (the authors' code's value); budgets
         above it take several typical samples per cluster, round-robin.
         ``None`` = always ``budget`` clusters (the paper's text).
-    algorithm : {"auto", "full", "minibatch", "faiss"}, default="auto"
-        K-Means flavour. ``auto``: scikit-learn's Lloyd ``KMeans`` while
+    algorithm : {"auto", "lloyd", "full", "minibatch", "faiss"}, default="auto"
+        K-Means flavour (see :class:`~bilaf.selectors.kmeans.KMeansSelector`).
+        ``auto``: bilaf's Lloyd K-Means (``lloyd``) while
         ``n_samples x n_clusters x n_features <= 1e8``; above that faiss
-        when it is installed (``pip install 'bilaf[faiss]'``: about 20x
-        faster here), else scikit-learn's ``MiniBatchKMeans``. The flavour
+        when it is installed (``pip install 'bilaf[faiss]'``), else ``lloyd``
+        up to 100,000 samples, else scikit-learn's ``MiniBatchKMeans``. The flavour
         used is recorded in ``result.params["kmeans_algorithm"]``; pin it for
         results that do not depend on what is installed.
     n_init : int, default=1
@@ -115,7 +116,7 @@ class TypiClust(BaseSelector):
         check_positive_int(self.min_cluster_size, "min_cluster_size")
         if self.max_clusters is not None:
             check_positive_int(self.max_clusters, "max_clusters")
-        check_choice(self.algorithm, "algorithm", ("auto", "full", "minibatch", "faiss"))
+        check_choice(self.algorithm, "algorithm", ("auto", "lloyd", "full", "minibatch", "faiss"))
         check_positive_int(self.n_init, "n_init")
         if self.max_iter is not None:
             check_positive_int(self.max_iter, "max_iter")
@@ -183,15 +184,16 @@ class TypiClust(BaseSelector):
 
 
 def resolve_kmeans_algorithm(algorithm: str, n: int, k: int, d: int) -> str:
-    """``"auto"``: Lloyd's K-Means (scikit-learn) for small problems, else faiss if installed, else MiniBatch."""
+    """``"auto"``: bilaf's Lloyd K-Means for small problems, else faiss if installed, else bilaf's Lloyd up to
+    100,000 rows, else scikit-learn's MiniBatchKMeans."""
     if algorithm != "auto":
         return algorithm
     if n * k * d <= FULL_KMEANS_MAX_WORK:
-        return "full"
+        return "lloyd"
     try:
         import faiss  # noqa: F401
     except ImportError:
-        return "minibatch"
+        return "lloyd" if n <= 100_000 else "minibatch"
     return "faiss"
 
 
@@ -213,7 +215,8 @@ def kmeans_labels(X: torch.Tensor, k: int, rng: np.random.Generator, *, algorith
     algorithm = resolve_kmeans_algorithm(algorithm, n, k, d)
     if max_iter is None:
         max_iter = FAISS_MAX_ITER if algorithm == "faiss" else 100
-    centers = kmeans_centers(X, k, rng, algorithm=algorithm, n_init=n_init, max_iter=max_iter, verbose=verbose)
+    centers = kmeans_centers(X, k, rng, algorithm=algorithm, n_init=n_init, max_iter=max_iter, verbose=verbose,
+                             memory_budget=memory_budget)
     _, idx = nearest_centers(X, torch.as_tensor(centers, device=X.device), dtype=dtype, memory_budget=memory_budget,
                              show_progress=verbose, desc="assign clusters")
     return idx[:, 0].cpu().numpy().astype(np.int64), algorithm
