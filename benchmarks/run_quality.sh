@@ -37,11 +37,13 @@ mkdir -p "$OUT"
 C10_METHODS=random,kcenter,kmeans,typiclust,probcover,activeft,bilaf,bilaf:n_cores=0.001
 C10_VARIANTS=bilaf:n_cores=0.001,normalize=true,bilaf:n_cores=0.001,denoise=none,bilaf:normalize=true,bilaf:denoise=none
 
-cifar10() {
-    $NICE $BILAF bench $C10/train_features.npy --test $C10/test_features.npy \
-        --methods $METHODS --budgets "$CIFAR_BUDGETS" --seeds 5 --protocols linear,knn \
-        --device "$DEVICE" --title "CIFAR-10, pool of 50,000 (EfficientNet-Lite0 features)" \
-        --name cifar10 --out "$OUT" --resume
+cifar10() {  # seed by seed (--seeds 1, then 2, ...), so that a stopped run leaves every cell with equal seeds
+    for s in $(seq 1 "${CIFAR_SEEDS:-5}"); do
+        $NICE $BILAF bench $C10/train_features.npy --test $C10/test_features.npy \
+            --methods $METHODS --budgets "$CIFAR_BUDGETS" --seeds "$s" --protocols linear,knn \
+            --device "$DEVICE" --title "CIFAR-10, pool of 50,000 (EfficientNet-Lite0 features)" \
+            --name cifar10 --out "$OUT" --resume
+    done
 }
 
 cifar10_10k() {
