@@ -279,7 +279,7 @@ def render_markdown(rows: List[Dict[str, Any]], csv_name: str) -> str:
            "shared: a load above the core count means the wall times are inflated).", "",
            f"Machine: {', '.join(devices) or '?'}. Full numbers: `{csv_name}`.", ""]
     head = ["N", "K", "B", "method", *STAGES, "total s", "peak GB", "CPU s", "load", "threads", "memory budget",
-            "selection"]
+            "selection", "commit"]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "---|" * len(head))
     for r in sorted(rows, key=lambda r: (int(r["n"]), int(r["budget"]), r["method"] != "bilaf", _label(r))):
@@ -295,7 +295,8 @@ def render_markdown(rows: List[Dict[str, Any]], csv_name: str) -> str:
         else:
             cells += [_fmt(r["total_s"]), _fmt(r["peak_rss_gb"], 2), _fmt(r["cpu_s"]), _fmt(r["load_start"])]
         threads = str(r.get("threads", "")) + (" (passive)" if r.get("omp_wait_policy") == "PASSIVE" else "")
-        cells += [threads, str(r.get("memory_budget", "")), str(r.get("selection_sha1", "—"))]
+        cells += [threads, str(r.get("memory_budget", "")), str(r.get("selection_sha1", "—")),
+                  str(r.get("git_commit") or "—")[:7]]
         out.append("| " + " | ".join(cells) + " |")
     gpu = [r for r in rows if r.get("gpu_peak_gb") not in ("", None)]
     if gpu:
