@@ -1,0 +1,137 @@
+"""Where BiLAF's automatic K stands: a table and a plot from the quality benchmarks' summary files.
+
+For every data set, protocol and budget it compares the default BiLAF (``n_cores="auto"``, the ``bilaf``
+row of ``bilaf bench``) with the best of the references the issue names: k-means, ActiveFT and BiLAF with
+the paper's fixed K (``bilaf:n_cores=0.001`` and ``bilaf:n_cores=0.005``, 0.1% and 0.5% of the pool).
+A cell counts as a loss when auto is below that best by more than the larger of the two standard errors
+of the means (mean over seeds; std / sqrt(seeds)), a win when above it by as much, else a tie.
+
+Example (writes benchmarks/results/auto_k.md and auto_k.png)::
+
+    python benchmarks/auto_k_report.py trec6 sst2 synth100 synth500 cifar10
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+RESULTS = Path(__file__).resolve().parent / "results"
+AUTO = "bilaf"
+REFERENCES = ("kmeans", "activeft", "bilaf:n_cores=0.001", "bilaf:n_cores=0.005")
+
+
+def _budget_key(b: str) -> float:
+    return float(b.rstrip("%")) if b.endswith("%") else float(b)
+
+
+def load(name: str) -> Dict[Tuple[str, str, str], dict]:
+    cells = {}
+    with open(RESULTS / f"{name}.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            if r["mean"] in ("", "nan") or int(r["n_runs"]) - int(r["n_failed"] or 0) < 1:
+                continue
+            cells[(r["protocol"], r["method"], r["budget"])] = r
+    return cells
+
+
+def compare(names: List[str]) -> List[dict]:
+    rows = []
+    for name in names:
+        cells = load(name)
+        for protocol in sorted({k[0] for k in cells}):
+            budgets = sorted({k[2] for k in cells if k[0] == protocol}, key=_budget_key)
+            for b in budgets:
+                auto = cells.get((protocol, AUTO, b))
+                refs = {m: cells[(protocol, m, b)] for m in REFERENCES if (protocol, m, b) in cells}
+                if auto is None or not refs:
+                    continue
+                best_m, best = max(refs.items(), key=lambda kv: float(kv[1]["mean"]))
+
+                def se(r: dict) -> float:
+                    n = max(1, int(r["n_runs"]) - int(r["n_failed"] or 0))
+                    return float(r["std"] or 0.0) / math.sqrt(n)
+
+                diff = float(auto["mean"]) - float(best["mean"])
+                margin = max(se(auto), se(best))
+                verdict = "win" if diff > margin else "loss" if diff < -margin else "tie"
+                rows.append(dict(data=name, protocol=protocol, budget=b, auto=float(auto["mean"]),
+                                 auto_std=float(auto["std"] or 0), seeds=int(auto["n_runs"]), best_method=best_m,
+                                 best=float(best["mean"]), diff=diff, verdict=verdict,
+                                 refs={m: float(r["mean"]) for m, r in refs.items()}))
+    return rows
+
+
+def render(rows: List[dict], names: List[str], command: str) -> str:
+    out = ["# Automatic K against k-means, ActiveFT and fixed-K BiLAF", "",
+           "Made by `" + command + "` from the summary files of the quality benchmarks "
+           "(`" + "`, `".join(f"{n}.md" for n in names) + "`, each with the command that made it). "
+           "`auto` is the default BiLAF (`n_cores=\"auto\"`); *best reference* is the best mean of k-means, "
+           "ActiveFT, BiLAF with K = 0.1% of the pool and BiLAF with K = 0.5%. Accuracy in %, mean over seeds. "
+           "*verdict*: loss / win when auto is below / above the best reference by more than the larger "
+           "standard error of the two means, else tie.", ""]
+    tally = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        tally[(r["data"], r["protocol"])][r["verdict"]] += 1
+    out += ["## Summary", "", "| data | protocol | wins | ties | losses | mean difference (points) |", "|---|---|---|---|---|---|"]
+    for (d, p), t in tally.items():
+        diffs = [r["diff"] for r in rows if r["data"] == d and r["protocol"] == p]
+        out.append(f"| {d} | {p} | {t['win']} | {t['tie']} | {t['loss']} | {sum(diffs) / len(diffs):+.1f} |")
+    allr = [r["verdict"] for r in rows]
+    out += ["", f"All cells: {allr.count('win')} wins, {allr.count('tie')} ties, {allr.count('loss')} losses; "
+            f"mean difference {sum(r['diff'] for r in rows) / max(1, len(rows)):+.2f} points.", ""]
+    out += ["## Every cell", "",
+            "| data | protocol | budget | seeds | auto | k-means | ActiveFT | K=0.1% | K=0.5% | best reference | auto - best | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        refs = [f"{r['refs'][m]:.1f}" if m in r["refs"] else "" for m in REFERENCES]
+        out.append(f"| {r['data']} | {r['protocol']} | {r['budget']} | {r['seeds']} | {r['auto']:.1f} ± {r['auto_std']:.1f} | "
+                   + " | ".join(refs) + f" | {r['best']:.1f} ({r['best_method']}) | {r['diff']:+.1f} | {r['verdict']} |")
+    return "\n".join(out) + "\n"
+
+
+def plot(rows: List[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    series = defaultdict(list)
+    for r in rows:
+        series[(r["data"], r["protocol"])].append((_budget_key(r["budget"]), r["diff"]))
+    for (d, p), pts in sorted(series.items()):
+        pts.sort()
+        ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o" if p == "linear" else "s",
+                linestyle="-" if p == "linear" else "--", label=f"{d} ({p})")
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("budget (% of the pool)")
+    ax.set_ylabel("auto BiLAF minus best reference (points)")
+    ax.set_title("Automatic K vs the best of k-means, ActiveFT, fixed-K BiLAF")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="+", help="bench names in benchmarks/results (NAME.csv)")
+    p.add_argument("--out", default="auto_k", help="output stem in benchmarks/results")
+    a = p.parse_args(argv)
+    names = [n for n in a.names if (RESULTS / f"{n}.csv").exists()]
+    rows = compare(names)
+    command = "python benchmarks/auto_k_report.py " + " ".join(a.names)
+    (RESULTS / f"{a.out}.md").write_text(render(rows, names, command))
+    plot(rows, RESULTS / f"{a.out}.png")
+    print(f"wrote {RESULTS / (a.out + '.md')} and .png ({len(rows)} cells)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
