@@ -46,6 +46,14 @@ cifar10() {  # seed by seed (--seeds 1, then 2, ...), so that a stopped run leav
     done
 }
 
+cifar10_10k_why() {  # why BiLAF trails ActiveFT at small budgets: normalisation, denoising, K
+    $NICE $BILAF bench $C10/train_features.npy --test $C10/test_features.npy --subsample 10000 \
+        --methods activeft,bilaf,bilaf:normalize=true,bilaf:denoise=none,bilaf:n_cores=0.001 --budgets 1%,5% \
+        --seeds 3 --protocols linear,knn --device "$DEVICE" \
+        --title "Why BiLAF trails ActiveFT on CIFAR-10: normalisation, denoising, K (random pool of 10,000)" \
+        --name cifar10_10k_why --out "$OUT" --resume
+}
+
 cifar10_10k() {
     $NICE $BILAF bench $C10/train_features.npy --test $C10/test_features.npy --subsample 10000 \
         --methods $C10_METHODS,$C10_VARIANTS --budgets 0.5%,1%,2%,5% --seeds 5 --protocols linear,knn \
@@ -91,6 +99,7 @@ synth() {
 case "${1:-all}" in
     cifar10) cifar10 ;;
     cifar10_10k) cifar10_10k ;;
+    cifar10_10k_why) cifar10_10k_why ;;
     text) text ;;
     trec6) embed_texts; text_bench trec6 "TREC-6, pool of 5,452 questions (all-MiniLM-L6-v2 features)" ;;
     sst2) embed_texts; text_bench sst2 "SST-2, pool of 6,920 sentences (all-MiniLM-L6-v2 features)" ;;
@@ -98,5 +107,5 @@ case "${1:-all}" in
     synth100) synth_bench 100 ;;
     synth500) synth_bench 500 ;;
     all) text; synth; cifar10 ;;
-    *) echo "usage: $0 [cifar10|cifar10_10k|text|trec6|sst2|synth|synth100|synth500|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [cifar10|cifar10_10k|cifar10_10k_why|text|trec6|sst2|synth|synth100|synth500|all]" >&2; exit 2 ;;
 esac
