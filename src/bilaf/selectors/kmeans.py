@@ -120,8 +120,7 @@ def lloyd_centers(X: torch.Tensor, k: int, seed: int, *, max_iter: int = 100, to
     mu = A.mean(dim=0)
     Z = A - mu
     tol_abs = float(tol) * float(torch.linalg.vector_norm(Z)) ** 2 / max(1, Z.numel())  # no float64 copy of Z
-    m = n if init_size is None else int(init_size)
-    m = min(n, max(20_000, 20 * k) if init_size is None else m)
+    m = min(n, max(20_000, 20 * k) if init_size is None else int(init_size))
     sub = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
     S = Z[torch.as_tensor(sub, device=Z.device)]
     C = S[torch.as_tensor(kmeans_plusplus(S, k, rng), device=Z.device)].clone()

@@ -12,7 +12,7 @@ from ..kernels import knn_distances_within, nearest_centers, progress
 from ..result import SelectionResult
 from ..validation import check_choice, check_positive_int, parse_memory_budget
 from .base import BaseSelector, Timer
-from .kmeans import kmeans_centers
+from .kmeans import MINIBATCH_ABOVE, kmeans_centers
 
 # "auto" K-Means: scikit-learn's Lloyd up to this many samples x clusters x features, else faiss / MiniBatch
 FULL_KMEANS_MAX_WORK = 100_000_000
@@ -193,7 +193,7 @@ def resolve_kmeans_algorithm(algorithm: str, n: int, k: int, d: int) -> str:
     try:
         import faiss  # noqa: F401
     except ImportError:
-        return "lloyd" if n <= 100_000 else "minibatch"
+        return "lloyd" if n <= MINIBATCH_ABOVE else "minibatch"
     return "faiss"
 
 
