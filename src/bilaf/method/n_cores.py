@@ -2,24 +2,33 @@
 
 The paper fixes K per data set and shows (its Table 7) that the mean distance
 from a sample to its nearest core falls with K at a shrinking rate of return.
-``auto_n_cores`` measures that curve on the pool itself and stops adding cores
-where the return flattens:
+``auto_n_cores`` measures that curve on the pool itself:
 
 1. On a random subsample (at most 10,000 rows), order
    candidate cores by k-means++ seeding (D^2 sampling): after k seeds the
    mean distance to the nearest seed is ``D(k)``, a good proxy for the
    coverage of k well-placed cores.
-2. The return of doubling the cores is ``r(k) = 1 - D(2k) / D(k)``. Clustered
-   pools show a steep fall while cores still land in uncovered clusters,
-   then a flat tail once every cluster holds one (within a cluster, D falls
-   like ``k ** (-1 / d_eff)``, a few percent per doubling).
-3. ``knee`` is where the last doubling with ``r >= return_threshold`` ends
-   (about the number of natural clusters; 1 when no doubling pays, as on
-   features without cluster structure at this scale).
+2. The return of doubling the cores is ``r(k) = 1 - D(2k) / D(k)``. Pools made
+   of separated clusters show a steep fall while cores still land in
+   uncovered clusters (returns of 0.3 to 0.6 per doubling), then a flat tail
+   once every cluster holds one (within a cluster, D falls like
+   ``k ** (-1 / d_eff)``, a few percent per doubling).
+3. **No clear cluster structure** (no doubling returns ``structure_threshold``
+   = 0.3 or more): ``K = budget``, every pick is a core and BiLAF returns its
+   core selection. This is what the benchmarks measured on every real pool
+   (CIFAR-10 EfficientNet features, TREC-6 and SST-2 MiniLM features: returns
+   of 1-13% at every scale) and on overlapping 100- and 500-class mixtures:
+   at 0.5-10% budgets, accuracy rose with the share of the budget spent on
+   cores in nearly every cell, and the previous rule, which gave four fifths
+   of the budget to boundary samples on such pools, lost 2-17 points to
+   ActiveFT (``benchmarks/results/auto_k.md``).
+4. **Clear structure**: ``knee`` is where the last doubling that returns at
+   least half the largest return ends (about the number of clusters), and
    ``K = clip(cores_per_cluster * knee, min_core_share * budget, budget)``:
-   when the budget is small against the number of clusters, every pick is a
-   core (BiLAF becomes its core selector); when it is large, a fifth of it
-   goes to cores and the rest to boundary samples.
+   every cluster gets cores first, the rest of the budget goes to boundary
+   samples, as in the paper's setting (ten well-separated CIFAR-10 classes
+   under DINO features, K = 0.1% of the pool). When the curve still pays at
+   its end (more clusters than it can see), ``K = budget``.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ class AutoCores:
 
     n_cores: int
     knee: int
+    structured: bool = False
     ks: List[int] = field(default_factory=list)
     mean_distance: List[float] = field(default_factory=list)
     returns: List[float] = field(default_factory=list)
@@ -71,8 +81,9 @@ def coverage_curve(X: torch.Tensor, k_max: int, rng: np.random.Generator, *, max
     return curve
 
 
-def auto_n_cores(X: torch.Tensor, budget: int, rng: np.random.Generator, *, return_threshold: float = 0.1,
-                 cores_per_cluster: float = 2.0, min_core_share: float = 0.2, max_rows: int = 10_000) -> AutoCores:
+def auto_n_cores(X: torch.Tensor, budget: int, rng: np.random.Generator, *, structure_threshold: float = 0.3,
+                 knee_share: float = 0.5, cores_per_cluster: float = 2.0, min_core_share: float = 0.2,
+                 max_rows: int = 10_000) -> AutoCores:
     """Choose K from the pool's coverage curve (see the module docstring).
 
     Parameters
@@ -80,38 +91,45 @@ def auto_n_cores(X: torch.Tensor, budget: int, rng: np.random.Generator, *, retu
     X : torch.Tensor of shape (n, d)
     budget : int
     rng : numpy.random.Generator
-    return_threshold : float, default=0.1
-        A doubling of the cores that lowers the mean nearest-core distance by
-        at least this share still pays; the last such doubling ends at ``knee``
-        cores (1 when none pays: no cluster structure at this scale).
+    structure_threshold : float, default=0.3
+        The pool counts as clustered when some doubling of the cores lowers the
+        mean nearest-core distance by at least this share; otherwise
+        ``K = budget`` (all cores, no boundary samples).
+    knee_share : float, default=0.5
+        On a structured pool, ``knee`` is where the last doubling returning at
+        least ``knee_share`` times the largest return ends.
     cores_per_cluster : float, default=2.0
-        K is at least ``cores_per_cluster * knee``.
+        On a structured pool, K is at least ``cores_per_cluster * knee``.
     min_core_share : float, default=0.2
-        K is at least this share of the budget (the paper's CIFAR-10 ratio at
-        its smallest budget, 50 cores for 250 picks).
+        On a structured pool, K is at least this share of the budget (the
+        paper's CIFAR-10 ratio at its smallest budget, 50 cores for 250 picks).
     max_rows : int, default=10,000
         Subsample size for the curve; the curve stops at ``max_rows / 20`` seeds.
 
     Returns
     -------
     AutoCores
+        ``n_cores`` (K), ``knee`` (0 on a pool without structure),
+        ``structured``, and the curve: ``ks``, ``mean_distance`` (D(k)),
+        ``returns`` (r(k)).
     """
     n = X.shape[0]
     k_cap = max(1, min(budget, n, max_rows // 20))
     curve = coverage_curve(X, k_cap, rng, max_rows=max_rows)
     ks, returns = [], []
-    knee = 1
     k = 1
     while 2 * k <= len(curve):
         r = 1.0 - curve[2 * k - 1] / curve[k - 1] if curve[k - 1] > 0 else 0.0
         ks.append(k)
         returns.append(float(r))
-        if r >= return_threshold:
-            knee = 2 * k
         k *= 2
-    if knee >= k_cap and len(curve) >= 2:  # still paying at the end of the curve: structure beyond what we see
+    curve_info = dict(ks=ks, mean_distance=[float(curve[k - 1]) for k in ks], returns=returns)
+    structured = bool(returns) and max(returns) >= structure_threshold
+    if not structured:
+        return AutoCores(n_cores=int(budget), knee=0, structured=False, **curve_info)
+    knee = 2 * max(k for k, r in zip(ks, returns) if r >= knee_share * max(returns))
+    if knee >= k_cap:  # still paying at the end of the curve: more clusters than it can see
         knee = budget
     lo = max(1, int(math.ceil(min_core_share * budget)))
     K = int(min(budget, max(lo, round(cores_per_cluster * knee))))
-    return AutoCores(n_cores=K, knee=int(knee), ks=ks, mean_distance=[float(curve[k - 1]) for k in ks],
-                     returns=returns)
+    return AutoCores(n_cores=K, knee=int(knee), structured=True, **curve_info)
