@@ -176,8 +176,9 @@ def _available_classes() -> Dict[str, type]:
 
 # first-class options: (param, flags, value kind, help). Defaults are read from the constructors.
 _N_CORES_HELP = ("BiLAF: number of cores K (pseudo-class centres): a count, a fraction of the pool "
-                 "(0.002 or 0.2%%), or auto: chosen without labels from the pool's coverage curve and the "
-                 "budget, at least a fifth of the budget")
+                 "(0.002 or 0.2%%), or auto: chosen without labels from the pool's coverage curve: the whole "
+                 "budget (every pick a core) unless the pool shows clear clusters, then about two cores per "
+                 "cluster and boundary samples for the rest")
 COMMON = [
     ("normalize", ("--normalize",), "bool", "L2-normalise the features before selecting"),
     ("dtype", ("--dtype",), ("float32", "float64"), "precision of the distance computations"),
