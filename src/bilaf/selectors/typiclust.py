@@ -127,7 +127,6 @@ class TypiClust(BaseSelector):
                 raise ValueError("algorithm='faiss' needs faiss: pip install 'bilaf[faiss]'") from None
 
     def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
-        n = X.shape[0]
         K = min(budget, self.max_clusters) if self.max_clusters is not None else budget
         with timer.stage("kmeans"):
             labels, algorithm = kmeans_labels(X, K, rng, algorithm=self.algorithm, n_init=self.n_init,
