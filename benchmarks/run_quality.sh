@@ -10,7 +10,7 @@
 # Every bench runs the seven methods, BiLAF with its automatic K (the default) and BiLAF with the paper's two
 # fixed K ratios (0.1% of the pool: its CIFAR-10 setting; 0.5%: CIFAR-100 and ImageNet), at 0.5% to 10%.
 #
-# Environment: DEVICE (cpu, cuda; default cpu), BILAF (the command; default "bilaf"), NICE (default "nice -n 10"),
+# Environment: DEVICE (cpu, cuda; default cpu), BILAF (the command; default "bilaf"), NICE (default "nice -n 10"; NICE="" runs at normal priority),
 # THREADS (BLAS/OpenMP threads, default 1: on the shared 2-core machine the results were made on, two threads
 # thrash under load - scikit-learn's k-means++ ran 35x slower with 2 OpenBLAS threads than with 1),
 # CIFAR_BUDGETS (the 50,000-image bench; default 0.5%,1%,2%,5%; add 10% given the CPU time), CIFAR_SEEDS (default
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 DEVICE=${DEVICE:-cpu}
 BILAF=${BILAF:-bilaf}
-NICE=${NICE:-nice -n 10}
+NICE=${NICE-nice -n 10}
 THREADS=${THREADS:-1}
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 DATA=../shared/data
