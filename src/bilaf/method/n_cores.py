@@ -21,8 +21,9 @@ from a sample to its nearest core falls with K at a shrinking rate of return.
    of 1-13% at every scale) and on overlapping 100- and 500-class mixtures:
    at 0.5-10% budgets, accuracy rose with the share of the budget spent on
    cores in nearly every cell, and the previous rule, which gave four fifths
-   of the budget to boundary samples on such pools, lost 2-17 points to
-   ActiveFT (``benchmarks/results/auto_k.md``).
+   of the budget to boundary samples on such pools, lost up to 24 points to
+   ActiveFT (500-class mixture at 1%; ``benchmarks/results/auto_k.md`` at commit 1b7e52d; the current
+   file measures this rule).
 4. **Clear structure**: ``knee`` is where the last doubling that returns at
    least half the largest return ends (about the number of clusters), and
    ``K = clip(cores_per_cluster * knee, min_core_share * budget, budget)``:
