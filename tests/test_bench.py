@@ -123,6 +123,25 @@ def test_resume_reuses_runs_and_render_only(monkeypatch):
         run_bench(X[:200], y[:200], X[300:], y[300:], "random", "5%", 2, previous=first.runs, verbose=False)
 
 
+def test_resume_with_a_smaller_grid_keeps_the_other_runs(tmp_path):
+    """Resuming with fewer methods, budgets or seeds must not delete earlier runs from the runs file."""
+    X, y = blobs()
+    first = run_bench(X[:300], y[:300], X[300:], y[300:], "random,kcenter", "2%,5%", 2, verbose=False)
+    first.write(tmp_path, "t", plot=False)
+    prev = read_runs_csv(tmp_path / "t_runs.csv")
+    assert len(prev) == 2 * 2 * 2 * 2
+    part = run_bench(X[:300], y[:300], X[300:], y[300:], "kcenter", "5%", [1], protocols=("knn",), previous=prev,
+                     verbose=False, run_missing=False)
+    assert len(part.runs) == 1 and len(part.other_runs) == 15
+    assert "15 earlier run(s)" in part.to_markdown()
+    part.write(tmp_path, "t", plot=False)
+    back = read_runs_csv(tmp_path / "t_runs.csv")
+    key = lambda r: (r["method"], r["budget"], r["seed"], r["protocol"])  # noqa: E731
+    assert sorted(map(key, back)) == sorted(map(key, prev))
+    again = BenchResult(back, first.methods, first.budgets, first.seeds, first.protocols)
+    assert [round(r["mean"], 4) for r in again.summary()] == [round(r["mean"], 4) for r in first.summary()]
+
+
 def test_write_outputs(tmp_path):
     X, y = blobs()
     res = run_bench(X[:300], y[:300], X[300:], y[300:], "random,kmeans", "2%,5%", 2, verbose=False,

@@ -238,6 +238,11 @@ class BenchResult:
         What was asked for, in order (the table's row and column order).
     meta : dict
         Pool and test sizes, feature width, the command, wall time...
+    other_runs : list of dict
+        Earlier runs outside this grid (another method, budget, seed or
+        protocol, read back for ``resume``): written back to the runs file
+        untouched, so resuming with a smaller grid never deletes work, but
+        left out of the tables.
     """
 
     runs: List[Dict[str, Any]]
@@ -246,6 +251,7 @@ class BenchResult:
     seeds: List[int]
     protocols: List[str]
     meta: Dict[str, Any] = field(default_factory=dict)
+    other_runs: List[Dict[str, Any]] = field(default_factory=list)
 
     # -- aggregation --------------------------------------------------------------------
     def _cell(self, protocol: str, method: str, budget: str) -> List[Dict[str, Any]]:
@@ -369,6 +375,9 @@ class BenchResult:
         if hosts:
             lines += ["Compute: " + "; ".join(f"{len(v)} selections on {h}, {sum(v):.0f} s of selection and "
                                               f"evaluation" for h, v in hosts.items()) + ".", ""]
+        if self.other_runs:
+            lines += [f"{len(self.other_runs)} earlier run(s) outside this table's methods, budgets, seeds and "
+                      f"protocols are kept in the runs file.", ""]
         if meta.get("wall_seconds") is not None:
             extra = f" on {meta['host']}" if meta.get("host") else ""
             lines += [f"Wall time of the last invocation: {meta['wall_seconds']:.0f} s{extra}.", ""]
@@ -378,7 +387,7 @@ class BenchResult:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=RUN_FIELDS, lineterminator="\n")
         w.writeheader()
-        for r in self.runs:
+        for r in list(self.runs) + list(self.other_runs):
             w.writerow({k: _fmt(r.get(k)) for k in RUN_FIELDS})
         return buf.getvalue()
 
@@ -539,7 +548,8 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
         Extra options per protocol, e.g. ``{"knn": {"k": 10}}``.
     previous : list of run dicts or None
         Runs already done (:func:`read_runs_csv`): those cells are kept and
-        not run again (resume).
+        not run again (resume). Runs outside the grid asked for are kept in
+        ``other_runs`` (written back, not tabulated).
     on_progress : callable or None
         Called with the partial result after every selection (e.g. to save it).
     verbose : bool, default=True
@@ -605,6 +615,8 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
                 raise ValueError(f"the previous runs were made on another pool (budget {r['budget']} was "
                                  f"{r['budget_count']} samples, now {counts[r['budget']]}); use a new output name")
             done[(r["method"], r["budget"], r["seed"], r["protocol"])] = r
+        else:
+            result.other_runs.append(r)
     host = str(result.meta.get("host") or dev)
     code = code_version()
     result.meta.setdefault("code", code)

@@ -30,7 +30,7 @@ in --methods a comma before key=value continues the previous spec. Budgets: perc
 Outputs in --out: NAME.md (tables: accuracy mean +- std per protocol, selection time, failures, the command),
 NAME.csv (the same, one row per cell), NAME_runs.csv (every run), NAME.png (accuracy vs budget). Each is
 rewritten atomically after every selection, so an interrupted bench leaves complete files; --resume skips
-the runs already in NAME_runs.csv. A method that fails is reported in the table and the run goes on.
+the runs already in NAME_runs.csv (runs of other methods, budgets or seeds stay in that file, untabulated). A method that fails is reported in the table and the run goes on.
 """
 
 

@@ -80,7 +80,25 @@ class BaseSelector:
         return names
 
     def get_params(self) -> Dict[str, Any]:
+        """The constructor's hyper-parameters, by name."""
         return {n: getattr(self, n) for n in self._param_names()}
+
+    def set_params(self, **params: Any) -> "BaseSelector":
+        """Set hyper-parameters by name (checked when :meth:`select` runs); returns ``self``.
+
+        Raises
+        ------
+        ValueError
+            For a name the constructor does not take.
+        """
+        allowed = self._param_names()
+        for name in params:
+            if name not in allowed:
+                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; "
+                                 f"valid: {', '.join(allowed)}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, np.ndarray))

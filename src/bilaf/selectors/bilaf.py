@@ -85,9 +85,10 @@ class BiLAF(BaseSelector):
         What was done about edge cases.
     n_cores_ : int
         The number of cores used.
-    auto_cores_ : AutoCores
+    auto_cores_ : AutoCores or None
         With ``n_cores="auto"``: K, whether the pool looked clustered, and the
-        coverage curve (see :func:`bilaf.method.n_cores.auto_n_cores`).
+        coverage curve (see :func:`bilaf.method.n_cores.auto_n_cores`); None
+        when K was given.
     """
 
     name = "bilaf"
@@ -154,6 +155,7 @@ class BiLAF(BaseSelector):
     # -- stage 1 -------------------------------------------------------------------------
     def _resolve_n_cores(self, X: torch.Tensor, budget: int, rng: np.random.Generator) -> int:
         n = int(X.shape[0])
+        self.auto_cores_ = None  # a refit with a fixed K must not keep an earlier automatic choice
         if self._given_cores():
             return len(np.asarray(self.core_selector).ravel())
         if self.n_cores is None or self.n_cores == "auto":
