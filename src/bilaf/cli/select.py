@@ -237,10 +237,19 @@ def _auto_options(classes: Dict[str, type]) -> List[Dict[str, Any]]:
             if name in _FIRST_CLASS or name in _RESERVED:
                 continue
             typ, desc = docs.get(name, ("", ""))
-            o = opts.setdefault(name, {"name": name, "methods": [], "default": default, "type": typ, "desc": desc})
+            o = opts.setdefault(name, {"name": name, "methods": [], "default": default, "type": typ, "desc": desc,
+                                       "defaults": {}, "descs": {}})
             o["methods"].append(method)
+            o["defaults"][method] = default
+            o["descs"][method] = desc
             if not o["desc"] and desc:
                 o["desc"], o["type"] = desc, typ
+    for o in opts.values():
+        if len({repr(v) for v in o["defaults"].values()}) > 1:  # methods disagree: show each one's default
+            o["default"] = "; ".join(f"{m}: {_fmt_default(v)}" for m, v in o["defaults"].items())
+        other = [m for m, d in o["descs"].items() if d and d != o["desc"]]
+        if other:  # the help text is the first method's; say that the others document their own
+            o["desc"] += f" [{', '.join(other)}: see docs/baselines.md]"
     return list(opts.values())
 
 
@@ -383,7 +392,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             kind = _value_kind(opt)
             typ = re.sub(r",?\s*default\s*=.*$", "", opt["type"]).strip()
             desc = opt["desc"] or _FALLBACK_HELP.get(opt["name"]) or (f"{opt['name'].replace('_', ' ')} ({typ})" if typ else opt["name"].replace("_", " "))
-            desc = desc.replace("``", "").replace("%", "%%")
+            desc = re.sub(r":\w+:`~?([^`]+)`", r"\1", desc).replace("``", "").replace("%", "%%")
             flag = "--" + opt["name"].replace("_", "-")
             add_opt(ga, opt["name"], (flag,), kind, desc, opt["default"], f"{', '.join(opt['methods'])}; ", typ)
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -478,8 +487,9 @@ def selector_params(args: argparse.Namespace, method: str, n: int, ids: Optional
         flags[name] = f"--param {name}"
     for name in given:
         if name not in allowed:
+            shown = {"core_params": "core-param", "verbose": "progress"}
             raise UserError(f"option {flags[name]} does not apply to method {method!r} (its options: "
-                            f"{', '.join(a.replace('_', '-') for a in allowed)})")
+                            f"{', '.join('--' + shown.get(a, a.replace('_', '-')) for a in allowed)})")
     return given
 
 
