@@ -214,6 +214,8 @@ def test_help_explains_every_option_with_default(capsys):
                           ("--normalize", "default: off"), ("--dtype", "default: float32"),
                           ("--device", "default: cpu"), ("--memory-budget", "default: 1GB"),
                           ("--n-iter", "default: none"), ("--algorithm", "default: auto"),
+                          ("--max-iter", "default: kmeans: 100; typiclust: none"),  # methods that differ: each
+                          ("--max-clusters", "default: 500"), ("--normalize", "typiclust: on, probcover: on"),
                           ("--labeled", "default: none"), ("--manifest", None), ("--param", None)]:
         text = help_of(flag)
         if default:
@@ -545,3 +547,14 @@ def test_progress_flag(pool, tmp_path, capsys):
     assert man["params"]["verbose"] is True
     rc, _, err = run(["select", pool, "-b", "10", "-q", "-m", "random", "-o", tmp_path / "r.json"], capsys)
     assert rc == 0 and err == ""
+
+
+def test_option_of_another_method_is_refused_naming_real_flags(pool, tmp_path, capsys):
+    out = tmp_path / "sel.csv"
+    rc, _, err = run(["select", pool, "-b", "10", "-m", "probcover", "--n-init", "2", "-o", out], capsys)
+    assert rc == 2 and "option --n-init does not apply to method 'probcover'" in err
+    listed = err.split("its options:", 1)[1]
+    assert "--delta" in listed and "--progress" in listed and "--verbose" not in listed
+    rc, _, err = run(["select", pool, "-b", "10", "-m", "kmeans", "--density-k", "3", "-o", out], capsys)
+    assert rc == 2 and "--density-k does not apply to method 'kmeans'" in err and "--n-init" in err
+    assert not out.exists()
