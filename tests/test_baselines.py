@@ -178,11 +178,30 @@ def test_probcover_greedy_matches_brute_force():
     for _ in range(10):
         gains = (A & ~covered[None, :]).sum(axis=1)
         p = int(np.argmax(gains))
-        if gains[p] == 0:
+        if gains[p] <= 1:
             break
         expect.append(p)
         covered |= A[p]
+    assert len(expect) >= 3  # the greedy phase is exercised
     np.testing.assert_array_equal(res.indices[: len(expect)], expect)
+    # after it, each pick is a sample no earlier ball covered (gain exactly 1)
+    rest = res.indices[len(expect):]
+    assert not covered[rest].any() and len(set(rest)) == len(rest)
+    np.testing.assert_array_equal(res.scores[len(expect):], 1.0)
+
+
+def test_probcover_singleton_phase_is_random_not_file_order():
+    """When no ball adds more than its centre, the picks must not follow the row order (a class-sorted pool
+    would give one class): they are drawn at random among the uncovered samples, seeded."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 32))  # in 32-d, balls of radius 0.05 hold only their centre
+    a = ProbCover(delta=0.05, random_state=0).select(X, 40)
+    b = ProbCover(delta=0.05, random_state=0).select(X, 40)
+    c = ProbCover(delta=0.05, random_state=1).select(X, 40)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert not np.array_equal(np.sort(a.indices), np.sort(c.indices))
+    assert len(set(a.indices)) == 40 and a.indices.max() >= 200  # not the first 40 rows
+    assert any("drawn at random among the 400 uncovered" in n for n in a.notes)
 
 
 def test_probcover_graph_matches_dense():

@@ -39,9 +39,14 @@ class ProbCover(BaseSelector):
        most samples not covered yet (ties: the lower index), mark its ball
        covered, and drop every edge into a covered sample (each sample's
        out-degree counts uncovered samples only).
-    4. Once every sample is covered (all out-degrees 0), the rest of the
-       budget is drawn uniformly at random (``random_state``) among the
-       samples not chosen yet, as the authors' code does; a note says so.
+    4. Once no ball holds more than one uncovered sample, every remaining
+       choice adds exactly one covered sample and the greedy order carries
+       no information (with ties going to the lower index it would follow
+       the file order, e.g. one class of a class-sorted pool): the next picks
+       are drawn uniformly at random (``random_state``) among the samples not
+       covered yet. Once every sample is covered, the rest of the budget is
+       drawn at random among the samples not chosen yet, as the authors'
+       code does. A note says when either happened.
 
     Choosing ``delta`` without labels (``delta=None``)
         The paper picks the largest ``delta`` whose balls are *pure*
@@ -203,17 +208,26 @@ class ProbCover(BaseSelector):
             notes.append(f"delta lowered from {delta:.6g} to {delta_used:.6g} to keep the graph under "
                          f"{self._edge_cap()} edges (max_edges / memory_budget)")
         with timer.stage("greedy cover"):
-            picks, gains, n_covered = self._greedy(indptr, indices, budget)
+            picks, gains, covered = self._greedy(indptr, indices, budget)
         n_greedy = len(picks)
+        uncovered = np.flatnonzero(~covered)
+        if n_greedy < budget and len(uncovered):  # every ball now adds one sample: no order among them
+            single = rng.choice(uncovered, size=min(budget - n_greedy, len(uncovered)), replace=False)
+            notes.append(f"after {n_greedy} greedy picks no ball held more than one uncovered sample; "
+                         f"{len(single)} pick(s) drawn at random among the {len(uncovered)} uncovered samples")
+            picks = list(picks) + [int(i) for i in single]
+            gains = list(gains) + [1.0] * len(single)
+            covered[single] = True
+        n_covered = int(covered.sum())
         if n_covered < LOW_COVERAGE * n:
             notes.append(f"the balls of the picks cover only {n_covered / n:.1%} of the pool: delta={delta_used:.4g} is "
                          "small for this budget, so the picks crowd into the densest regions; a larger delta "
                          "(or a lower alpha) spreads them (see docs/baselines.md)")
-        if n_greedy < budget:
-            notes.append(f"all {n} samples were covered after {n_greedy} picks; the other "
-                         f"{budget - n_greedy} were drawn at random")
+        if len(picks) < budget:
+            notes.append(f"all {n} samples were covered after {len(picks)} picks; the other "
+                         f"{budget - len(picks)} were drawn at random")
             rest = np.setdiff1d(np.arange(n, dtype=np.int64), np.asarray(picks, dtype=np.int64))
-            extra = rng.choice(rest, size=budget - n_greedy, replace=False)
+            extra = rng.choice(rest, size=budget - len(picks), replace=False)
             picks = list(picks) + [int(i) for i in extra]
             gains = list(gains) + [np.nan] * len(extra)
         self.delta_ = float(delta_used)
@@ -345,28 +359,26 @@ class ProbCover(BaseSelector):
         return _symmetric_csr(n, src, dst) + (delta_used,)
 
     @staticmethod
-    def _greedy(indptr: np.ndarray, indices: np.ndarray, budget: int) -> Tuple[List[int], List[float], int]:
-        """Greedy max coverage; stops early when everything is covered. Returns picks, gains, covered count."""
+    def _greedy(indptr: np.ndarray, indices: np.ndarray, budget: int) -> Tuple[List[int], List[float], np.ndarray]:
+        """Greedy max coverage while some ball adds two or more samples. Returns picks, gains, covered mask."""
         n = indptr.shape[0] - 1
         deg = np.diff(indptr).astype(np.int64) + 1  # uncovered samples in each ball (itself included)
         covered = np.zeros(n, dtype=bool)
         picks: List[int] = []
         gains: List[float] = []
-        n_covered = 0
         while len(picks) < budget:
             p = int(np.argmax(deg))  # first index among ties
             gain = int(deg[p])
-            if gain == 0:
+            if gain <= 1:  # no ball adds more than its own centre (or nothing): the caller draws the rest
                 break
             ball = np.append(indices[indptr[p]:indptr[p + 1]], p)
             new = ball[~covered[ball]]
             covered[new] = True
-            n_covered += len(new)
             # every ball holding a newly covered sample u (u's neighbours and u itself) loses one
             np.subtract.at(deg, np.concatenate([_gather_rows(indptr, indices, new), new]), 1)
             picks.append(p)
             gains.append(float(gain))
-        return picks, gains, n_covered
+        return picks, gains, covered
 
 
 def _gather_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> np.ndarray:
