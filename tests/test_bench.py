@@ -324,3 +324,14 @@ def test_demo_bad_input(tmp_path, capsys):
     assert main(["demo", "--budgets", "0%", "--out", str(tmp_path / "o"), "-q"]) == 2
     assert "bad budget" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_runs_record_the_selectors_notes():
+    """A selector's notes (not only its warnings) reach the runs file, e.g. ProbCover's low coverage."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 32)).astype(np.float32)
+    y = rng.integers(0, 3, size=300)
+    res = run_bench(X[:200], y[:200], X[200:], y[200:], "probcover:delta=0.05", "10%", 1, protocols=("knn",),
+                    verbose=False)
+    (run,) = res.runs
+    assert not run["error"] and "cover only" in run["notes"] and "drawn at random" in run["notes"]

@@ -651,7 +651,8 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
                     warnings.simplefilter("always")
                     res = select(Xsel, count, method=spec.method, random_state=seed, **params)
                 idx = np.asarray(res.indices, dtype=np.int64)
-                notes = "; ".join(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))[:300]
+                said = [str(w.message) for w in caught] + [str(m) for m in (getattr(res, "notes", None) or [])]
+                notes = "; ".join(dict.fromkeys(" ".join(m.split()) for m in said))[:300]
             except (KeyboardInterrupt, MemoryError):
                 raise
             except Exception as exc:  # a failing method is reported, not fatal
