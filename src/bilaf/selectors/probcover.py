@@ -40,7 +40,7 @@ class ProbCover(BaseSelector):
        covered, and drop every edge into a covered sample (each sample's
        out-degree counts uncovered samples only).
     4. Once no ball holds more than one uncovered sample, every remaining
-       choice adds exactly one covered sample and the greedy order carries
+       choice covers exactly one more sample and the greedy order carries
        no information (with ties going to the lower index it would follow
        the file order, e.g. one class of a class-sorted pool): the next picks
        are drawn uniformly at random (``random_state``) among the samples not
