@@ -237,10 +237,9 @@ def _auto_options(classes: Dict[str, type]) -> List[Dict[str, Any]]:
             if name in _FIRST_CLASS or name in _RESERVED:
                 continue
             typ, desc = docs.get(name, ("", ""))
-            o = opts.setdefault(name, {"name": name, "methods": [], "default": default, "type": typ, "desc": desc,
+            o = opts.setdefault(name, {"name": name, "default": default, "type": typ, "desc": desc,
                                        "defaults": {}, "descs": {}})
-            o["methods"].append(method)
-            o["defaults"][method] = default
+            o["defaults"][method] = default  # its keys: the methods that take this option, in order
             o["descs"][method] = desc
             if not o["desc"] and desc:
                 o["desc"], o["type"] = desc, typ
@@ -394,7 +393,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             desc = opt["desc"] or _FALLBACK_HELP.get(opt["name"]) or (f"{opt['name'].replace('_', ' ')} ({typ})" if typ else opt["name"].replace("_", " "))
             desc = re.sub(r":\w+:`~?([^`]+)`", r"\1", desc).replace("``", "").replace("%", "%%")
             flag = "--" + opt["name"].replace("_", "-")
-            add_opt(ga, opt["name"], (flag,), kind, desc, opt["default"], f"{', '.join(opt['methods'])}; ", typ)
+            add_opt(ga, opt["name"], (flag,), kind, desc, opt["default"], f"{', '.join(opt['defaults'])}; ", typ)
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="any constructor option of the chosen method by its Python name (value as JSON, or a "
                         "file of indices for index options); may be repeated")
