@@ -9,9 +9,12 @@ the pool order is shuffled. Memory: the N x d float32 array plus one chunk.
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["default_n_classes", "gaussian_mixture"]
+__all__ = ["default_n_classes", "gaussian_mixture", "add_split_args", "write_pool_and_test"]
 
 
 def default_n_classes(n_samples: int) -> int:
@@ -65,3 +68,23 @@ def gaussian_mixture(n_samples: int, n_features: int = 384, n_classes: int | Non
         noise += centres[yc]
         X[start:stop] = noise
     return (X, y) if return_labels else X
+
+
+def add_split_args(parser: argparse.ArgumentParser, *, pool: int, test: int, dim: int) -> None:
+    """The options shared by the scripts that write a labeled pool and test set (``make_mixture.py``,
+    ``make_split_blobs.py``): ``--pool``, ``--test``, ``--dim``, ``--seed``, ``--out``."""
+    parser.add_argument("--pool", type=int, default=pool, help=f"pool rows (default {pool:,})")
+    parser.add_argument("--test", type=int, default=test, help=f"test rows (default {test:,})")
+    parser.add_argument("--dim", type=int, default=dim, help=f"feature dimension (default {dim})")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="path stem: writes STEM_pool.npz and STEM_test.npz")
+
+
+def write_pool_and_test(stem: str | Path, X: np.ndarray, y: np.ndarray, pool_rows: np.ndarray,
+                        test_rows: np.ndarray) -> None:
+    """Write ``STEM_pool.npz`` and ``STEM_test.npz`` (features, labels, ids) from the given rows of ``X, y``."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for part, rows in (("pool", pool_rows), ("test", test_rows)):
+        np.savez(f"{stem}_{part}.npz", features=X[rows], labels=y[rows], ids=np.array([f"{part}-{i}" for i in rows]))
+        print(f"wrote {stem}_{part}.npz: {len(rows)} rows, {len(np.unique(y[rows]))} classes")

