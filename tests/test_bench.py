@@ -58,7 +58,9 @@ def test_parse_budgets_and_seeds():
     with pytest.raises(ValueError, match="twice"):
         parse_budgets("1%,0.01")
     assert parse_seeds(3) == [0, 1, 2] and parse_seeds("4") == [0, 1, 2, 3] and parse_seeds("0,5,7") == [0, 5, 7]
-    for bad in ("0", "a", "1,1"):
+    assert parse_seeds("3,") == [3] and parse_seeds("3-4") == [3, 4] and parse_seeds("0,5-7") == [0, 5, 6, 7]
+    assert parse_seeds("2-2") == [2]
+    for bad in ("0", "a", "1,1", "4-3", "-1", "1-", "1-2-3", "0-2,1", "x-2"):
         with pytest.raises(ValueError):
             parse_seeds(bad)
 

@@ -203,15 +203,29 @@ def parse_budgets(budgets: Union[str, Iterable[Any]]) -> List[Budget]:
 
 
 def parse_seeds(seeds: Union[int, str, Iterable[int]]) -> List[int]:
-    """``5`` or ``"5"`` -> seeds 0..4; ``"0,3,7"`` or a list -> those seeds."""
+    """``5`` or ``"5"`` -> seeds 0..4; ``"0,3,7"``, ``"3,"`` or a list -> those seeds; ``"3-4"`` -> seeds 3 and 4.
+
+    A lone number is a count, so a single seed other than 0 is written ``"3,"`` or ``"3-3"``.
+    """
     if isinstance(seeds, str):
         text = seeds.strip()
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        elif text.isdigit():
-            seeds = int(text)
-        else:
-            raise ValueError(f"bad seeds {text!r}: a count ('5') or a list ('0,1,2')")
+        try:
+            if "," in text or "-" in text:
+                seeds = []
+                for part in (p.strip() for p in text.split(",")):
+                    if not part:
+                        continue
+                    lo, sep, hi = part.partition("-")
+                    if sep and (not lo.strip().isdigit() or not hi.strip().isdigit() or int(hi) < int(lo)):
+                        raise ValueError
+                    seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(part)])
+            elif text.isdigit():
+                seeds = int(text)
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"bad seeds {text!r}: a count ('5' = 0..4), a list ('0,1,2', or '3,' for seed 3 alone) "
+                             f"or a range ('3-4')") from None
     if isinstance(seeds, bool):
         raise ValueError(f"bad seeds {seeds!r}")
     if isinstance(seeds, numbers.Integral):

@@ -26,7 +26,7 @@ examples:
 
 Method specs: NAME or NAME:key=value,key=value (selector options, e.g. bilaf:n_cores=50,normalize=true);
 in --methods a comma before key=value continues the previous spec. Budgets: percentages (0.5%), fractions
-(0.005) or counts (250). Seeds: a count (5 -> 0..4) or a list (0,1,2); seed s seeds every method's selection.
+(0.005) or counts (250). Seeds: a count (5 -> 0..4), a list (0,1,2; seed 3 alone: 3,) or a range (3-4); seed s seeds every method's selection.
 Outputs in --out: NAME.md (tables: accuracy mean +- std per protocol, selection time, failures, the command),
 NAME.csv (the same, one row per cell), NAME_runs.csv (every run), NAME.png (accuracy vs budget). Each is
 rewritten atomically after every selection, so an interrupted bench leaves complete files; --resume skips
@@ -56,7 +56,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--methods", default="random,kcenter,kmeans,typiclust,probcover,activeft,bilaf",
                    help="comma-separated method specs (default: all seven methods with their defaults)")
     p.add_argument("--budgets", default="0.5%,1%,2%,5%", help="comma-separated budgets (default 0.5%%,1%%,2%%,5%%)")
-    p.add_argument("--seeds", default="5", help="a count or a comma-separated list (default 5: seeds 0..4)")
+    p.add_argument("--seeds", default="5", help="a count (default 5: seeds 0..4), a comma-separated list (0,1,2; a single seed: 3,) or a range (3-4)")
     p.add_argument("--protocols", default="linear,knn", help="linear, knn or both (default linear,knn)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("--name", default="bench", help="output file stem (default bench)")
