@@ -7,8 +7,9 @@
 #   benchmarks/run_quality.sh synth         # Gaussian mixtures with 100 and 500 classes of uneven size
 #   benchmarks/run_quality.sh heldout       # MNIST digits and split clusters: checks of the automatic K
 #
-# Every bench runs the seven methods, BiLAF with its automatic K (the default) and BiLAF with the paper's two
-# fixed K ratios (0.1% of the pool: its CIFAR-10 setting; 0.5%: CIFAR-100 and ImageNet), at 0.5% to 10%.
+# Every bench runs the seven methods, BiLAF with its automatic K (the default), BiLAF with the paper's two
+# fixed K ratios (0.1% of the pool: its CIFAR-10 setting; 0.5%: CIFAR-100 and ImageNet) and spherical k-means
+# (kmeans:normalize=true, k-means on L2-normalised features; added 2026-12-01, fourth session), at 0.5% to 10%.
 #
 # Environment: DEVICE (cpu, cuda; default cpu), BILAF (the command; default "bilaf"), NICE (default "nice -n 10"; NICE="" runs at normal priority),
 # THREADS (BLAS/OpenMP threads, default 1: on the shared 2-core machine the results were made on, two threads
@@ -16,7 +17,7 @@
 # CIFAR_BUDGETS (the 50,000-image bench; default 0.5%,1%,2%,5%,10%: 10% costs about 25 minutes of one core per
 # ActiveFT or BiLAF selection), CIFAR_SEEDS (default 5; the bench goes seed by seed and is resumable with --resume,
 # so the runs already made are kept, those of other budgets included).
-# The committed cifar10 table was made job by job (seeds 0-2 at 10%): benchmarks/results/cifar10.md says how.
+# The committed cifar10 table was made job by job: benchmarks/results/cifar10.md says how.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,7 @@ OUT=benchmarks/results
 TEXT_FEATS=${TEXT_FEATS:-/tmp/bilaf-text-features}
 CIFAR_BUDGETS=${CIFAR_BUDGETS:-0.5%,1%,2%,5%,10%}
 BUDGETS=0.5%,1%,2%,5%,10%
-METHODS=random,kcenter,kmeans,typiclust,probcover,activeft,bilaf,bilaf:n_cores=0.001,bilaf:n_cores=0.005
+METHODS=random,kcenter,kmeans,typiclust,probcover,activeft,bilaf,bilaf:n_cores=0.001,bilaf:n_cores=0.005,kmeans:normalize=true
 SYNTH=${SYNTH:-/tmp/bilaf-synth}
 mkdir -p "$OUT"
 
@@ -103,7 +104,7 @@ synth() {
 # (EfficientNet-Lite0 features, 80/20 stratified split), and separated clusters each cut in two classes
 # (make_split_blobs.py: the one pool here whose coverage curve shows clear structure).
 HELDOUT=${HELDOUT:-/tmp/bilaf-heldout}
-HELD_METHODS=random,kmeans,activeft,bilaf,bilaf:n_cores=0.001,bilaf:n_cores=0.005
+HELD_METHODS=random,kmeans,activeft,bilaf,bilaf:n_cores=0.001,bilaf:n_cores=0.005,kmeans:normalize=true
 heldout_bench() {  # NAME TITLE
     $NICE $BILAF bench "$HELDOUT/${1}_pool.npz" --test "$HELDOUT/${1}_test.npz" \
         --methods $HELD_METHODS --budgets $BUDGETS --seeds 5 --protocols linear,knn --device "$DEVICE" \
