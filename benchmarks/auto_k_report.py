@@ -57,17 +57,14 @@ def compare(names: List[str]) -> List[dict]:
                     continue
                 best_m, best = max(refs.items(), key=lambda kv: float(kv[1]["mean"]))
 
-                def verdict_of(ref: dict, a: dict = auto) -> str:
-                    return _verdict(a, ref)
-
                 diff = float(auto["mean"]) - float(best["mean"])
-                verdict = verdict_of(best)
+                verdict = _verdict(auto, best)
                 every = {AUTO: auto, **refs, **{m: cells[(protocol, m, b)] for m in EXTRA if (protocol, m, b) in cells}}
                 rows.append(dict(data=name, protocol=protocol, budget=b, auto=float(auto["mean"]),
                                  auto_std=float(auto["std"] or 0), seeds=int(auto["n_runs"]), best_method=best_m,
                                  best=float(best["mean"]), diff=diff, verdict=verdict,
                                  refs={m: float(r["mean"]) for m, r in refs.items()},
-                                 vs={m: verdict_of(r) for m, r in refs.items()}, cells=every))
+                                 vs={m: _verdict(auto, r) for m, r in refs.items()}, cells=every))
     return rows
 
 
