@@ -25,7 +25,7 @@ CIFAR = SHARED / "data" / "cifar10" / "effnet-lite0"
 MIX = SHARED / "fixtures" / "reference" / "mix1200.npy"
 
 # BiLAF with a quick stage 1, so the tests stay fast
-FAST = ["--core-param", "n_iter=30"]
+FAST = ["--core-param", "max_iter=30"]
 
 
 def blobs(n=240, d=8, k=4, seed=0):
@@ -206,7 +206,7 @@ def test_help_explains_every_option_with_default(capsys):
         return hits[0]
 
     for flag, default in [("--budget", None), ("--method", "default: bilaf"), ("--seed", "default: 0"),
-                          ("--n-cores", "default: auto"), ("--core-selector", "default: activeft"),
+                          ("--n-cores", "default: auto"), ("--core-selector", "default: auto"),
                           ("--denoise", "default: idc"), ("--criterion", "default: boundary"),
                           ("--process", "default: iterative"), ("--opponent", "default: nearest"),
                           ("--opponent-penalty", "default: 1.1"), ("--remove-fraction", "default: 0.1"),
@@ -236,7 +236,7 @@ def test_manifest_contents_and_round_trip(pool, tmp_path, capsys):
     assert set(man["versions"]) >= {"bilaf", "numpy", "torch", "scikit-learn", "python"}
     assert {"load features", "hash features", "selection", "write outputs", "total"} <= set(man["timings"])
     assert {"cores", "assignment", "denoising"} <= set(man["timings"]["selection"])
-    assert man["params"]["core_params"] == {"n_iter": 30}
+    assert man["params"]["core_params"] == {"max_iter": 30}
     pseudo = decode_labels(man["pseudo_labels"])
     assert pseudo.shape == (240,) and pseudo.min() >= -1
     idx = json.loads((tmp_path / "sel.json").read_text())

@@ -71,15 +71,31 @@ def test_bilaf_auto_on_clustered_pool_picks_boundary_samples():
 
 
 def test_bilaf_auto_on_cifar10_features_is_its_core_selection(shared_dir):
-    """Real pretrained features show no clear cluster structure: every pick is a core (ActiveFT's)."""
+    """Real pretrained features show no clear cluster structure: every pick is a core (spherical k-means')."""
     d = shared_dir / "data" / "cifar10" / "effnet-lite0"
     X = np.load(d / "train_features.npy", mmap_mode="r")
     rows = np.sort(np.random.default_rng(0).choice(len(X), 4000, replace=False))
     X = np.asarray(X[rows], dtype=np.float32)
-    sel = BiLAF(random_state=0, core_params={"n_iter": 20})
+    sel = BiLAF(random_state=0, core_params={"max_iter": 20})
     res = sel.select(X, 40)
+    assert sel.core_selector_ == "kmeans:normalize=True"
     assert not sel.auto_cores_.structured
     assert max(sel.auto_cores_.returns) < 0.3
     assert sel.n_cores_ == 40
     assert np.array_equal(np.sort(res.indices), sel.core_indices_)
     assert len(res.boundary_indices) == 0
+
+
+def test_core_selector_auto_resolves_by_how_k_is_set():
+    """core_selector="auto": spherical k-means with the automatic K, the paper's ActiveFT with a given K."""
+    X = np.random.default_rng(3).normal(size=(300, 12)).astype(np.float32)
+    auto = BiLAF(random_state=4, core_params={"max_iter": 20})
+    spherical = BiLAF(random_state=4, core_selector="kmeans", core_params={"max_iter": 20, "normalize": True})
+    assert np.array_equal(auto.select(X, 15).indices, spherical.select(X, 15).indices)
+    assert auto.core_selector_ == "kmeans:normalize=True" and spherical.core_selector_ == "kmeans"
+    fixed = BiLAF(n_cores=5, random_state=4, core_params={"n_iter": 10})
+    paper = BiLAF(n_cores=5, random_state=4, core_selector="activeft", core_params={"n_iter": 10})
+    assert np.array_equal(fixed.select(X, 15).indices, paper.select(X, 15).indices)
+    assert fixed.core_selector_ == "activeft"
+    with pytest.raises(TypeError, match="core selector 'kmeans' got unknown option"):
+        BiLAF(core_params={"n_iter": 10}).select(X, 15)  # ActiveFT's option, but auto K runs k-means

@@ -203,7 +203,7 @@ def test_cli_plot_bad_input(selection, capsys):
 
 @pytest.mark.skipif(not MIX.exists(), reason="shared fixtures not available")
 def test_cli_plot_fixture_pool(tmp_path, capsys):
-    rc, _, err = run(["select", MIX, "-b", "3%", "--core-param", "n_iter=30", "-o", tmp_path / "m.parquet"], capsys)
+    rc, _, err = run(["select", MIX, "-b", "3%", "--core-param", "max_iter=30", "-o", tmp_path / "m.parquet"], capsys)
     assert rc == 0, err
     rc, _, err = run(["plot", MIX, tmp_path / "m.parquet", "-o", tmp_path / "m.png", "--dpi", "60",
                       "--labels", MIX.with_name("mix1200_y.npy")], capsys)
