@@ -10,6 +10,9 @@
 # Every bench runs the seven methods, BiLAF with its automatic K (the default), BiLAF with the paper's two
 # fixed K ratios (0.1% of the pool: its CIFAR-10 setting; 0.5%: CIFAR-100 and ImageNet) and spherical k-means
 # (kmeans:normalize=true, k-means on L2-normalised features; added 2026-12-01, fourth session), at 0.5% to 10%.
+# Since 2026-12-02 the default BiLAF (`bilaf`) takes its cores from spherical k-means (core_selector="auto");
+# `bilaf:core_selector=activeft` is the earlier default (automatic K, ActiveFT cores), whose runs were made
+# under the name `bilaf` before that change and renamed in the *_runs.csv files (their `code` column names the commit).
 #
 # Environment: DEVICE (cpu, cuda; default cpu), BILAF (the command; default "bilaf"), NICE (default "nice -n 10"; NICE="" runs at normal priority),
 # THREADS (BLAS/OpenMP threads, default 1: on the shared 2-core machine the results were made on, two threads
@@ -32,7 +35,7 @@ OUT=benchmarks/results
 TEXT_FEATS=${TEXT_FEATS:-/tmp/bilaf-text-features}
 CIFAR_BUDGETS=${CIFAR_BUDGETS:-0.5%,1%,2%,5%,10%}
 BUDGETS=0.5%,1%,2%,5%,10%
-METHODS=random,kcenter,kmeans,typiclust,probcover,activeft,bilaf,bilaf:n_cores=0.001,bilaf:n_cores=0.005,kmeans:normalize=true
+METHODS=random,kcenter,kmeans,typiclust,probcover,activeft,bilaf,bilaf:core_selector=activeft,bilaf:n_cores=0.001,bilaf:n_cores=0.005,kmeans:normalize=true
 SYNTH=${SYNTH:-/tmp/bilaf-synth}
 mkdir -p "$OUT"
 
@@ -104,7 +107,7 @@ synth() {
 # (EfficientNet-Lite0 features, 80/20 stratified split), and separated clusters each cut in two classes
 # (make_split_blobs.py: the one pool here whose coverage curve shows clear structure).
 HELDOUT=${HELDOUT:-/tmp/bilaf-heldout}
-HELD_METHODS=random,kmeans,activeft,bilaf,bilaf:n_cores=0.001,bilaf:n_cores=0.005,kmeans:normalize=true
+HELD_METHODS=random,kmeans,activeft,bilaf,bilaf:core_selector=activeft,bilaf:n_cores=0.001,bilaf:n_cores=0.005,kmeans:normalize=true
 heldout_bench() {  # NAME TITLE
     $NICE $BILAF bench "$HELDOUT/${1}_pool.npz" --test "$HELDOUT/${1}_test.npz" \
         --methods $HELD_METHODS --budgets $BUDGETS --seeds 5 --protocols linear,knn --device "$DEVICE" \
