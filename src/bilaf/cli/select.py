@@ -374,7 +374,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default = bilaf_defaults.get(param)
         add_opt(gb, param, flags, kind, help_text, "auto" if param == "n_cores" and default is None else default)
     gb.add_argument("--core-param", action="append", default=[], metavar="NAME=VALUE",
-                    help="an option of the core selector (e.g. n_iter=100 for activeft); may be repeated "
+                    help="an option of the core selector (e.g. n_iter=100 for activeft, max_iter=50 for kmeans); may be repeated "
                          "(default: none)")
     gc = p.add_argument_group("options of every method")
     for param, flags, kind, help_text in COMMON:

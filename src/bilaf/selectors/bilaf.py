@@ -150,7 +150,11 @@ class BiLAF(BaseSelector):
                 name = self._core_method()[0]
                 cls = get_selector_class(name)
                 allowed = [p for p in cls._param_names() if p not in ("random_state",)]
-                reject_unknown(self.core_params, allowed, f"core selector {name!r}")
+                where = f"core selector {name!r}"
+                if self.core_selector == "auto":
+                    where += (" (core_selector='auto' runs spherical k-means with n_cores='auto', ActiveFT with a given "
+                              "n_cores)")
+                reject_unknown(self.core_params, allowed, where)
         if self.n_cores is not None and not (isinstance(self.n_cores, str) and self.n_cores == "auto"):
             if isinstance(self.n_cores, bool) or not isinstance(self.n_cores, numbers.Real):
                 raise ValueError(f"n_cores must be 'auto', None, a positive int or a fraction in (0, 1), "
