@@ -39,6 +39,7 @@ def test_verdicts_and_one_method_table(report, tmp_path):
                          "kmeans:normalize=true"), (auto, km, aft, k1, k5, skm)):
             means[("linear", m, budget)] = v
     means[("linear", "random", "1%")] = 99.0  # not a reference: ignored
+    means[("linear", "bilaf:core_selector=activeft", "1%")] = 68.0  # an extra method, benched at 1% only
     write_summary(tmp_path / "toy.csv", means)
     rows = report.compare(["toy"])
     assert [(r["budget"], r["best_method"], r["verdict"]) for r in rows] == [("1%", "kmeans", "loss"),
@@ -55,6 +56,9 @@ def test_verdicts_and_one_method_table(report, tmp_path):
     assert table["kmeans:normalize=true"]["mean"] == pytest.approx(((71.0 - 72.0) + (78.0 - 80.0)) / 2)
     md = report.render(rows, ["toy"], "python benchmarks/auto_k_report.py toy")
     assert "## Could one fixed method meet the target?" in md and "| kmeans | 2 | 1 | 0 | 1 | +0.50 | -1.0 |" in md
+    # auto against the extra method alone, on the one cell it has: 70 - 68 = +2 (win)
+    assert "| bilaf:core_selector=activeft | 1 | 1 | 0 | 0 | +2.00 |" in md
+    assert table["bilaf:core_selector=activeft"]["mean"] == pytest.approx(68.0 - 72.0)
 
 
 def test_a_bench_without_the_extra_method(report, tmp_path):
