@@ -1,0 +1,27 @@
+"""Time one BiLAF selection with the automatic K: default cores (spherical k-means) or the earlier default (ActiveFT).
+
+Usage: python benchmarks/default_cost.py N FRACTION CORE_SELECTOR [JSON of extra BiLAF arguments]
+Prints one JSON line (wall and CPU seconds, peak resident memory). The pool is the synthetic mixture of
+benchmarks/_synthetic.py in d = 384; torch runs one thread. The committed lines
+(benchmarks/results/default_cost.jsonl) were made with OMP_NUM_THREADS=1 under `nice -n 5` on the 2-core machine
+while two one-thread benchmark jobs ran (load about 3):
+
+    python benchmarks/default_cost.py 200000 0.01 auto; python benchmarks/default_cost.py 200000 0.01 activeft
+"""
+import sys, time, json, resource
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+import torch
+from _synthetic import gaussian_mixture
+from bilaf import BiLAF
+n = int(sys.argv[1]); frac = float(sys.argv[2]); which = sys.argv[3]
+extra = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+torch.set_num_threads(1)
+X = gaussian_mixture(n, 384, random_state=0)
+b = int(round(frac * n))
+sel = BiLAF(random_state=0, core_selector=which, **extra)
+t0 = time.perf_counter(); c0 = time.process_time()
+res = sel.select(X, b)
+print(json.dumps(dict(n=n, budget=b, core_selector=sel.core_selector_, extra=extra, n_cores=sel.n_cores_,
+                      wall_s=round(time.perf_counter() - t0, 1), cpu_s=round(time.process_time() - c0, 1),
+                      peak_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+                      structured=sel.auto_cores_.structured)), flush=True)
