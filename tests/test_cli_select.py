@@ -237,6 +237,10 @@ def test_manifest_contents_and_round_trip(pool, tmp_path, capsys):
     assert {"load features", "hash features", "selection", "write outputs", "total"} <= set(man["timings"])
     assert {"cores", "assignment", "denoising"} <= set(man["timings"]["selection"])
     assert man["params"]["core_params"] == {"max_iter": 30}
+    # what "auto" resolved to is recorded beside the parameters as given
+    assert man["params"]["core_selector"] == "auto"
+    derived = man["result"]["derived"]
+    assert derived["core_selector_used"] == "kmeans:normalize=True" and derived["n_cores_used"] >= 1
     pseudo = decode_labels(man["pseudo_labels"])
     assert pseudo.shape == (240,) and pseudo.min() >= -1
     idx = json.loads((tmp_path / "sel.json").read_text())

@@ -333,7 +333,7 @@ class BiLAF(BaseSelector):
             indices=idx, core_indices=core_sel, boundary_indices=idx[~np.isin(idx, core_sel)],
             pseudo_labels=pseudo, scores=np.asarray(pick_scores), opponents=np.asarray(pick_opps, dtype=np.int64),
             pick_classes=np.asarray(pick_cls, dtype=np.int64), notes=notes,
-            params={"n_cores_used": K},
+            params={"n_cores_used": K, "core_selector_used": self.core_selector_},
         )
 
 
