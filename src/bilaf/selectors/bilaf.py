@@ -54,8 +54,9 @@ class BiLAF(BaseSelector):
         (``n_cores=<int>`` or a fraction), and spherical k-means (``"kmeans"``
         on L2-normalised features) with ``n_cores="auto"``: across the 70
         benchmark cells (7 pools, 0.5-10% budgets, kNN and linear probe) it
-        beat ActiveFT cores by 0.6 points on average, and it costs about
-        half as much (``benchmarks/results/auto_k.md``).
+        was 0.2 point above ActiveFT cores on average (+1.8 on the many-class
+        mixtures, -0.4 on the real pools, about -1 on CIFAR-10 at 0.5-2%),
+        at half the selection time or less (``benchmarks/results/auto_k.md``).
     density_k : int, default=10
         k of the kNN density distance in denoising.
     cycle_fraction : float, default=0.1
