@@ -16,8 +16,9 @@ from a sample to its nearest core falls with K at a shrinking rate of return.
    ``k ** (-1 / d_eff)``, a few percent per doubling).
 3. **No clear cluster structure** (no doubling returns ``structure_threshold``
    = 0.3 or more): ``K = budget``, every pick is a core and BiLAF returns its
-   core selection (by default spherical k-means: ``core_selector="auto"``). This is what the benchmarks measured on every real pool
-   (CIFAR-10 EfficientNet features, TREC-6 and SST-2 MiniLM features: returns
+   core selection (by default spherical k-means: ``core_selector="auto"``).
+   This is what the benchmarks measured on every real pool (CIFAR-10
+   EfficientNet features, TREC-6 and SST-2 MiniLM features: returns
    of 1-13% at every scale) and on overlapping 100- and 500-class mixtures:
    at 0.5-10% budgets, accuracy rose with the share of the budget spent on
    cores in nearly every cell, and the previous rule, which gave four fifths

@@ -156,7 +156,7 @@ class BiLAF(BaseSelector):
                     where += (" (core_selector='auto' runs spherical k-means with n_cores='auto', ActiveFT with a given "
                               "n_cores)")
                 reject_unknown(self.core_params, allowed, where)
-        if self.n_cores is not None and not (isinstance(self.n_cores, str) and self.n_cores == "auto"):
+        if not self._auto_k():
             if isinstance(self.n_cores, bool) or not isinstance(self.n_cores, numbers.Real):
                 raise ValueError(f"n_cores must be 'auto', None, a positive int or a fraction in (0, 1), "
                                  f"got {self.n_cores!r}")
