@@ -64,8 +64,7 @@ def compare(names: List[str]) -> List[dict]:
                 rows.append(dict(data=name, protocol=protocol, budget=b, auto=float(auto["mean"]),
                                  auto_std=float(auto["std"] or 0), seeds=int(auto["n_runs"]), best_method=best_m,
                                  best=float(best["mean"]), diff=diff, verdict=verdict,
-                                 refs={m: float(r["mean"]) for m, r in refs.items()},
-                                 vs={m: _verdict(auto, r) for m, r in refs.items()}, cells=every))
+                                 refs={m: float(r["mean"]) for m, r in refs.items()}, cells=every))
     return rows
 
 

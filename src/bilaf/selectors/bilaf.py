@@ -56,7 +56,7 @@ class BiLAF(BaseSelector):
         benchmark cells (7 pools, 0.5-10% budgets, kNN and linear probe) it
         was 0.2 point above ActiveFT cores on average (+1.8 on the many-class
         mixtures, -0.4 on the real pools, about -1 on CIFAR-10 at 0.5-2%),
-        at half the selection time or less (``benchmarks/results/auto_k.md``).
+        in about half the selection time (``benchmarks/results/auto_k.md``).
     density_k : int, default=10
         k of the kNN density distance in denoising.
     cycle_fraction : float, default=0.1
