@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import warnings
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from ..kernels import TrackedArgmax, nearest_distinct_samples, progress, scatter_rows
+from ..kernels import TrackedArgmax, nearest_distinct_samples, progress, row_chunks, scatter_rows
 from ..result import SelectionResult
 from .base import BaseSelector, Timer
 
 MINIBATCH_ABOVE = 100_000
+#: Above ``MINIBATCH_ABOVE`` samples, ``algorithm="auto"`` runs the two-level k-means from this many clusters on
+#: (scikit-learn's MiniBatchKMeans below): at N = 200,000 it was faster and closer than MiniBatchKMeans from 1,000
+#: clusters on, and farther below that (docs/baselines.md)
+TWO_LEVEL_FROM = 1_000
+ALGORITHMS = ("auto", "lloyd", "twolevel", "full", "minibatch", "faiss")
 
 
 class KMeansSelector(BaseSelector):
@@ -20,13 +27,18 @@ class KMeansSelector(BaseSelector):
 
     Parameters
     ----------
-    algorithm : {"auto", "lloyd", "full", "minibatch", "faiss"}
+    algorithm : {"auto", "lloyd", "twolevel", "full", "minibatch", "faiss"}
         ``lloyd``: Lloyd's iterations in torch from a k-means++ start
         (:func:`lloyd_centers`; each iteration's assignment pruned with a
-        movement bound, so late iterations cost little). ``full``:
-        scikit-learn's ``KMeans``. ``minibatch``: scikit-learn's
+        movement bound, so late iterations cost little). ``twolevel``:
+        :func:`two_level_kmeans`, Lloyd's on about sqrt(budget) coarse
+        clusters, then within each coarse cluster on its share of the
+        budget; each pick is the member of its coarse cluster nearest its
+        centroid. Its time grows with N sqrt(budget), not N x budget.
+        ``full``: scikit-learn's ``KMeans``. ``minibatch``: scikit-learn's
         ``MiniBatchKMeans``. ``faiss``: ``faiss.Kmeans`` (``pip install bilaf[faiss]``).
-        ``auto``: ``lloyd`` up to 100,000 samples, else ``minibatch``.
+        ``auto``: ``lloyd`` up to 100,000 samples; above that ``twolevel``
+        for budgets of 1,000 or more, else ``minibatch``.
     n_init : int, default=1
         Restarts (the best inertia is kept); ``lloyd`` runs one.
     max_iter : int, default=100
@@ -46,7 +58,7 @@ class KMeansSelector(BaseSelector):
     def _check_params(self, n_samples: int, budget: int) -> None:
         from ..validation import check_choice, check_positive_int
 
-        check_choice(self.algorithm, "algorithm", ("auto", "lloyd", "full", "minibatch", "faiss"))
+        check_choice(self.algorithm, "algorithm", ALGORITHMS)
         check_positive_int(self.n_init, "n_init")
         check_positive_int(self.max_iter, "max_iter")
         if self.algorithm == "faiss":
@@ -56,6 +68,14 @@ class KMeansSelector(BaseSelector):
                 raise ValueError("algorithm='faiss' needs faiss: pip install 'bilaf[faiss]'") from None
 
     def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
+        if resolve_algorithm(self.algorithm, X.shape[0], budget) == "twolevel":
+            with timer.stage("kmeans"):
+                seed = int(rng.integers(0, 2**31 - 1))
+                tl = two_level_kmeans(X, budget, seed, max_iter=self.max_iter, memory_budget=self.memory_budget,
+                                      verbose=self.verbose)
+            with timer.stage("nearest samples"):
+                idx = tl.nearest_members(X, dtype=self._tdtype, memory_budget=self.memory_budget)
+            return SelectionResult(indices=idx)
         with timer.stage("kmeans"):
             centers = kmeans_centers(X, budget, rng, algorithm=self.algorithm, n_init=self.n_init,
                                      max_iter=self.max_iter, verbose=self.verbose, memory_budget=self.memory_budget)
@@ -67,11 +87,14 @@ class KMeansSelector(BaseSelector):
 
 def kmeans_centers(X: torch.Tensor, k: int, rng: np.random.Generator, *, algorithm: str = "auto", n_init: int = 1,
                    max_iter: int = 100, verbose: bool = False, memory_budget: Any = "1GB") -> np.ndarray:
-    """``k`` centroids of the rows of ``X`` (numpy float32, shape (k, d))."""
+    """``k`` centroids of the rows of ``X`` (numpy float32, shape (k, d)); ``algorithm`` as in :class:`KMeansSelector`."""
     seed = int(rng.integers(0, 2**31 - 1))
     n = X.shape[0]
-    if algorithm == "lloyd" or (algorithm == "auto" and n <= MINIBATCH_ABOVE):
+    algorithm = resolve_algorithm(algorithm, n, k)
+    if algorithm == "lloyd":
         return lloyd_centers(X, k, seed, max_iter=max_iter, memory_budget=memory_budget, verbose=verbose)
+    if algorithm == "twolevel":
+        return two_level_kmeans(X, k, seed, max_iter=max_iter, memory_budget=memory_budget, verbose=verbose).centers
     A = X.detach().to("cpu", torch.float32).numpy()
     if algorithm == "faiss":
         import faiss
@@ -85,13 +108,128 @@ def kmeans_centers(X: torch.Tensor, k: int, rng: np.random.Generator, *, algorit
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # duplicates: fewer distinct points than clusters
-        if algorithm == "minibatch" or (algorithm == "auto" and n > MINIBATCH_ABOVE):
+        if algorithm == "minibatch":
             km = MiniBatchKMeans(n_clusters=k, n_init=n_init, max_iter=max_iter, random_state=seed,
                                  batch_size=max(4096, 3 * k), compute_labels=False)
         else:
             km = KMeans(n_clusters=k, n_init=n_init, max_iter=max_iter, random_state=seed)
         km.fit(A)
     return km.cluster_centers_.astype(np.float32)
+
+
+def resolve_algorithm(algorithm: str, n: int, k: int) -> str:
+    """``"auto"`` resolved: ``"lloyd"`` up to 100,000 samples, else ``"twolevel"`` for ``k >= 1000``, else
+    ``"minibatch"``."""
+    if algorithm != "auto":
+        return algorithm
+    if n <= MINIBATCH_ABOVE:
+        return "lloyd"
+    return "twolevel" if k >= TWO_LEVEL_FROM else "minibatch"
+
+
+@dataclass
+class TwoLevel:
+    """A two-level k-means: ``centers`` (k, d), the coarse cluster of each centre and of each row."""
+
+    centers: np.ndarray
+    center_group: np.ndarray
+    row_group: np.ndarray
+
+    def nearest_members(self, X: torch.Tensor, *, dtype: torch.dtype = torch.float32,
+                        memory_budget: Any = "1GB") -> np.ndarray:
+        """For each centre, the nearest row of its own coarse cluster not taken by an earlier centre of it."""
+        out = np.empty(len(self.centers), dtype=np.int64)
+        order = np.argsort(self.row_group, kind="stable")
+        bounds = np.searchsorted(self.row_group[order], np.arange(int(self.center_group.max(initial=-1)) + 2))
+        for g in np.unique(self.center_group):
+            rows = order[bounds[g]:bounds[g + 1]]
+            which = np.flatnonzero(self.center_group == g)
+            sub = X[torch.as_tensor(rows, device=X.device)]
+            pos = nearest_distinct_samples(sub, torch.as_tensor(self.centers[which], device=X.device),
+                                           metric="euclidean", dtype=dtype, memory_budget=memory_budget)
+            out[which] = rows[pos]
+        return out
+
+
+def allocate_proportional(sizes: np.ndarray, k: int) -> np.ndarray:
+    """Split ``k`` into integer shares proportional to ``sizes`` (largest remainder, ties to the lower index),
+    each share at most its size and at least 1 where the size is positive (when ``k`` allows)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if k > int(sizes.sum()):
+        raise ValueError(f"cannot split {k} among groups holding {int(sizes.sum())} rows")
+    share = np.zeros(len(sizes), dtype=np.int64)
+    pos = np.flatnonzero(sizes > 0)
+    if k >= len(pos):
+        share[pos] = 1
+    left = k - int(share.sum())
+    while left > 0:
+        room = sizes - share
+        open_ = room > 0
+        quota = np.where(open_, sizes, 0).astype(np.float64)
+        exact = quota / quota.sum() * left
+        add = np.minimum(np.floor(exact).astype(np.int64), room)
+        if add.sum() == 0:  # hand out one each by the largest remainder
+            rem = np.where(open_, exact - np.floor(exact), -1.0)
+            top = np.lexsort((np.arange(len(sizes)), -rem))[:left]
+            add = np.zeros_like(share)
+            add[top[open_[top]]] = 1
+        share += add
+        left = k - int(share.sum())
+    return share
+
+
+def two_level_kmeans(X: torch.Tensor, k: int, seed: int, *, n_coarse: Optional[int] = None, max_iter: int = 100,
+                     memory_budget: Any = "1GB", verbose: bool = False) -> TwoLevel:
+    """K-Means in two levels, for ``k`` too large for flat Lloyd's on the whole pool.
+
+    Lloyd's (:func:`lloyd_centers`) first splits the pool into ``n_coarse``
+    clusters (default ``ceil(sqrt(k))``); each row goes to its nearest coarse
+    centre. Each coarse cluster then gets a share of the ``k`` centres
+    proportional to its size (:func:`allocate_proportional`: largest
+    remainder, at least one each, at most its size) and Lloyd's runs on its
+    rows alone. One iteration costs about ``N * (n_coarse + k / n_coarse)``
+    distance evaluations, ``2 N sqrt(k)`` at the default, against ``N * k``
+    for flat Lloyd's; the price is that a centre only sees its own coarse
+    cluster's rows.
+
+    Returns
+    -------
+    TwoLevel
+    """
+    rng = np.random.default_rng(seed)
+    n = X.shape[0]
+    k1 = int(n_coarse) if n_coarse is not None else int(math.ceil(math.sqrt(k)))
+    k1 = max(1, min(k1, k, n))
+    A = X.detach().to(torch.float32)
+    coarse = torch.as_tensor(lloyd_centers(A, k1, int(rng.integers(0, 2**31 - 1)), max_iter=max_iter,
+                                           memory_budget=memory_budget, verbose=verbose), device=A.device)
+    row_group = nearest_center(A, coarse, memory_budget=memory_budget)
+    sizes = np.bincount(row_group, minlength=k1)
+    share = allocate_proportional(sizes, k)
+    order = np.argsort(row_group, kind="stable")
+    bounds = np.searchsorted(row_group[order], np.arange(k1 + 1))
+    centers = np.empty((k, A.shape[1]), dtype=np.float32)
+    center_group = np.empty(k, dtype=np.int64)
+    at = 0
+    groups = [g for g in range(k1) if share[g] > 0]
+    for g in progress(groups, desc="k-means (fine)", enabled=verbose and len(groups) > 1, unit="cluster"):
+        rows = order[bounds[g]:bounds[g + 1]]
+        sub = A[torch.as_tensor(rows, device=A.device)]
+        centers[at:at + share[g]] = lloyd_centers(sub, int(share[g]), int(rng.integers(0, 2**31 - 1)),
+                                                  max_iter=max_iter, memory_budget=memory_budget)
+        center_group[at:at + share[g]] = g
+        at += int(share[g])
+    return TwoLevel(centers=centers, center_group=center_group, row_group=row_group)
+
+
+def nearest_center(X: torch.Tensor, C: torch.Tensor, *, memory_budget: Any = "1GB") -> np.ndarray:
+    """Index of the nearest row of ``C`` for each row of ``X`` (chunked; ties to the lower index)."""
+    c_sq = (C * C).sum(dim=1)
+    out = np.empty(X.shape[0], dtype=np.int64)
+    for sl in row_chunks(X.shape[0], C.shape[0], memory_budget, itemsize=4, temporaries=2):
+        Xb = X[sl].to(torch.float32)
+        out[sl] = torch.argmin(c_sq[None, :] - 2.0 * (Xb @ C.T), dim=1).cpu().numpy()
+    return out
 
 
 def lloyd_centers(X: torch.Tensor, k: int, seed: int, *, max_iter: int = 100, tol: float = 1e-4,
