@@ -24,4 +24,5 @@ res = sel.select(X, b)
 print(json.dumps(dict(n=n, budget=b, core_selector=sel.core_selector_, extra=extra, n_cores=sel.n_cores_,
                       wall_s=round(time.perf_counter() - t0, 1), cpu_s=round(time.process_time() - c0, 1),
                       peak_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-                      structured=sel.auto_cores_.structured)), flush=True)
+                      structured=sel.auto_cores_.structured,
+                      stages={k: round(v, 1) for k, v in res.timings.items()})), flush=True)

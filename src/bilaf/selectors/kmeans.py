@@ -19,6 +19,10 @@ MINIBATCH_ABOVE = 100_000
 #: (scikit-learn's MiniBatchKMeans below): at N = 200,000 it was faster and closer than MiniBatchKMeans from 1,000
 #: clusters on, and farther below that (docs/baselines.md)
 TWO_LEVEL_FROM = 1_000
+#: The coarse level of the two-level k-means is fitted on a random subsample of
+#: ``max(COARSE_MIN_ROWS, COARSE_ROWS_PER_CLUSTER * n_coarse)`` rows (every row when the pool is smaller)
+COARSE_MIN_ROWS = 100_000
+COARSE_ROWS_PER_CLUSTER = 500
 ALGORITHMS = ("auto", "lloyd", "twolevel", "full", "minibatch", "faiss")
 
 
@@ -182,9 +186,10 @@ def two_level_kmeans(X: torch.Tensor, k: int, seed: int, *, n_coarse: Optional[i
                      memory_budget: Any = "1GB", verbose: bool = False) -> TwoLevel:
     """K-Means in two levels, for ``k`` too large for flat Lloyd's on the whole pool.
 
-    Lloyd's (:func:`lloyd_centers`) first splits the pool into ``n_coarse``
-    clusters (default ``ceil(sqrt(k))``); each row goes to its nearest coarse
-    centre. Each coarse cluster then gets a share of the ``k`` centres
+    Lloyd's (:func:`lloyd_centers`) first finds ``n_coarse`` coarse centres
+    (default ``ceil(sqrt(k))``) on a random subsample of
+    ``max(100,000, 500 n_coarse)`` rows (the whole pool when smaller); each
+    row of the pool goes to its nearest coarse centre. Each coarse cluster then gets a share of the ``k`` centres
     proportional to its size (:func:`allocate_proportional`: largest
     remainder, at least one each, at most its size) and Lloyd's runs on its
     rows alone. One iteration costs about ``N * (n_coarse + k / n_coarse)``
@@ -201,8 +206,12 @@ def two_level_kmeans(X: torch.Tensor, k: int, seed: int, *, n_coarse: Optional[i
     k1 = int(n_coarse) if n_coarse is not None else int(math.ceil(math.sqrt(k)))
     k1 = max(1, min(k1, k, n))
     A = X.detach().to(torch.float32)
-    coarse = torch.as_tensor(lloyd_centers(A, k1, int(rng.integers(0, 2**31 - 1)), max_iter=max_iter,
+    m = min(n, max(COARSE_MIN_ROWS, COARSE_ROWS_PER_CLUSTER * k1))
+    sub = np.sort(rng.choice(n, size=m, replace=False)) if m < n else None
+    S = A if sub is None else A[torch.as_tensor(sub, device=A.device)]
+    coarse = torch.as_tensor(lloyd_centers(S, k1, int(rng.integers(0, 2**31 - 1)), max_iter=max_iter,
                                            memory_budget=memory_budget, verbose=verbose), device=A.device)
+    del S
     row_group = nearest_center(A, coarse, memory_budget=memory_budget)
     sizes = np.bincount(row_group, minlength=k1)
     share = allocate_proportional(sizes, k)
