@@ -6,6 +6,7 @@
 #   benchmarks/run_quality.sh text          # TREC-6 and SST-2 (embeds the texts into $TEXT_FEATS first)
 #   benchmarks/run_quality.sh synth         # Gaussian mixtures with 100 and 500 classes of uneven size
 #   benchmarks/run_quality.sh heldout       # MNIST digits and split clusters: checks of the automatic K
+#   benchmarks/run_quality.sh cifar10_kmeans_algorithms   # spherical k-means: flat, two-level, MiniBatch
 #
 # Every bench runs the seven methods, BiLAF with its automatic K (the default), BiLAF with the paper's two
 # fixed K ratios (0.1% of the pool: its CIFAR-10 setting; 0.5%: CIFAR-100 and ImageNet) and spherical k-means
@@ -66,6 +67,20 @@ cifar10_10k() {
         --methods $C10_METHODS,$C10_VARIANTS --budgets 0.5%,1%,2%,5% --seeds 5 --protocols linear,knn \
         --device "$DEVICE" --title "CIFAR-10, random pool of 10,000 (EfficientNet-Lite0 features)" \
         --name cifar10_10k --out "$OUT" --resume
+}
+
+# Spherical k-means by algorithm (flat Lloyd's, the default up to 100,000 rows; the two-level k-means and
+# scikit-learn's MiniBatchKMeans, the defaults above 100,000 rows from / below 1,000 clusters), all forced on the
+# 50,000 CIFAR-10 rows: what the larger pools' k-means gives up against flat Lloyd's. The flat row's runs are those
+# of cifar10_runs.csv (copied in, so --resume skips them).
+cifar10_kmeans_algorithms() {
+    [ -f "$OUT/cifar10_kmeans_algorithms_runs.csv" ] || { head -1 "$OUT/cifar10_runs.csv"; \
+        grep '^kmeans:normalize=true,' "$OUT/cifar10_runs.csv"; } > "$OUT/cifar10_kmeans_algorithms_runs.csv"
+    $NICE $BILAF bench $C10/train_features.npy --test $C10/test_features.npy \
+        --methods kmeans:normalize=true,kmeans:normalize=true,algorithm=twolevel,kmeans:normalize=true,algorithm=minibatch \
+        --budgets 0.5%,1%,2%,5%,10% --seeds 5 --protocols linear,knn --device "$DEVICE" \
+        --title "CIFAR-10, pool of 50,000: spherical k-means by algorithm" \
+        --name cifar10_kmeans_algorithms --out "$OUT" --resume
 }
 
 embed_texts() {
@@ -131,6 +146,7 @@ case "${1:-all}" in
     cifar10) cifar10 ;;
     cifar10_10k) cifar10_10k ;;
     cifar10_10k_why) cifar10_10k_why ;;
+    cifar10_kmeans_algorithms) cifar10_kmeans_algorithms ;;
     text) text ;;
     trec6) embed_texts; text_bench trec6 "TREC-6, pool of 5,452 questions (all-MiniLM-L6-v2 features)" ;;
     sst2) embed_texts; text_bench sst2 "SST-2, pool of 6,920 sentences (all-MiniLM-L6-v2 features)" ;;
@@ -139,5 +155,5 @@ case "${1:-all}" in
     synth500) synth_bench 500 1.0 ;;
     heldout) heldout ;;
     all) text; synth; heldout; cifar10 ;;
-    *) echo "usage: $0 [cifar10|cifar10_10k|cifar10_10k_why|text|trec6|sst2|synth|synth100|synth500|heldout|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [cifar10|cifar10_10k|cifar10_10k_why|cifar10_kmeans_algorithms|text|trec6|sst2|synth|synth100|synth500|heldout|all]" >&2; exit 2 ;;
 esac

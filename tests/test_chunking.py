@@ -410,3 +410,24 @@ def test_activeft_pruned_argmax_selects_as_full(dtype, batch_size):
     pruned = ActiveFT(argmax="pruned", **kw).select(X, 20)
     full = ActiveFT(argmax="full", **kw).select(X, 20)
     np.testing.assert_array_equal(pruned.indices, full.indices)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 40), m=st.integers(1, 40), d=st.integers(1, 30), seed=st.integers(0, 2**16),
+       double=st.booleans(), dup=st.booleans())
+def test_pairwise_distances_bit_for_bit_the_textbook_expression(n, m, d, seed, double, dup):
+    # the in-place form must round exactly as (|a|^2 + |b|^2) - 2 AB, clamped at 0: selections depend on it
+    import torch
+
+    from bilaf.kernels import pairwise_distances
+
+    rng = np.random.default_rng(seed)
+    dt = torch.float64 if double else torch.float32
+    A = torch.as_tensor(rng.normal(size=(n, d))).to(dt)
+    B = torch.as_tensor(rng.normal(size=(m, d))).to(dt)
+    if dup:
+        B[: m // 2] = A[0]
+    a_sq, b_sq = (A * A).sum(1), (B * B).sum(1)
+    ref = (a_sq[:, None] + b_sq[None, :] - 2.0 * (A @ B.T)).clamp(min=0.0)
+    assert torch.equal(pairwise_distances(A, B, squared=True), ref)
+    assert torch.equal(pairwise_distances(A, B), ref.sqrt())
