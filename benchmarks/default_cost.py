@@ -1,12 +1,14 @@
 """Time one BiLAF selection with the automatic K: default cores (spherical k-means) or the earlier default (ActiveFT).
 
 Usage: python benchmarks/default_cost.py N FRACTION CORE_SELECTOR [JSON of extra BiLAF arguments]
-Prints one JSON line (wall and CPU seconds, peak resident memory). The pool is the synthetic mixture of
-benchmarks/_synthetic.py in d = 384; torch runs one thread. The committed lines
+Prints one JSON line (wall and CPU seconds, peak resident memory, seconds per stage). The pool is the synthetic
+mixture of benchmarks/_synthetic.py in d = 384; torch runs one thread. The first two committed lines
 (benchmarks/results/default_cost.jsonl) were made with OMP_NUM_THREADS=1 under `nice -n 5` on the 2-core machine
-while two one-thread benchmark jobs ran (load about 3):
+while two one-thread benchmark jobs ran (load about 3), when the default's k-means above 100,000 rows was
+scikit-learn's MiniBatchKMeans; the later lines say in their "note" how and at which commit:
 
     python benchmarks/default_cost.py 200000 0.01 auto; python benchmarks/default_cost.py 200000 0.01 activeft
+    python benchmarks/default_cost.py 1281167 0.01 auto
 """
 import sys, time, json, resource
 sys.path.insert(0, __import__("os").path.dirname(__file__))
