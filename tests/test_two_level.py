@@ -106,3 +106,24 @@ def test_twolevel_selector_covers_every_blob(seed):
 def test_unknown_algorithm_names_twolevel():
     with pytest.raises(ValueError, match="twolevel"):
         KMeansSelector(algorithm="nope").select(np.zeros((5, 2), dtype=np.float32) + np.arange(5)[:, None], 2)
+
+
+def test_auto_dispatches_to_two_level_above_the_threshold(monkeypatch):
+    from bilaf.selectors import kmeans as km
+
+    calls = []
+    real = km.two_level_kmeans
+
+    def spy(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(km, "two_level_kmeans", spy)
+    monkeypatch.setattr(km, "MINIBATCH_ABOVE", 300)  # the rule, on a pool small enough for a test
+    monkeypatch.setattr(km, "TWO_LEVEL_FROM", 20)
+    X = np.random.default_rng(0).normal(size=(301, 2)).astype(np.float32)
+    idx = KMeansSelector(random_state=0).select(X, 20).indices
+    assert calls == [20] and len(np.unique(idx)) == 20
+    KMeansSelector(random_state=0).select(X, 19)  # below TWO_LEVEL_FROM: MiniBatchKMeans
+    KMeansSelector(random_state=0).select(X[:300], 20)  # not above MINIBATCH_ABOVE: flat Lloyd's
+    assert calls == [20]
