@@ -44,7 +44,7 @@ class KMeansSelector(BaseSelector):
         ``auto``: ``lloyd`` up to 100,000 samples; above that ``twolevel``
         for budgets of 1,000 or more, else ``minibatch``.
     n_init : int, default=1
-        Restarts (the best inertia is kept); ``lloyd`` runs one.
+        Restarts (the best inertia is kept); ``lloyd`` and ``twolevel`` run one.
     max_iter : int, default=100
     """
 
@@ -189,10 +189,10 @@ def two_level_kmeans(X: torch.Tensor, k: int, seed: int, *, n_coarse: Optional[i
     Lloyd's (:func:`lloyd_centers`) first finds ``n_coarse`` coarse centres
     (default ``ceil(sqrt(k))``) on a random subsample of
     ``max(100,000, 500 n_coarse)`` rows (the whole pool when smaller); each
-    row of the pool goes to its nearest coarse centre. Each coarse cluster then gets a share of the ``k`` centres
-    proportional to its size (:func:`allocate_proportional`: largest
-    remainder, at least one each, at most its size) and Lloyd's runs on its
-    rows alone. One iteration costs about ``N * (n_coarse + k / n_coarse)``
+    row of the pool goes to its nearest coarse centre. Each coarse cluster
+    then gets a share of the ``k`` centres proportional to its size
+    (:func:`allocate_proportional`: largest remainder, at least one each, at
+    most its size) and Lloyd's runs on its rows alone. One iteration costs about ``N * (n_coarse + k / n_coarse)``
     distance evaluations, ``2 N sqrt(k)`` at the default, against ``N * k``
     for flat Lloyd's; the price is that a centre only sees its own coarse
     cluster's rows.
