@@ -24,7 +24,8 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from _synthetic import gaussian_mixture  # noqa: E402
 
-from bilaf.selectors.kmeans import kmeans_centers, nearest_center  # noqa: E402
+from bilaf.kernels import nearest_centers  # noqa: E402
+from bilaf.selectors.kmeans import kmeans_centers  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("n", type=int)
@@ -40,7 +41,7 @@ code = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=Tr
 
 def inertia(C: np.ndarray) -> float:
     C = torch.as_tensor(C)
-    lab = torch.as_tensor(nearest_center(X, C))
+    lab = nearest_centers(X, C)[1][:, 0]
     return float(((X - C[lab]) ** 2).sum(dim=1).mean())
 
 

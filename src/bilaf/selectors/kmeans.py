@@ -10,7 +10,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..kernels import TrackedArgmax, nearest_distinct_samples, progress, row_chunks, scatter_rows
+from ..kernels import TrackedArgmax, nearest_centers, nearest_distinct_samples, progress, scatter_rows
 from ..result import SelectionResult
 from .base import BaseSelector, Timer
 
@@ -157,7 +157,12 @@ class TwoLevel:
 
 def allocate_proportional(sizes: np.ndarray, k: int) -> np.ndarray:
     """Split ``k`` into integer shares proportional to ``sizes`` (largest remainder, ties to the lower index),
-    each share at most its size and at least 1 where the size is positive (when ``k`` allows)."""
+    each share at most its size and at least 1 where the size is positive (when ``k`` allows).
+
+    Not :func:`bilaf.method.budget.split_budget`, BiLAF's split of its budget among pseudo-classes: that is the
+    published rule (leftovers to the smallest allocation, which favours small pseudo-classes) and assumes no
+    empty class; here the shares should follow the sizes as closely as integers allow.
+    """
     sizes = np.asarray(sizes, dtype=np.int64)
     if k > int(sizes.sum()):
         raise ValueError(f"cannot split {k} among groups holding {int(sizes.sum())} rows")
@@ -212,7 +217,7 @@ def two_level_kmeans(X: torch.Tensor, k: int, seed: int, *, n_coarse: Optional[i
     coarse = torch.as_tensor(lloyd_centers(S, k1, int(rng.integers(0, 2**31 - 1)), max_iter=max_iter,
                                            memory_budget=memory_budget, verbose=verbose), device=A.device)
     del S
-    row_group = nearest_center(A, coarse, memory_budget=memory_budget)
+    row_group = nearest_centers(A, coarse, memory_budget=memory_budget)[1][:, 0].cpu().numpy()
     sizes = np.bincount(row_group, minlength=k1)
     share = allocate_proportional(sizes, k)
     order = np.argsort(row_group, kind="stable")
@@ -229,16 +234,6 @@ def two_level_kmeans(X: torch.Tensor, k: int, seed: int, *, n_coarse: Optional[i
         center_group[at:at + share[g]] = g
         at += int(share[g])
     return TwoLevel(centers=centers, center_group=center_group, row_group=row_group)
-
-
-def nearest_center(X: torch.Tensor, C: torch.Tensor, *, memory_budget: Any = "1GB") -> np.ndarray:
-    """Index of the nearest row of ``C`` for each row of ``X`` (chunked; ties to the lower index)."""
-    c_sq = (C * C).sum(dim=1)
-    out = np.empty(X.shape[0], dtype=np.int64)
-    for sl in row_chunks(X.shape[0], C.shape[0], memory_budget, itemsize=4, temporaries=2):
-        Xb = X[sl].to(torch.float32)
-        out[sl] = torch.argmin(c_sq[None, :] - 2.0 * (Xb @ C.T), dim=1).cpu().numpy()
-    return out
 
 
 def lloyd_centers(X: torch.Tensor, k: int, seed: int, *, max_iter: int = 100, tol: float = 1e-4,
