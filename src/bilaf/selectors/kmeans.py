@@ -17,7 +17,7 @@ from .base import BaseSelector, Timer
 MINIBATCH_ABOVE = 100_000
 #: Above ``MINIBATCH_ABOVE`` samples, ``algorithm="auto"`` runs the two-level k-means from this many clusters on
 #: (scikit-learn's MiniBatchKMeans below): at N = 200,000 it was faster than MiniBatchKMeans and closer to flat
-#: Lloyd's from 1,000 clusters on, and 5-6% farther at 300-500 clusters (docs/scale.md, "Two-level k-means")
+#: Lloyd's from 1,000 clusters on; at 300-500 clusters its inertia was 5-6% above MiniBatchKMeans' (docs/scale.md)
 TWO_LEVEL_FROM = 1_000
 #: The coarse level of the two-level k-means is fitted on a random subsample of
 #: ``max(COARSE_MIN_ROWS, COARSE_ROWS_PER_CLUSTER * n_coarse)`` rows (every row when the pool is smaller)
