@@ -129,7 +129,7 @@ heldout_bench() {  # NAME TITLE
         --title "$2" --name "$1" --out "$OUT" --resume
 }
 
-heldout() {
+heldout_data() {
     [ -f "$HELDOUT/split_blobs_pool.npz" ] || python benchmarks/make_split_blobs.py --out "$HELDOUT/split_blobs"
     if [ ! -f "$HELDOUT/mnist_pool.npz" ]; then
         mkdir -p "$HELDOUT"
@@ -138,8 +138,42 @@ np.savez('$HELDOUT/mnist.npz', images=X.reshape(-1, 28, 28).astype('uint8'), lab
         $NICE $BILAF embed "$HELDOUT/mnist.npz" --out "$HELDOUT/mnist_features.npz" --device "$DEVICE" -q
         python benchmarks/split_features.py "$HELDOUT/mnist_features.npz" --test-fraction 0.2 --out "$HELDOUT/mnist"
     fi
+}
+
+heldout() {
+    heldout_data
     heldout_bench mnist "MNIST, pool of 4,000 digits (EfficientNet-Lite0 features)"
     heldout_bench split_blobs "10 separated clusters cut into 20 classes, pool of 10,000 (d = 64)"
+}
+
+# Seeds 5-9 of the five methods the automatic K's target names (default BiLAF, k-means, ActiveFT, K = 0.1% and
+# K = 0.5% of the pool) on the six small pools, into separate files (NAME_rep: the committed 5-seed tables stay as
+# they are). benchmarks/target_check.py puts each method's new seeds against the best of the old ones: can the
+# target ("never below the best reference in any cell") be met even by each cell's best method, run again?
+# Every pool's data is made as above; `replicate POOL...` runs the named pools one after the other (two shells,
+# one thread each, made the committed files).
+REP_METHODS=bilaf,kmeans,activeft,bilaf:n_cores=0.001,bilaf:n_cores=0.005
+rep_bench() {  # POOL TRAIN TEST TITLE
+    $NICE $BILAF bench "$2" --test "$3" --methods $REP_METHODS --budgets $BUDGETS --seeds 5-9 \
+        --protocols linear,knn --device "$DEVICE" --title "$4, seeds 5-9" --name "${1}_rep" --out "$OUT" --resume
+}
+replicate() {
+    for pool in "$@"; do
+        case "$pool" in
+            trec6) embed_texts
+                   rep_bench trec6 "$TEXT_FEATS/trec6_train.npz" "$TEXT_FEATS/trec6_test.npz" "TREC-6, pool of 5,452 questions (all-MiniLM-L6-v2 features)" ;;
+            sst2) embed_texts
+                  rep_bench sst2 "$TEXT_FEATS/sst2_train.npz" "$TEXT_FEATS/sst2_test.npz" "SST-2, pool of 6,920 sentences (all-MiniLM-L6-v2 features)" ;;
+            synth100|synth500) c=${pool#synth}; spread=0.7; [ "$c" = 500 ] && spread=1.0
+                  [ -f "$SYNTH/$pool""_pool.npz" ] || python benchmarks/make_mixture.py --classes "$c" --spread "$spread" --out "$SYNTH/$pool"
+                  rep_bench "$pool" "$SYNTH/$pool""_pool.npz" "$SYNTH/$pool""_test.npz" "Gaussian mixture, $c classes of uneven size, pool of 20,000 (d = 128)" ;;
+            mnist|split_blobs) heldout_data
+                  title="MNIST, pool of 4,000 digits (EfficientNet-Lite0 features)"
+                  [ "$pool" = split_blobs ] && title="10 separated clusters cut into 20 classes, pool of 10,000 (d = 64)"
+                  rep_bench "$pool" "$HELDOUT/$pool""_pool.npz" "$HELDOUT/$pool""_test.npz" "$title" ;;
+            *) echo "replicate: unknown pool $pool" >&2; exit 2 ;;
+        esac
+    done
 }
 
 case "${1:-all}" in
@@ -154,6 +188,7 @@ case "${1:-all}" in
     synth100) synth_bench 100 0.7 ;;
     synth500) synth_bench 500 1.0 ;;
     heldout) heldout ;;
+    replicate) shift; replicate "$@" ;;
     all) text; synth; heldout; cifar10 ;;
-    *) echo "usage: $0 [cifar10|cifar10_10k|cifar10_10k_why|cifar10_kmeans_algorithms|text|trec6|sst2|synth|synth100|synth500|heldout|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [cifar10|cifar10_10k|cifar10_10k_why|cifar10_kmeans_algorithms|text|trec6|sst2|synth|synth100|synth500|heldout|replicate POOL...|all]" >&2; exit 2 ;;
 esac
