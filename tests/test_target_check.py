@@ -1,0 +1,83 @@
+"""benchmarks/target_check.py: half-against-half verdicts, the oracle, and the ten-seed test."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "target_check.py"
+PATTERN = (-1.0, 0.0, 0.0, 0.0, 1.0)  # five seeds around a mean: std sqrt(0.5), standard error 0.316
+
+
+@pytest.fixture()
+def tc(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("target_check", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "RESULTS", tmp_path)
+    return mod
+
+
+def write_runs(path: Path, halves: dict, seeds: range, budget: str = "1%", extra=()) -> None:
+    """halves: {method: mean of these seeds}; accuracies stored as fractions, like bench's runs files."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["method", "budget", "budget_count", "seed", "protocol", "accuracy", "error"])
+        for method, mean in halves.items():
+            for s, dev in zip(seeds, PATTERN):
+                w.writerow([method, budget, 50, s, "linear", (mean + dev) / 100.0, ""])
+        for row in extra:
+            w.writerow(row)
+
+
+def make_pool(tmp_path: Path) -> None:
+    first = {"bilaf": 69.5, "kmeans": 70.0, "activeft": 69.0, "bilaf:n_cores=0.001": 60.0, "bilaf:n_cores=0.005": 65.0}
+    second = {"bilaf": 69.5, "kmeans": 68.0, "activeft": 71.0, "bilaf:n_cores=0.001": 60.0, "bilaf:n_cores=0.005": 65.0}
+    # a method outside the five and a failed run are ignored
+    write_runs(tmp_path / "toy_runs.csv", first, range(0, 5),
+               extra=[("random", "1%", 50, 0, "linear", 0.99, ""), ("kmeans", "1%", 50, 9, "knn", "", "boom")])
+    write_runs(tmp_path / "toy_rep_runs.csv", second, range(5, 10))
+
+
+def test_the_oracle_loses_when_the_best_method_changes_between_halves(tc, tmp_path):
+    make_pool(tmp_path)
+    acc = tc.load(["toy"])
+    cells = tc.complete_cells(acc)
+    assert cells == [("toy", "linear", "1%")]  # the knn cell has one failed run only: incomplete
+    rows = {(r["table"], r["method"]): r for r in tc.half_against_half(acc, cells)}
+    # table = seeds 0-4: k-means is best (70); run again (seeds 5-9) it gives 68: a loss of 2 points
+    assert rows[("A", "oracle")]["best"] == "kmeans"
+    assert rows[("A", "oracle")]["diff"] == pytest.approx(-2.0) and rows[("A", "oracle")]["verdict"] == "loss"
+    assert rows[("A", "activeft")]["diff"] == pytest.approx(1.0) and rows[("A", "activeft")]["verdict"] == "win"
+    assert rows[("A", "bilaf")]["diff"] == pytest.approx(-0.5) and rows[("A", "bilaf")]["verdict"] == "loss"
+    # table = seeds 5-9: ActiveFT is best (71); its seeds 0-4 give 69
+    assert rows[("B", "oracle")]["best"] == "activeft" and rows[("B", "oracle")]["diff"] == pytest.approx(-2.0)
+    assert rows[("B", "kmeans")]["diff"] == pytest.approx(-1.0)
+    t = tc.tally([r for r in rows.values() if r["method"] == "oracle"])
+    assert (t["n"], t["loss"], t["mean"], t["worst"]) == (2, 2, pytest.approx(-2.0), pytest.approx(-2.0))
+
+
+def test_ten_seeds_against_the_best_of_the_others(tc, tmp_path):
+    make_pool(tmp_path)
+    acc = tc.load(["toy"])
+    rows = {r["method"]: r for r in tc.ten_seeds(acc, tc.complete_cells(acc))}
+    # ten-seed means: bilaf 69.5, k-means 69, ActiveFT 70 (its two halves differ, so its ten values spread more)
+    assert rows["bilaf"]["best"] == "activeft" and rows["bilaf"]["diff"] == pytest.approx(-0.5)
+    assert rows["bilaf"]["verdict"] == "loss"  # 0.5 > ActiveFT's standard error, sqrt(14 / 9 / 10) = 0.394
+    # a reference is put against the best of the other four, the default included
+    assert rows["activeft"]["best"] == "bilaf" and rows["activeft"]["diff"] == pytest.approx(0.5)
+    assert rows["bilaf:n_cores=0.001"]["diff"] == pytest.approx(-10.0)
+
+
+def test_render_and_missing_replicate(tc, tmp_path):
+    make_pool(tmp_path)
+    acc = tc.load(["toy"])
+    md = tc.render(acc, tc.complete_cells(acc), ["toy"], "python benchmarks/target_check.py toy")
+    assert "| oracle: the cell's best reference, run again | 2 | 0 | 0 | 2 | -2.00 | -2.0 |" in md
+    assert "| toy | linear | 1% | 69.5 ± 0.2 |" in md
+    (tmp_path / "toy_rep_runs.csv").unlink()
+    with pytest.raises(SystemExit, match="toy_rep_runs.csv"):
+        tc.load(["toy"])
