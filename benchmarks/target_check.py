@@ -108,6 +108,30 @@ def ten_seeds(acc, cells: List[Cell]) -> List[dict]:
     return rows
 
 
+SPHERICAL = "kmeans:normalize=true"
+
+
+def same_algorithm(names: Sequence[str]) -> List[dict]:
+    """Default BiLAF against spherical k-means, seeds 0-4, cell by cell, on pools where the two are one algorithm.
+
+    Where the automatic K is the budget (no clear cluster structure), default BiLAF returns the cores of spherical
+    k-means, drawn with seeds derived from its own (the same picks as ``kmeans:normalize=true`` given the same
+    derived seed): two rows of one algorithm, whose gaps are seed noise alone.
+    """
+    rows = []
+    for name in names:
+        acc: Dict[Tuple[str, str], Dict[str, Dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+        with open(RESULTS / f"{name}_runs.csv", newline="") as f:
+            for r in csv.DictReader(f):
+                if r["method"] in (AUTO, SPHERICAL) and not r["error"] and r["accuracy"] not in ("", "nan"):
+                    acc[(r["protocol"], r["budget"])][r["method"]][int(r["seed"])] = 100.0 * float(r["accuracy"])
+        for (protocol, budget), by in acc.items():
+            a, b = stat(by.get(AUTO, {}), HALVES["A"]), stat(by.get(SPHERICAL, {}), HALVES["A"])
+            if a is not None and b is not None:
+                rows.append(dict(cell=(name, protocol, budget), diff=a.mean - b.mean, verdict=verdict(a, b)))
+    return rows
+
+
 def tally(rows: List[dict]) -> dict:
     v = [r["verdict"] for r in rows]
     d = [r["diff"] for r in rows]
@@ -119,7 +143,7 @@ def _label(m: str) -> str:
     return {AUTO: "bilaf (auto K, the default)", ORACLE: "oracle: the cell's best reference, run again"}.get(m, m)
 
 
-def render(acc, cells: List[Cell], names: List[str], command: str) -> str:
+def render(acc, cells: List[Cell], names: List[str], command: str, same: Sequence[str] = ()) -> str:
     hh = half_against_half(acc, cells)
     ts = ten_seeds(acc, cells)
     out = ["# Can the target be met? Each method run again with new seeds", "",
@@ -156,6 +180,18 @@ def render(acc, cells: List[Cell], names: List[str], command: str) -> str:
         t = tally([r for r in ts if r["method"] == m])
         out.append(f"| {_label(m)} | {t['n']} | {t['win']} | {t['tie']} | {t['loss']} | {t['mean']:+.2f} | "
                    f"{t['worst']:+.1f} |")
+    if same:
+        sa = same_algorithm(same)
+        t = tally(sa)
+        out += ["", "## One algorithm against itself", "",
+                "On " + ", ".join(same) + " the automatic K is the budget at every budget benched (checked with "
+                "`auto_n_cores` for seeds 0-9), so default BiLAF is spherical k-means (`" + SPHERICAL + "`) with "
+                "other seeds; the committed tables hold both rows (seeds 0-4). Their verdicts under the same rule "
+                "show what seed noise alone does to it:", "",
+                "| cells | wins | ties | losses | mean difference (points) | largest gaps (points) |",
+                "|---|---|---|---|---|---|",
+                f"| {t['n']} | {t['win']} | {t['tie']} | {t['loss']} | {t['mean']:+.2f} | "
+                f"{min(r['diff'] for r in sa):+.1f} / {max(r['diff'] for r in sa):+.1f} |"]
     out += ["", "### Every cell, ten seeds", "",
             "| data | protocol | budget | bilaf (± standard error) | k-means | ActiveFT | K=0.1% | K=0.5% | bilaf - best reference | verdict |",
             "|---|---|---|---|---|---|---|---|---|---|"]
@@ -176,14 +212,18 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="+", help="bench names in benchmarks/results (NAME_runs.csv and NAME_rep_runs.csv)")
     p.add_argument("--out", default="target_check", help="output stem in benchmarks/results")
+    p.add_argument("--same", default="", metavar="NAMES",
+                   help="comma-separated benches where default BiLAF is spherical k-means (automatic K = budget): "
+                        "the two rows are put against each other")
     a = p.parse_args(argv)
     acc = load(a.names)
     order = {n: i for i, n in enumerate(a.names)}
     cells = sorted(complete_cells(acc), key=lambda c: (order[c[0]], c[1], _budget_key(c[2])))
     if not cells:
         raise SystemExit("no cell has all ten seeds of all five methods")
-    command = "python benchmarks/target_check.py " + " ".join(a.names)
-    (RESULTS / f"{a.out}.md").write_text(render(acc, cells, list(a.names), command))
+    same = [n for n in a.same.split(",") if n]
+    command = "python benchmarks/target_check.py " + " ".join(a.names) + (f" --same {a.same}" if same else "")
+    (RESULTS / f"{a.out}.md").write_text(render(acc, cells, list(a.names), command, same))
     print(f"wrote {RESULTS / (a.out + '.md')} ({len(cells)} cells)")
     return 0
 

@@ -81,3 +81,16 @@ def test_render_and_missing_replicate(tc, tmp_path):
     (tmp_path / "toy_rep_runs.csv").unlink()
     with pytest.raises(SystemExit, match="toy_rep_runs.csv"):
         tc.load(["toy"])
+
+
+def test_one_algorithm_against_itself(tc, tmp_path):
+    # seeds 0-4 of the default and of spherical k-means at two budgets: a gap of 1 point (loss), then 0.2 (tie)
+    write_runs(tmp_path / "toy_runs.csv", {"bilaf": 70.0, "kmeans:normalize=true": 71.0}, range(0, 5))
+    with open(tmp_path / "toy_runs.csv", "a", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        for method, mean in (("bilaf", 80.2), ("kmeans:normalize=true", 80.0)):
+            for s, dev in zip(range(5), PATTERN):
+                w.writerow([method, "5%", 250, s, "linear", (mean + dev) / 100.0, ""])
+    rows = sorted(tc.same_algorithm(["toy"]), key=lambda r: r["cell"][2])
+    assert [(r["cell"][2], r["verdict"]) for r in rows] == [("1%", "loss"), ("5%", "tie")]
+    assert rows[0]["diff"] == pytest.approx(-1.0) and rows[1]["diff"] == pytest.approx(0.2)
