@@ -7,6 +7,7 @@
 #   benchmarks/run_quality.sh synth         # Gaussian mixtures with 100 and 500 classes of uneven size
 #   benchmarks/run_quality.sh heldout       # MNIST digits and split clusters: checks of the automatic K
 #   benchmarks/run_quality.sh cifar10_kmeans_algorithms   # spherical k-means: flat, two-level, MiniBatch
+#   benchmarks/run_quality.sh replicate trec6 sst2 ...    # seeds 5-9 of the target's five methods (target_check.py)
 #
 # Every bench runs the seven methods, BiLAF with its automatic K (the default), BiLAF with the paper's two
 # fixed K ratios (0.1% of the pool: its CIFAR-10 setting; 0.5%: CIFAR-100 and ImageNet) and spherical k-means

@@ -184,8 +184,8 @@ def render(acc, cells: List[Cell], names: List[str], command: str, same: Sequenc
         sa = same_algorithm(same)
         t = tally(sa)
         out += ["", "## One algorithm against itself", "",
-                "On " + ", ".join(same) + " the automatic K is the budget at every budget benched (checked with "
-                "`auto_n_cores` for seeds 0-9), so default BiLAF is spherical k-means (`" + SPHERICAL + "`) with "
+                "On " + ", ".join(same) + " the automatic K is the budget at every budget benched (checked: "
+                "`auto_n_cores` gave K = budget in 10 random draws at each budget), so default BiLAF is spherical k-means (`" + SPHERICAL + "`) with "
                 "other seeds; the committed tables hold both rows (seeds 0-4). Their verdicts under the same rule "
                 "show what seed noise alone does to it:", "",
                 "| cells | wins | ties | losses | mean difference (points) | largest gaps (points) |",
