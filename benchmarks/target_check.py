@@ -149,7 +149,9 @@ def render(acc, cells: List[Cell], names: List[str], command: str, same: Sequenc
     out = ["# Can the target be met? Each method run again with new seeds", "",
            f"Made by `{command}` from `NAME_runs.csv` (seeds 0-4, the committed tables) and `NAME_rep_runs.csv` "
            "(seeds 5-9 of the same five methods, `benchmarks/run_quality.sh replicate POOL...`) for "
-           + ", ".join(names) + f": {len(cells)} cells (pool x protocol x budget). Accuracy in points (%). Verdict rule "
+           + ", ".join(names) + f": {len(cells)} cells (pool x protocol x budget; a cell without all ten seeds of the "
+           "five methods is left out: CIFAR-10's replicate covers 0.5-2% only, its two jobs' runs merged into one "
+           "file). Accuracy in points (%). Verdict rule "
            "of `auto_k.md`: a loss / win when a mean is below / above the compared one by more than the larger standard "
            "error of the two, else a tie.", "",
            "## Half against half", "",
@@ -185,8 +187,9 @@ def render(acc, cells: List[Cell], names: List[str], command: str, same: Sequenc
         t = tally(sa)
         out += ["", "## One algorithm against itself", "",
                 "On " + ", ".join(same) + " the automatic K is the budget at every budget benched (checked: "
-                "`auto_n_cores` gave K = budget in 10 random draws at each budget), so default BiLAF is spherical k-means (`" + SPHERICAL + "`) with "
-                "other seeds; the committed tables hold both rows (seeds 0-4). Their verdicts under the same rule "
+                "`auto_n_cores` gave K = budget in 10 random draws at each budget), so default BiLAF is spherical "
+                "k-means (`" + SPHERICAL + "`) with other seeds; the committed tables hold both rows (seeds 0-4). "
+                "Their verdicts under the same rule "
                 "show what seed noise alone does to it:", "",
                 "| cells | wins | ties | losses | mean difference (points) | largest gaps (points) |",
                 "|---|---|---|---|---|---|",
