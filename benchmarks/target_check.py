@@ -151,13 +151,12 @@ def render(acc, cells: List[Cell], names: List[str], command: str, same: Sequenc
            "(seeds 5-9 of the same five methods, `benchmarks/run_quality.sh replicate POOL...`) for "
            + ", ".join(names) + f": {len(cells)} cells (pool x protocol x budget; a cell without all ten seeds of the "
            "five methods is left out: CIFAR-10's replicate covers 0.5-2% only, its two jobs' runs merged into one "
-           "file). Accuracy in points (%). Verdict rule "
-           "of `auto_k.md`: a loss / win when a mean is below / above the compared one by more than the larger standard "
-           "error of the two, else a tie.", "",
+           "file). Accuracy in points (%). Verdict rule of `auto_k.md`: a loss / win when a mean is below / above the "
+           "compared one by more than the larger standard error of the two, else a tie.", "",
            "## Half against half", "",
            "Each method's mean over one half of the seeds against the best reference's mean over the other half "
-           "(the table half), both ways round: 2 x " + str(len(cells)) + " comparisons per method. *oracle* is, in every "
-           "cell, the reference with the best mean in the table half, scored on the other half: it knows which "
+           "(the table half), both ways round: 2 x " + str(len(cells)) + " comparisons per method. *oracle* is, in "
+           "every cell, the reference with the best mean in the table half, scored on the other half: it knows which "
            "method wins each cell (it has seen the labels), so it is as good as any label-free rule could hope to be "
            "against these four references. The target asks for no loss at all.", "",
            "| method | comparisons | wins | ties | losses | mean difference (points) | worst (points) |",
@@ -196,7 +195,8 @@ def render(acc, cells: List[Cell], names: List[str], command: str, same: Sequenc
                 f"| {t['n']} | {t['win']} | {t['tie']} | {t['loss']} | {t['mean']:+.2f} | "
                 f"{min(r['diff'] for r in sa):+.1f} / {max(r['diff'] for r in sa):+.1f} |"]
     out += ["", "### Every cell, ten seeds", "",
-            "| data | protocol | budget | bilaf (± standard error) | k-means | ActiveFT | K=0.1% | K=0.5% | bilaf - best reference | verdict |",
+            "| data | protocol | budget | bilaf (± standard error) | k-means | ActiveFT | K=0.1% | K=0.5% "
+            "| bilaf - best reference | verdict |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     by = {(r["cell"], r["method"]): r for r in ts}
     for c in cells:
