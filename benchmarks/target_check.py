@@ -23,56 +23,60 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from auto_k_report import AUTO, REFERENCES, _se, _verdict  # noqa: E402  (one definition of the target and its rule)
+
 RESULTS = Path(__file__).resolve().parent / "results"
-AUTO = "bilaf"
-REFERENCES = ("kmeans", "activeft", "bilaf:n_cores=0.001", "bilaf:n_cores=0.005")
 METHODS = (AUTO,) + REFERENCES
+SPHERICAL = "kmeans:normalize=true"
 ORACLE = "oracle"  # the reference with the best mean on the other half, cell by cell
 HALVES = {"A": tuple(range(0, 5)), "B": tuple(range(5, 10))}
 
 Cell = Tuple[str, str, str]  # data, protocol, budget
+Summary = Dict[str, float]  # mean, std (ddof=1), n_runs, n_failed: a row of a bench's summary file
 
 
-class Stat:
-    """Mean and standard error (sample std / sqrt(n)) of accuracies in %."""
-
-    def __init__(self, values: Sequence[float]) -> None:
-        self.n = len(values)
-        self.mean = sum(values) / self.n
-        var = sum((v - self.mean) ** 2 for v in values) / (self.n - 1) if self.n > 1 else 0.0
-        self.se = math.sqrt(var / self.n)
+def summary(values: Sequence[float]) -> Summary:
+    """The summary row ``auto_k_report``'s verdict reads, from accuracies in %."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "n_runs": n, "n_failed": 0}
 
 
-def verdict(a: Stat, ref: Stat) -> str:
+def verdict(a: Summary, ref: Summary) -> str:
     """``auto_k_report.py``'s rule: win / loss beyond the larger standard error of the two means, else tie."""
-    d = a.mean - ref.mean
-    margin = max(a.se, ref.se)
-    return "win" if d > margin else "loss" if d < -margin else "tie"
+    return _verdict(a, ref)
 
 
-def load(names: Iterable[str]) -> Dict[Cell, Dict[str, Dict[int, float]]]:
-    """accuracy (%) by cell, method and seed, from NAME_runs.csv and NAME_rep_runs.csv (failed runs skipped)."""
+def load(names: Iterable[str], methods: Sequence[str] = METHODS, replicates: bool = True
+         ) -> Dict[Cell, Dict[str, Dict[int, float]]]:
+    """accuracy (%) by cell, method and seed, from NAME_runs.csv and (``replicates``) NAME_rep_runs.csv.
+
+    Only ``methods`` are read; failed runs are skipped.
+    """
     acc: Dict[Cell, Dict[str, Dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     for name in names:
-        for stem in (name, f"{name}_rep"):
+        for stem in (name, f"{name}_rep") if replicates else (name,):
             path = RESULTS / f"{stem}_runs.csv"
             if not path.exists():
                 raise SystemExit(f"missing {path}: run benchmarks/run_quality.sh first")
             with open(path, newline="") as f:
                 for r in csv.DictReader(f):
-                    if r["method"] not in METHODS or r["error"] or r["accuracy"] in ("", "nan"):
+                    if r["method"] not in methods or r["error"] or r["accuracy"] in ("", "nan"):
                         continue
                     acc[(name, r["protocol"], r["budget"])][r["method"]][int(r["seed"])] = 100.0 * float(r["accuracy"])
     return acc
 
 
-def stat(runs: Dict[int, float], seeds: Sequence[int]) -> Optional[Stat]:
+def stat(runs: Dict[int, float], seeds: Sequence[int]) -> Optional[Summary]:
     vals = [runs[s] for s in seeds if s in runs]
-    return Stat(vals) if len(vals) == len(seeds) else None
+    return summary(vals) if len(vals) == len(seeds) else None
 
 
 def complete_cells(acc) -> List[Cell]:
@@ -86,10 +90,10 @@ def half_against_half(acc, cells: List[Cell]) -> List[dict]:
     for table, rerun in (("A", "B"), ("B", "A")):
         for c in cells:
             ref = {m: stat(acc[c][m], HALVES[table]) for m in REFERENCES}
-            best_m = max(ref, key=lambda m: ref[m].mean)
+            best_m = max(ref, key=lambda m: ref[m]["mean"])
             for m in METHODS + (ORACLE,):
                 s = stat(acc[c][best_m if m == ORACLE else m], HALVES[rerun])
-                rows.append(dict(cell=c, table=table, method=m, diff=s.mean - ref[best_m].mean,
+                rows.append(dict(cell=c, table=table, method=m, diff=s["mean"] - ref[best_m]["mean"],
                                  verdict=verdict(s, ref[best_m]), best=best_m))
     return rows
 
@@ -102,13 +106,10 @@ def ten_seeds(acc, cells: List[Cell]) -> List[dict]:
         st = {m: stat(acc[c][m], seeds) for m in METHODS}
         for m in METHODS:
             others = [o for o in (METHODS if m != AUTO else REFERENCES) if o != m]
-            best_o = max(others, key=lambda o: st[o].mean)
-            rows.append(dict(cell=c, method=m, diff=st[m].mean - st[best_o].mean,
-                             verdict=verdict(st[m], st[best_o]), best=best_o, mean=st[m].mean, se=st[m].se))
+            best_o = max(others, key=lambda o: st[o]["mean"])
+            rows.append(dict(cell=c, method=m, diff=st[m]["mean"] - st[best_o]["mean"],
+                             verdict=verdict(st[m], st[best_o]), best=best_o, mean=st[m]["mean"], se=_se(st[m])))
     return rows
-
-
-SPHERICAL = "kmeans:normalize=true"
 
 
 def same_algorithm(names: Sequence[str]) -> List[dict]:
@@ -118,17 +119,12 @@ def same_algorithm(names: Sequence[str]) -> List[dict]:
     k-means, drawn with seeds derived from its own (the same picks as ``kmeans:normalize=true`` given the same
     derived seed): two rows of one algorithm, whose gaps are seed noise alone.
     """
+    acc = load(names, methods=(AUTO, SPHERICAL), replicates=False)
     rows = []
-    for name in names:
-        acc: Dict[Tuple[str, str], Dict[str, Dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
-        with open(RESULTS / f"{name}_runs.csv", newline="") as f:
-            for r in csv.DictReader(f):
-                if r["method"] in (AUTO, SPHERICAL) and not r["error"] and r["accuracy"] not in ("", "nan"):
-                    acc[(r["protocol"], r["budget"])][r["method"]][int(r["seed"])] = 100.0 * float(r["accuracy"])
-        for (protocol, budget), by in acc.items():
-            a, b = stat(by.get(AUTO, {}), HALVES["A"]), stat(by.get(SPHERICAL, {}), HALVES["A"])
-            if a is not None and b is not None:
-                rows.append(dict(cell=(name, protocol, budget), diff=a.mean - b.mean, verdict=verdict(a, b)))
+    for c, by in acc.items():
+        a, b = stat(by.get(AUTO, {}), HALVES["A"]), stat(by.get(SPHERICAL, {}), HALVES["A"])
+        if a is not None and b is not None:
+            rows.append(dict(cell=c, diff=a["mean"] - b["mean"], verdict=verdict(a, b)))
     return rows
 
 
