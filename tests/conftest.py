@@ -1,10 +1,24 @@
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REFERENCE = SHARED / "fixtures" / "reference"
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark_script(name: str, results: Path, monkeypatch) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (not a package) with its RESULTS folder pointed at ``results``."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "RESULTS", results)
+    return mod
 
 
 def reference_files():

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "auto_k_report.py"
+from conftest import load_benchmark_script
 
 
 @pytest.fixture()
 def report(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("auto_k_report", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    monkeypatch.setattr(mod, "RESULTS", tmp_path)
-    return mod
+    return load_benchmark_script("auto_k_report", tmp_path, monkeypatch)
 
 
 def write_summary(path: Path, means: dict, std: float = 1.0, n: int = 4) -> None:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "target_check.py"
+from conftest import load_benchmark_script
+
 PATTERN = (-1.0, 0.0, 0.0, 0.0, 1.0)  # five seeds around a mean: std sqrt(0.5), standard error 0.316
 
 
 @pytest.fixture()
 def tc(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("target_check", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    monkeypatch.setattr(mod, "RESULTS", tmp_path)
-    return mod
+    return load_benchmark_script("target_check", tmp_path, monkeypatch)
 
 
 def write_runs(path: Path, halves: dict, seeds: range, budget: str = "1%", extra=()) -> None:
