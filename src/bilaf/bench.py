@@ -536,7 +536,8 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
               eval_params: Optional[Dict[str, Dict[str, Any]]] = None, previous: Optional[Sequence[Dict]] = None,
               on_progress: Optional[Callable[["BenchResult"], None]] = None, verbose: bool = True,
               log: Optional[Callable[[str], None]] = None, meta: Optional[Dict[str, Any]] = None,
-              run_missing: bool = True) -> BenchResult:
+              run_missing: bool = True, finetuner: Optional[Callable[[np.ndarray, np.ndarray, int], float]] = None
+              ) -> BenchResult:
     """Run ``methods x budgets x seeds`` selections and score each with every protocol.
 
     Parameters
@@ -554,7 +555,7 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
     seeds : int, str or list of int, default=5
         A count (seeds 0..n-1) or the seeds. Seed ``s`` is the ``random_state``
         of every method's selection and of every protocol.
-    protocols : sequence of {"linear", "knn"}
+    protocols : sequence of {"linear", "knn", "finetune"}
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where selectors that take a ``device`` run, and where kNN runs. With
         ``"cuda"`` the pool is moved to the GPU once.
@@ -575,6 +576,11 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
     run_missing : bool, default=True
         ``False``: only gather ``previous`` runs into tables (no selection is
         made; cells without runs stay empty or show fewer seeds).
+    finetuner : callable or None
+        Needed by the ``"finetune"`` protocol: ``finetuner(rows, labels, seed)
+        -> accuracy`` trains on the selected pool rows (e.g. a
+        :class:`bilaf.evaluation.CachedFinetuner`); seed ``s`` fixes its
+        randomness, the same for every method.
 
     Returns
     -------
@@ -587,9 +593,13 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
     if not protocols:
         raise ValueError("no evaluation protocols given")
     for p in protocols:
-        if p not in FEATURE_PROTOCOLS:
+        if p == "finetune":
+            if finetuner is None:
+                raise ValueError("the finetune protocol needs a finetuner (bilaf.evaluation.CachedFinetuner): "
+                                 "it trains the backbone on the raw samples, not on the features")
+        elif p not in FEATURE_PROTOCOLS:
             raise ValueError(f"unknown protocol {p!r} for a feature bench; choose from "
-                             f"{', '.join(FEATURE_PROTOCOLS)} (finetuning needs images: see bilaf.evaluation.finetune)")
+                             f"{', '.join(FEATURE_PROTOCOLS)} or finetune")
     if len(set(protocols)) != len(protocols):
         raise ValueError("a protocol is listed twice")
     X = check_features(X, name="pool features")
@@ -679,7 +689,9 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
                     t1 = time.perf_counter()
                     try:
                         kw = dict(eval_params.get(p, {}))
-                        if p == "knn":
+                        if p == "finetune":
+                            acc = float(finetuner(idx, y[idx], seed))
+                        elif p == "knn":
                             kw.setdefault("device", str(dev))
                             acc = evaluate_features(p, Xsel if dev.type != "cpu" else Xn, y, idx, Tsel, test_y,
                                                     random_state=seed, params=kw)

@@ -57,7 +57,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="comma-separated method specs (default: all seven methods with their defaults)")
     p.add_argument("--budgets", default="0.5%,1%,2%,5%", help="comma-separated budgets (default 0.5%%,1%%,2%%,5%%)")
     p.add_argument("--seeds", default="5", help="a count (default 5: seeds 0..4), a comma-separated list (0,1,2; a single seed: 3,) or a range (3-4)")
-    p.add_argument("--protocols", default="linear,knn", help="linear, knn or both (default linear,knn)")
+    p.add_argument("--protocols", default="linear,knn",
+                   help="comma-separated: linear, knn, finetune (default linear,knn)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("--name", default="bench", help="output file stem (default bench)")
     p.add_argument("--title", help="title of the table and plot")
@@ -71,6 +72,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--linear-C", type=float, default=None, help="linear probe C (default 10)")
     p.add_argument("--linear-solver", choices=("auto", "torch", "sklearn"), default="auto",
                    help="linear probe solver: same objective; auto = torch on a GPU, scikit-learn on the CPU")
+    g = p.add_argument_group("finetune protocol", "the backbone's top + a new head trained on the selected samples "
+                             "(read back from the ids and the input named in the feature files)")
+    g.add_argument("--finetune-backbone", metavar="NAME",
+                   help="efficientnet_lite0 or minilm (default: the backbone named in FEATURES)")
+    g.add_argument("--pool-source", metavar="PATH",
+                   help="folder, archive or text file the pool was embedded from (default: as FEATURES says)")
+    g.add_argument("--test-source", metavar="PATH",
+                   help="folder, archive or text file the test set was embedded from (default: as TEST says)")
+    g.add_argument("--finetune-top", type=int, metavar="N",
+                   help="blocks (images, default 1) or transformer layers (texts, default 2) trained")
+    g.add_argument("--finetune-image-size", type=int, metavar="PX", help="image side in pixels (default 128)")
     p.add_argument("--resume", action="store_true", help="keep the runs already in OUT/NAME_runs.csv")
     p.add_argument("--render-only", action="store_true",
                    help="make no selection: rewrite the tables and plot from OUT/NAME_runs.csv (cells without "
@@ -86,6 +98,9 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["bilaf", "bench", args.features, "--test", args.test, "--methods", args.methods, "--budgets",
              args.budgets, "--seeds", str(args.seeds), "--protocols", args.protocols]
     for flag, value in (("--labels", args.labels), ("--test-labels", args.test_labels),
+                        ("--finetune-backbone", args.finetune_backbone), ("--pool-source", args.pool_source),
+                        ("--test-source", args.test_source), ("--finetune-top", args.finetune_top),
+                        ("--finetune-image-size", args.finetune_image_size),
                         ("--subsample", args.subsample), ("--test-subsample", args.test_subsample),
                         ("--knn-k", args.knn_k), ("--linear-C", args.linear_C),
                         ("--linear-solver", None if args.linear_solver == "auto" else args.linear_solver)):
@@ -171,8 +186,17 @@ def run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     protocols = [t.strip() for t in args.protocols.split(",") if t.strip()]
     for t in protocols:
-        if t not in ("linear", "knn"):
-            raise UserError(f"unknown protocol {t!r}; bench runs linear and/or knn (finetuning: bilaf evaluate)")
+        if t not in ("linear", "knn", "finetune"):
+            raise UserError(f"unknown protocol {t!r} in --protocols; choose from linear, knn, finetune")
+    if "finetune" not in protocols:
+        for flag, v in (("--finetune-backbone", args.finetune_backbone), ("--pool-source", args.pool_source),
+                        ("--test-source", args.test_source), ("--finetune-top", args.finetune_top),
+                        ("--finetune-image-size", args.finetune_image_size)):
+            if v is not None:
+                raise UserError(f"{flag} applies to the finetune protocol; add finetune to --protocols")
+    for flag, v in (("--finetune-top", args.finetune_top), ("--finetune-image-size", args.finetune_image_size)):
+        if v is not None and v < 1:
+            raise UserError(f"{flag} must be a positive integer, got {v}")
     if not protocols:
         raise UserError("--protocols is empty")
     if not args.name or "/" in args.name or args.name.startswith("."):
@@ -217,6 +241,19 @@ def run(args: argparse.Namespace) -> int:
         if args.linear_C is not None:
             eval_params["linear"]["C"] = args.linear_C
     meta = {"command": command_line(args), "title": args.title, "host": host_description(args.device)}
+    finetuner = None
+    if "finetune" in protocols and not args.render_only:
+        from ..evaluation import finetuner_for
+
+        try:
+            finetuner = finetuner_for(pool, test, ty, int(max(y.max(), ty.max())) + 1,
+                                      backbone=args.finetune_backbone, pool_source=args.pool_source,
+                                      test_source=args.test_source, pool_rows=rows, test_rows=trows,
+                                      top=args.finetune_top, image_size=args.finetune_image_size,
+                                      device=args.device, verbose=not args.quiet)
+        except (ValueError, FileNotFoundError) as exc:
+            raise UserError(f"finetune: {exc}") from None
+        meta["finetune"] = finetuner.describe()
 
     out.mkdir(parents=True, exist_ok=True)
     title = args.title
@@ -226,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
 
     res = run_bench(X, y, T, ty, specs, budgets, seeds, protocols, device=args.device, eval_params=eval_params,
                     previous=previous, on_progress=None if args.render_only else save, verbose=not args.quiet,
-                    meta=meta, run_missing=not args.render_only)
+                    meta=meta, run_missing=not args.render_only, finetuner=finetuner)
     paths = res.write(out, args.name, plot=not args.no_plot, title=title)
     print(res.to_markdown(title=title))
     if not args.quiet:
