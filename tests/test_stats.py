@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as hs
 
 from bilaf.stats import (cells_markdown, format_difference, matrix_markdown, paired_difference, paired_table,
-                         summarize, summary_markdown, verdict)
+                         summarize, summary_markdown, verdict, welch_difference)
 
 values = hs.floats(min_value=-100.0, max_value=100.0, allow_nan=False, allow_infinity=False)
 
@@ -69,6 +69,28 @@ def test_interval_equals_scipy_ttest_rel(ab, confidence):
     ci = st.ttest_rel(a, b).confidence_interval(confidence)
     r = paired_difference(a, b, confidence=confidence)
     np.testing.assert_allclose([r.lo, r.hi], [ci.low, ci.high], rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs(min_size=2), pairs(min_size=2), hs.sampled_from([0.9, 0.95]))
+def test_welch_interval_equals_scipy_ttest_ind(ab, cd, confidence):
+    a, b = ab[0], cd[1]
+    assume(np.std(a, ddof=1) > 1e-6 and np.std(b, ddof=1) > 1e-6)
+    ci = st.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
+    r = welch_difference(a, b, confidence=confidence)
+    np.testing.assert_allclose([r.lo, r.hi], [ci.low, ci.high], rtol=1e-9, atol=1e-9)
+    assert r.lo <= r.mean <= r.hi and r.mean == pytest.approx(a.mean() - b.mean(), abs=1e-9)
+    s = welch_difference(b, a, confidence=confidence)
+    assert (s.mean, s.lo, s.hi) == pytest.approx((-r.mean, -r.hi, -r.lo), abs=1e-9)
+
+
+def test_welch_edge_cases():
+    assert welch_difference([70.0], [60.0, 61.0]) == (pytest.approx(9.5), -math.inf, math.inf, 1)
+    assert welch_difference([70.0, 70.0], [60.0, 60.0, 60.0]) == (10.0, 10.0, 10.0, 2)
+    with pytest.raises(ValueError, match="non-empty"):
+        welch_difference([], [1.0])
+    with pytest.raises(ValueError, match="finite"):
+        welch_difference([1.0, float("inf")], [1.0])
 
 
 def test_known_values_against_scipy():

@@ -8,6 +8,7 @@ answers "is the gap beyond seed noise?" directly, where comparing two means with
 does not.
 
 * :func:`paired_difference` - mean paired difference and its confidence interval, from two aligned arrays.
+* :func:`welch_difference` - the same for two means that share no seed (Welch's t), where nothing pairs.
 * :func:`paired_table` - the same per cell (by default per protocol and budget) from bench run rows.
 * :func:`summarize` - one mean difference over many cells, with its interval and win / tie / loss counts.
 * :func:`verdict`, :func:`format_difference`, :func:`cells_markdown`, :func:`summary_markdown`,
@@ -28,7 +29,7 @@ from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Seq
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["PairedDifference", "paired_difference", "paired_table", "summarize", "verdict", "format_difference",
+__all__ = ["PairedDifference", "paired_difference", "welch_difference", "paired_table", "summarize", "verdict", "format_difference",
            "cells_markdown", "summary_markdown", "matrix_markdown"]
 
 
@@ -90,6 +91,43 @@ def paired_difference(a: Any, b: Any, *, confidence: float = 0.95) -> PairedDiff
     if sd == 0.0:
         return PairedDifference(mean, mean, mean, n)
     half = float(_st.t.ppf(0.5 + c / 2.0, n - 1)) * sd / math.sqrt(n)
+    return PairedDifference(mean, mean - half, mean + half, n)
+
+
+def welch_difference(a: Any, b: Any, *, confidence: float = 0.95) -> PairedDifference:
+    """Difference of two means from *different* seeds, with Welch's t confidence interval.
+
+    For comparisons that share no seed (e.g. one method's new seeds against another's old ones), where
+    nothing can be paired: ``mean(a) - mean(b)`` with the interval of
+    ``scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)``.
+
+    Returns
+    -------
+    PairedDifference
+        ``(mean, lo, hi, n)`` with ``n = min(len(a), len(b))``. A side with one value has no spread: the
+        interval is then ``(-inf, +inf)``; two sides without any spread give ``[mean, mean]``.
+
+    Raises
+    ------
+    ValueError
+        When ``a`` or ``b`` is not a non-empty 1-d array of finite values.
+    """
+    c = _check_confidence(confidence)
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or b.ndim != 1 or a.size == 0 or b.size == 0:
+        raise ValueError(f"values must be two non-empty 1-d arrays, got shapes {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("values must be finite (a failed run has no value: leave it out)")
+    mean = float(a.mean() - b.mean())
+    n = min(a.size, b.size)
+    if n == 1:
+        return PairedDifference(mean, -math.inf, math.inf, n)
+    va, vb = float(a.var(ddof=1)) / a.size, float(b.var(ddof=1)) / b.size
+    if va + vb == 0.0:
+        return PairedDifference(mean, mean, mean, n)
+    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    half = float(_st.t.ppf(0.5 + c / 2.0, df)) * math.sqrt(va + vb)
     return PairedDifference(mean, mean - half, mean + half, n)
 
 
