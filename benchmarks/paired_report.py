@@ -172,8 +172,8 @@ def render(runs: Sequence[Dict[str, Any]], names: Sequence[str], command: str, r
     methods = list(table)
     out += ["", "## Every cell", "",
             "Default minus each method: mean paired difference [95% CI] (points); W / L: the interval lies above / "
-            "below 0; *seeds*: the seeds the default and the method share (`n=` in a cell that has fewer). An end printed as "
-            "-0.0 / +0.0 lies just below / above 0.", ""]
+            "below 0; *seeds*: the seeds the default and the method share (`n=` in a cell that has fewer). "
+            "An end printed as -0.0 / +0.0 lies just below / above 0.", ""]
     by_cell: Dict[tuple, Dict[str, Dict[str, Any]]] = defaultdict(dict)
     for m, cells in table.items():
         for c in cells:
@@ -185,7 +185,8 @@ def render(runs: Sequence[Dict[str, Any]], names: Sequence[str], command: str, r
             keys = [k for k in cell_keys if k[0] == name and k[1] == protocol]
             present = [m for m in methods if any(m in by_cell[k] for k in keys)]
             out += [f"### {name}, {protocol}", "",
-                    "| default minus | seeds | " + " | ".join(k[2] for k in keys) + " |", "|---|---|" + "---|" * len(keys)]
+                    "| default minus | seeds | " + " | ".join(k[2] for k in keys) + " |",
+                    "|---|---|" + "---|" * len(keys)]
             for m in present:
                 most = max(by_cell[k][m]["n"] for k in keys if m in by_cell[k])
                 row = [str(most)]

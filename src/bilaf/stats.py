@@ -29,8 +29,8 @@ from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Seq
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["PairedDifference", "paired_difference", "welch_difference", "paired_table", "summarize", "verdict", "format_difference",
-           "cells_markdown", "summary_markdown", "matrix_markdown"]
+__all__ = ["PairedDifference", "paired_difference", "welch_difference", "paired_table", "summarize", "verdict",
+           "format_difference", "cells_markdown", "summary_markdown", "matrix_markdown"]
 
 
 class PairedDifference(NamedTuple):
