@@ -36,6 +36,7 @@ LEVEL = -0.5  # the target's margin: "at least level" = the interval's lower end
 # the methods the issue names for "ahead on average" (k-means as benched on these pools, and spherical k-means)
 AHEAD_OF = ("activeft", "kmeans", "kmeans:normalize=true")
 N_BOOT = 10000
+TITLE = "Default BiLAF against every method, seed by seed (frozen features)"
 
 
 def load(names: Sequence[str]) -> List[Dict[str, Any]]:
@@ -56,22 +57,23 @@ def _budget_key(b: str) -> float:
     return float(b.rstrip("%"))
 
 
-def methods_of(runs: Sequence[Dict[str, Any]]) -> List[str]:
+def methods_of(runs: Sequence[Dict[str, Any]], default: str = DEFAULT) -> List[str]:
     """Methods other than the default, in order of first appearance."""
     out: List[str] = []
     for r in runs:
-        if r["method"] != DEFAULT and r["method"] not in out:
+        if r["method"] != default and r["method"] not in out:
             out.append(r["method"])
     return out
 
 
-def compare(runs: Sequence[Dict[str, Any]], names: Sequence[str]) -> Dict[str, List[Dict[str, Any]]]:
+def compare(runs: Sequence[Dict[str, Any]], names: Sequence[str], default: str = DEFAULT
+            ) -> Dict[str, List[Dict[str, Any]]]:
     """``{method: paired_table rows of default minus method}``, cells ordered by pool (as named), protocol,
     budget."""
     order = {n: i for i, n in enumerate(names)}
     out = {}
-    for m in methods_of(runs):
-        cells = paired_table(runs, DEFAULT, m, by=KEYS)
+    for m in methods_of(runs, default):
+        cells = paired_table(runs, default, m, by=KEYS)
         if cells:
             out[m] = sorted(cells, key=lambda c: (order[c["pool"]], c["protocol"], _budget_key(c["budget"])))
     return out
@@ -112,20 +114,22 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def render(runs: Sequence[Dict[str, Any]], names: Sequence[str], command: str, random_state: int = 0) -> str:
-    table = compare(runs, names)
+def render(runs: Sequence[Dict[str, Any]], names: Sequence[str], command: str, random_state: int = 0,
+           default: str = DEFAULT, title: str = TITLE) -> str:
+    table = compare(runs, names, default)
     if not table:
-        raise SystemExit(f"no cell has runs of both {DEFAULT!r} and another method")
+        raise SystemExit(f"no cell has runs of both {default!r} and another method")
     summ = summaries(table, random_state)
     tgt = target(table, summ)
     files = sorted({r["file"] for r in runs})
-    out = ["# Default BiLAF against every method, seed by seed (frozen features)", "",
+    out = [f"# {title}", "",
            f"Made by `{command}` from the committed run files (" + ", ".join(f"`{f}`" for f in files) + "). "
-           "Default BiLAF is the `bilaf` row (`n_cores=\"auto\"`). Accuracy in points (%). Every method of a bench "
+           f"The default is the `{default}` row" + (" (`n_cores=\"auto\"`)" if default == DEFAULT else "") + ". "
+           "Accuracy in points (%). Every method of a bench "
            "ran with the same seeds (seed s is the `random_state` of every selection and of every protocol), so "
            "each comparison is paired: in each cell (pool, protocol, budget), the difference default minus method "
-           "is taken seed by seed over the seeds both have (10 for k-means, ActiveFT and BiLAF with K = 0.1% and "
-           "0.5% where the replicate files hold seeds 5-9, else 5), and its mean gets a 95% Student t confidence "
+           "is taken seed by seed over the seeds both have (the *seeds* columns below: more where a replicate file "
+           "holds further seeds of a method), and its mean gets a 95% Student t confidence "
            "interval (`bilaf.stats.paired_table`). A cell is a **win** for the default when the interval lies "
            "above 0, a **loss** when it lies below 0, else a tie.", "",
            "## Summary over cells", "",
@@ -208,10 +212,17 @@ def main(argv=None) -> int:
     p.add_argument("names", nargs="+", help="bench names in benchmarks/results (NAME_runs.csv, NAME_rep_runs.csv)")
     p.add_argument("--out", default="paired_frozen", help="output stem in benchmarks/results")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")
+    p.add_argument("--default", default=DEFAULT, metavar="METHOD",
+                   help=f"the method put against every other, as in the runs' method column (default {DEFAULT})")
+    p.add_argument("--title", default=TITLE, help="the report's title")
     a = p.parse_args(argv)
     runs = load(a.names)
     command = "python benchmarks/paired_report.py " + " ".join(a.names) + (f" --seed {a.seed}" if a.seed else "")
-    text = render(runs, a.names, command, a.seed)
+    if a.default != DEFAULT:
+        command += f" --default {a.default}"
+    if a.title != TITLE:
+        command += f" --title '{a.title}'"
+    text = render(runs, a.names, command, a.seed, a.default, a.title)
     (RESULTS / f"{a.out}.md").write_text(text)
     print(f"wrote {RESULTS / (a.out + '.md')}")
     return 0

@@ -101,3 +101,15 @@ def test_main_writes_the_report(pr, tmp_path):
     assert "(n=4)" in md.split("### toy, linear")[1]
     with pytest.raises(SystemExit, match="missing .*nope_runs.csv"):
         pr.main(["toy", "nope"])
+
+
+def test_another_default_and_title(pr, tmp_path):
+    make(tmp_path)
+    assert pr.main(["toy", "two", "--default", "kmeans", "--title", "Finetuning", "--out", "ft"]) == 0
+    md = (tmp_path / "ft.md").read_text()
+    assert md.startswith("# Finetuning\n") and "--default kmeans --title 'Finetuning'" in md
+    assert "The default is the `kmeans` row." in md
+    # toy 1%: k-means - default = -(1 + 0.1 s) over seeds 0-9
+    assert "| bilaf | 10 | -1.4 [-1.7, -1.2] L |" in md
+    with pytest.raises(SystemExit, match="no cell has runs of both 'typiclust'"):
+        pr.main(["toy", "--default", "typiclust"])
