@@ -302,8 +302,10 @@ class BenchResult:
                     seen.append(key)
         return seen
 
-    def to_markdown(self, *, title: Optional[str] = None, digits: int = 1) -> str:
-        """Tables of accuracy (%) mean ± std, one per protocol, best mean per budget in bold."""
+    def to_markdown(self, *, title: Optional[str] = None, digits: int = 1, reference: Optional[str] = None) -> str:
+        """Tables of accuracy (%) mean ± std, one per protocol, best mean per budget in bold, then each method's
+        paired difference to ``reference`` (default ``meta["reference"]``, else the first method) per budget,
+        with its 95% confidence interval over the seeds both have (:mod:`bilaf.stats`)."""
         summ = {(r["protocol"], r["method"], r["budget"]): r for r in self.summary()}
         counts = {}
         for r in self.runs:
@@ -350,6 +352,7 @@ class BenchResult:
                         cells.append(txt)
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
+        lines += self._paired_markdown(reference, counts, digits)
         # selection time
         sel = [s for s in self.summary() if s["protocol"] == self.protocols[0]]
         if sel:
@@ -396,6 +399,25 @@ class BenchResult:
             extra = f" on {meta['host']}" if meta.get("host") else ""
             lines += [f"Wall time of the last invocation: {meta['wall_seconds']:.0f} s{extra}.", ""]
         return "\n".join(lines)
+
+    def _paired_markdown(self, reference: Optional[str], counts: Dict[str, Any], digits: int) -> List[str]:
+        from .stats import matrix_markdown
+
+        ref = reference or self.meta.get("reference") or (self.methods[0] if self.methods else None)
+        if ref is None or len(self.methods) < 2:
+            return []
+        if ref not in self.methods:
+            raise ValueError(f"reference method {ref!r} is not in this bench ({', '.join(self.methods)})")
+        labels = {b: f"{b} ({counts.get(b, '?')})" for b in self.budgets}
+        lines: List[str] = []
+        for p in self.protocols:
+            table = matrix_markdown(self.runs, self.methods, ref, self.budgets, protocol=p, digits=digits,
+                                    budget_labels=labels)
+            if table:
+                lines += [f"## {PROTOCOL_TITLES.get(p, p)}: paired difference to {ref} (points)", "",
+                          f"Method minus `{ref}`, seed by seed over the seeds both have: mean [95% CI, Student t]; "
+                          "W / L: the interval lies above / below 0.", "", table]
+        return lines
 
     def runs_csv(self) -> str:
         buf = io.StringIO()

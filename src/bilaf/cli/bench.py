@@ -27,7 +27,8 @@ examples:
 Method specs: NAME or NAME:key=value,key=value (selector options, e.g. bilaf:n_cores=50,normalize=true);
 in --methods a comma before key=value continues the previous spec. Budgets: percentages (0.5%), fractions
 (0.005) or counts (250). Seeds: a count (5 -> 0..4), a list (0,1,2; seed 3 alone: 3,) or a range (3-4); seed s seeds every method's selection.
-Outputs in --out: NAME.md (tables: accuracy mean +- std per protocol, selection time, failures, the command),
+Outputs in --out: NAME.md (tables: accuracy mean +- std per protocol, each method's paired difference to
+--reference with its 95% CI over shared seeds, selection time, failures, the command),
 NAME.csv (the same, one row per cell), NAME_runs.csv (every run), NAME.png (accuracy vs budget). Each is
 rewritten atomically after every selection, so an interrupted bench leaves complete files; --resume skips
 the runs already in NAME_runs.csv (runs of other methods, budgets or seeds stay in that file, untabulated). A method that fails is reported in the table and the run goes on.
@@ -62,6 +63,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("--name", default="bench", help="output file stem (default bench)")
     p.add_argument("--title", help="title of the table and plot")
+    p.add_argument("--reference", metavar="METHOD",
+                   help="method the table's paired differences are taken to, as written in --methods "
+                        "(default: the first method)")
     p.add_argument("--labels", metavar="FILE.npy", help="pool labels (.npy), if FEATURES has none")
     p.add_argument("--test-labels", metavar="FILE.npy", help="test labels (.npy), if TEST has none")
     p.add_argument("--subsample", type=int, metavar="N", help="use N random pool rows (seed --subsample-seed)")
@@ -112,6 +116,8 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--device", args.device]
     if args.title:
         parts += ["--title", args.title]
+    if getattr(args, "reference", None):
+        parts += ["--reference", args.reference]
     parts += ["--name", args.name, "--out", args.out]
     return shlex.join(parts)
 
@@ -199,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be a positive integer, got {v}")
     if not protocols:
         raise UserError("--protocols is empty")
+    if args.reference is not None and args.reference not in [s.label for s in specs]:
+        raise UserError(f"--reference {args.reference!r} is not one of --methods ({', '.join(s.label for s in specs)})")
     if not args.name or "/" in args.name or args.name.startswith("."):
         raise UserError(f"--name must be a plain file stem, got {args.name!r}")
     if not args.no_plot:
@@ -240,7 +248,8 @@ def run(args: argparse.Namespace) -> int:
         eval_params["linear"] = {"solver": args.linear_solver}
         if args.linear_C is not None:
             eval_params["linear"]["C"] = args.linear_C
-    meta = {"command": command_line(args), "title": args.title, "host": host_description(args.device)}
+    meta = {"command": command_line(args), "title": args.title, "host": host_description(args.device),
+            "reference": args.reference}
     finetuner = None
     if "finetune" in protocols and not args.render_only:
         from ..evaluation import finetuner_for
