@@ -24,7 +24,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .backbones import DEFAULT_BACKBONES, Backbone, _usable_cpus, load_backbone
+from .backbones import DEFAULT_BACKBONES, Backbone, load_backbone
+from .backbones.base import _usable_cpus
 from .readers import ImageSource, open_image_source, read_texts
 from .store import FeatureSet
 
