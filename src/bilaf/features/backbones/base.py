@@ -143,6 +143,7 @@ def _full_fp32(device: Any):
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
+
 @contextlib.contextmanager
 def _quiet():
     """Silence the chatter of third-party loaders (prints, progress bars, warnings)."""

@@ -56,6 +56,7 @@ def _file_digest(path: Union[str, Path]) -> str:
             h.update(block)
     return h.hexdigest()[:12]
 
+
 def _load_efficientnet_lite0(device: Any, engine: str = "auto", **options: str) -> ImageBackbone:
     if options:
         raise ValueError(f"efficientnet_lite0 takes no options (got {', '.join(options)})")

@@ -61,6 +61,7 @@ class OnnxImageBackbone(ImageBackbone):
         self.dim = feats.shape[1]
         return feats
 
+
 def _onnx_export(module: Any, size: int, cache_name: str, check: bool = True) -> bytes:
     """Export ``module`` (float32 (B, 3, size, size) -> (B, d)) to ONNX, cached on disk; return the bytes."""
     import torch
@@ -86,6 +87,7 @@ def _onnx_export(module: Any, size: int, cache_name: str, check: bool = True) ->
     except OSError:  # read-only home: keep it in memory only
         pass
     return data
+
 
 def _load_onnx(device: Any, engine: str = "auto", arg: str = "", **options: str) -> ImageBackbone:
     path = _local_file(arg, "onnx")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -31,7 +31,12 @@ class ImagePreprocess:
         ``(x / 255 - mean) / std`` per channel.
     crop : {"none", "center"}
         ``"none"``: resize the whole image to size x size (aspect ratio not kept);
-        ``"center"``: resize the short side to ``size`` then crop the centre.
+        ``"center"``: resize the short side to ``resize`` (default ``size``), the
+        long side in proportion (rounded down, as torchvision and transformers
+        do), then crop the centre size x size.
+    resize : int, optional
+        Short side before the centre crop (e.g. 256 for a 224 crop: a crop
+        percentage of 0.875); at least ``size``. Only with ``crop="center"``.
     """
 
     size: int = 224
@@ -39,6 +44,7 @@ class ImagePreprocess:
     mean: Tuple[float, float, float] = IMAGENET_MEAN
     std: Tuple[float, float, float] = IMAGENET_STD
     crop: str = "none"
+    resize: Optional[int] = None
 
     def __post_init__(self) -> None:
         if int(self.size) < 1:
@@ -49,9 +55,17 @@ class ImagePreprocess:
             raise ValueError(f"crop must be 'none' or 'center', got {self.crop!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
             raise ValueError("mean and std need 3 values each, std > 0")
+        if self.resize is not None:
+            if self.crop != "center":
+                raise ValueError("resize (the short side before cropping) needs crop='center'")
+            if int(self.resize) < int(self.size):
+                raise ValueError(f"resize must be >= size ({self.size}), got {self.resize}")
 
     def as_dict(self) -> Dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        if out["resize"] is None:  # the same record as before ``resize`` existed
+            del out["resize"]
+        return out
 
     def to_rgb(self, data: Any):
         """bytes (an encoded file) or a uint8 array -> an RGB ``PIL.Image``; raises on unreadable data."""
@@ -80,8 +94,8 @@ class ImagePreprocess:
         s = int(self.size)
         if self.crop == "center":
             w, h = im.size
-            scale = s / min(w, h)
-            nw, nh = max(s, round(w * scale)), max(s, round(h * scale))
+            r = int(self.resize or s)
+            nw, nh = (r, int(r * h / w)) if w <= h else (int(r * w / h), r)
             if (nw, nh) != (w, h):
                 im = im.resize((nw, nh), filt)
             left, top = (nw - s) // 2, (nh - s) // 2
@@ -92,9 +106,10 @@ class ImagePreprocess:
         x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(x.transpose(2, 0, 1))
 
+
 def _image_options(options: Dict[str, str]) -> Tuple[ImagePreprocess, str]:
     opts = dict(options)
-    known = {"size", "mean", "std", "resample", "crop", "pool", "arch"}
+    known = {"size", "mean", "std", "resample", "crop", "resize", "pool", "arch"}
     unknown = sorted(set(opts) - known)
     if unknown:
         raise ValueError(f"unknown backbone option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -116,6 +131,11 @@ def _image_options(options: Dict[str, str]) -> Tuple[ImagePreprocess, str]:
         size = int(opts.get("size", 224))
     except ValueError:
         raise ValueError(f"backbone option size must be an integer, got {opts['size']!r}") from None
+    try:
+        resize = int(opts["resize"]) if opts.get("resize") else None
+    except ValueError:
+        raise ValueError(f"backbone option resize must be an integer, got {opts['resize']!r}") from None
+    crop = opts.get("crop", "center" if resize is not None else "none")
     pre = ImagePreprocess(size=size, resample=opts.get("resample", "bicubic"), mean=triple("mean", IMAGENET_MEAN),
-                          std=triple("std", IMAGENET_STD), crop=opts.get("crop", "none"))
+                          std=triple("std", IMAGENET_STD), crop=crop, resize=resize)
     return pre, opts.get("pool", "auto")

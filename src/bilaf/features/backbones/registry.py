@@ -21,7 +21,8 @@ _REGISTRY: Dict[str, _Entry] = {}
 _ALIASES = {"efficientnet-lite0": "efficientnet_lite0", "effnet_lite0": "efficientnet_lite0",
             "effnet-lite0": "efficientnet_lite0", "all-minilm-l6-v2": "minilm", "all_minilm_l6_v2": "minilm",
             "sentence_transformers": "sentence-transformers", "statedict": "state_dict", "state-dict": "state_dict",
-            "jit": "torchscript"}
+            "jit": "torchscript", "transformers": "hf", "huggingface": "hf", "open-clip": "open_clip",
+            "openclip": "open_clip", "safetensors": "state_dict"}
 DEFAULT_BACKBONES = {"image": "efficientnet_lite0", "text": "minilm"}
 
 
@@ -37,7 +38,9 @@ def register_backbone(name: str, loader: Callable[..., Backbone], *, kind: str =
         ``loader(device, engine="auto", **options) -> Backbone`` (with
         ``takes_path=True`` also ``arg=`` the text after ``name:``). Options are the
         ``key=value`` pairs after ``?`` in the spec, as strings.
-    kind : {"image", "text"}
+    kind : {"image", "text", "any"}
+        ``"any"``: the loader embeds either and receives ``kind=`` (what the
+        caller embeds) as a keyword argument.
     description : str
     takes_path : bool
         Whether the spec carries an argument (``name:/path``).
@@ -53,8 +56,8 @@ def register_backbone(name: str, loader: Callable[..., Backbone], *, kind: str =
     ...     return TorchImageBackbone(net, ImagePreprocess(size=32), name="tiny", device=device)
     >>> register_backbone("tiny", load_tiny, overwrite=True)
     """
-    if kind not in ("image", "text"):
-        raise ValueError(f"kind must be 'image' or 'text', got {kind!r}")
+    if kind not in ("image", "text", "any"):
+        raise ValueError(f"kind must be 'image', 'text' or 'any', got {kind!r}")
     key = name.lower()
     if not key or any(c in key for c in ":?/ "):
         raise ValueError(f"backbone name must be non-empty without ':', '?', '/' or spaces, got {name!r}")
@@ -106,8 +109,10 @@ def load_backbone(spec: Union[str, Backbone], kind: str = "image", device: Any =
         if entry is None:
             names = ", ".join(sorted(_REGISTRY))
             raise ValueError(f"unknown backbone {key!r}; known: {names} (or register_backbone)")
-        if entry.kind != kind:
+        if entry.kind not in (kind, "any"):
             raise ValueError(f"backbone {key!r} embeds {entry.kind}s, not {kind}s")
+        if entry.kind == "any":
+            options["kind"] = kind
         if entry.takes_path:
             bb = entry.loader(device, engine=engine, arg=arg, **options)
         else:

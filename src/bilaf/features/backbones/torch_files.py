@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,7 @@ class TorchImageBackbone(ImageBackbone):
         self.dim = feats.shape[1]
         return feats
 
+
 def _load_torchscript(device: Any, engine: str = "auto", arg: str = "", **options: str) -> ImageBackbone:
     import torch
 
@@ -96,10 +98,28 @@ def _ExportedWrapper(module: Any) -> Any:
 
     return Wrapped(module)
 
+
+def read_state_dict(path: Path) -> Any:
+    """Read weights: a ``.safetensors`` file (safetensors) or a torch pickle (``weights_only=True``)."""
+    import torch
+
+    if path.name.lower().endswith(".safetensors"):
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise ImportError(".safetensors weights need safetensors: pip install safetensors") from None
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:  # safetensors raises its own SafetensorError
+            raise ValueError(f"cannot read safetensors file {path}: {str(exc).splitlines()[0]}") from None
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors of many types
+        raise ValueError(f"cannot read weights {path}: {str(exc).splitlines()[0]}") from None
+
+
 def _load_state_dict(device: Any, engine: str = "auto", arg: str = "", **options: str) -> ImageBackbone:
     import importlib
-
-    import torch
 
     path = _local_file(arg, "state_dict")
     arch = options.pop("arch", "")
@@ -113,7 +133,7 @@ def _load_state_dict(device: Any, engine: str = "auto", arg: str = "", **options
         raise ValueError(f"cannot import arch {arch!r}: {exc}") from None
     pre, pool = _image_options(options)
     module = factory()
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = read_state_dict(path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     try:
