@@ -153,6 +153,9 @@ def test_hf_cli_embed_folder(vit_dir, tmp_path):
 def test_hf_missing_folder_is_one_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="hf model folder not found"):
         load_backbone(f"hf:{tmp_path / 'nope'}", device="cpu")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="is a file; give the model's folder"):
+        load_backbone(f"hf:{tmp_path / 'model.safetensors'}", device="cpu")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="cannot load hf:"):
         load_backbone(f"hf:{tmp_path / 'empty'}", device="cpu")

@@ -20,7 +20,8 @@ from bilaf.features import (
     register_backbone,
 )
 from bilaf.features.readers import as_uint8_images, open_image_source
-from bilaf.features.sources import DatasetSource, ImageListSource, PathListSource, texts_from_dataset
+from bilaf.features.hf_datasets import DatasetSource, texts_from_dataset
+from bilaf.features.sources import ImageListSource, PathListSource
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("PIL")
@@ -205,6 +206,8 @@ def test_dataset_image_column_of_varying_sizes_with_class_labels():
     assert named.ids == [f"n{k}" for k in range(5)] and named.labels is None
     with pytest.raises(ValueError, match="no image column"):
         DatasetSource(ds.remove_columns("image"))
+    with pytest.raises(TypeError, match="streaming"):
+        embed_images(ds.to_iterable_dataset(), backbone="tiny-sources", device="cpu", verbose=False)
 
 
 class _Chars(TextBackbone):

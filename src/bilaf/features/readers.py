@@ -536,14 +536,14 @@ def open_image_source(source: Any, split: Optional[str] = None, labels: Any = No
     labels : array-like, optional
         Labels for array or list inputs.
     """
-    from . import sources
+    from . import hf_datasets, sources
 
     if isinstance(source, ImageSource):
         return source
-    if sources.is_dataset(source):
+    if hf_datasets.is_dataset(source):
         if split is not None or labels is not None:
             raise ValueError("split and labels= do not apply to a dataset; use DatasetSource(ds, label_column=...)")
-        return sources.DatasetSource(source)
+        return hf_datasets.DatasetSource(source)
     if sources.local_or_url(source):
         if labels is not None:
             raise ValueError("labels= applies to arrays and lists, not to a URL")
@@ -663,7 +663,7 @@ def read_texts(source: Any, label_column: str = "auto") -> TextSamples:
     ----------
     source : path, sequence of str, datasets.Dataset or TextSamples
         A text file (UTF-8), the texts themselves, or a Hugging Face dataset with a
-        text column (see :func:`bilaf.features.sources.texts_from_dataset`).
+        text column (see :func:`bilaf.features.hf_datasets.texts_from_dataset`).
     label_column : {"auto", "first", "none"}
         ``"first"``: each line is ``<label><whitespace or tab><text>`` (labels are
         integers or class names). ``"none"``: the whole line is the text.
@@ -674,7 +674,7 @@ def read_texts(source: Any, label_column: str = "auto") -> TextSamples:
         raise ValueError(f"label_column must be 'auto', 'first' or 'none', got {label_column!r}")
     if isinstance(source, TextSamples):
         return source
-    from .sources import is_dataset, texts_from_dataset
+    from .hf_datasets import is_dataset, texts_from_dataset
 
     if is_dataset(source):
         return texts_from_dataset(source, label_column="none" if label_column == "none" else None)

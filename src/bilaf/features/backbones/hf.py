@@ -78,7 +78,9 @@ def hub_source(arg: str, what: str) -> Tuple[str, Dict[str, Any]]:
     path = Path(arg).expanduser()
     if path.is_dir():
         return str(path), {"local_files_only": True}
-    if arg.startswith(("/", "./", "../", "~", "\\")) or path.exists():
+    if path.exists():
+        raise ValueError(f"{what}: {path} is a file; give the model's folder (or a hub id)")
+    if arg.startswith(("/", "./", "../", "~", "\\")):
         raise FileNotFoundError(f"{what} model folder not found: {path}")
     return arg, {}
 
@@ -127,7 +129,11 @@ def _size_of(size: Any, what: str) -> Tuple[Optional[int], Optional[int], Option
         return None, None, None
     if isinstance(size, int):
         return size, size, None
-    d = dict(size) if not isinstance(size, dict) else size
+    keys = ("height", "width", "shortest_edge", "longest_edge")
+    try:
+        d = {k: v for k, v in dict(size).items() if v is not None}
+    except (TypeError, ValueError):  # an object with attributes (transformers' SizeDict)
+        d = {k: getattr(size, k) for k in keys if getattr(size, k, None) is not None}
     if "height" in d and "width" in d:
         return int(d["height"]), int(d["width"]), None
     if "shortest_edge" in d and d.get("longest_edge") is None:
@@ -189,8 +195,13 @@ def processor_preprocess(processor: Any, what: str = "hf") -> ImagePreprocess:
     else:
         raise ValueError(f"{what}: its image processor does not resize{hint}")
     resample = get("resample", 3)
-    resample = _PIL_FILTERS.get(int(getattr(resample, "value", resample)), "bicubic") \
-        if not isinstance(resample, str) else resample.lower()
+    resample = getattr(resample, "value", resample)  # PIL's Resampling or torchvision's InterpolationMode
+    if isinstance(resample, str):
+        resample = resample.lower()
+    elif int(resample) in _PIL_FILTERS:
+        resample = _PIL_FILTERS[int(resample)]
+    else:
+        raise ValueError(f"{what}: unknown resample filter {resample!r}{hint}")
     if get("do_normalize", True):
         mean = tuple(float(v) for v in get("image_mean", (0.5, 0.5, 0.5)))
         std = tuple(float(v) for v in get("image_std", (0.5, 0.5, 0.5)))
