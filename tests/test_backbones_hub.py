@@ -130,6 +130,30 @@ def test_hf_image_backbone_equals_the_model_on_its_processor(dinov2_dir):
         assert fs.meta["backbone"] == f"hf:{dinov2_dir}" and fs.meta["preprocess"]["resize"] == 40
 
 
+def test_hf_two_tower_model_gives_its_projected_image_embedding(tmp_path):
+    """CLIP (and SigLIP) through AutoModel: the image tower's projection, as get_image_features gives it."""
+    torch.manual_seed(3)
+    cfg = transformers.CLIPConfig(
+        text_config=dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=16),
+        vision_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                           image_size=32, patch_size=8), projection_dim=8)
+    model = transformers.CLIPModel(cfg).eval()
+    model.save_pretrained(tmp_path)
+    proc = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    proc.save_pretrained(tmp_path)
+    images = [_image(50, 40 + 7 * k, seed=k) for k in range(3)]
+    fs = embed_images(images, backbone=f"hf:{tmp_path}", device="cpu", verbose=False)
+    with torch.no_grad():
+        ref = model.get_image_features(pixel_values=torch.from_numpy(proc(images=images, return_tensors="np")
+                                                                     ["pixel_values"]))
+    ref = getattr(ref, "pooler_output", ref)  # a tensor in transformers 4, a model output in 5
+    assert fs.features.shape == (3, 8)
+    np.testing.assert_allclose(fs.features, ref.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="two-tower"):
+        load_backbone(f"hf:{tmp_path}?pool=cls", device="cpu")
+
+
 def test_hf_spec_options_override_the_processor(vit_dir):
     bb = load_backbone(f"hf:{vit_dir}?mean=0.5&std=0.5", device="cpu")
     assert bb.preprocess.size == 24 and bb.preprocess.mean == (0.5, 0.5, 0.5)
