@@ -236,7 +236,8 @@ def _finetune_backbone(spec: str, device: str):
     """A trainable torch module (images -> features) and a batch transform (resize + normalise) from the registry."""
     import torch
 
-    from ..features.backbones import _pool, load_backbone
+    from ..features.backbones import load_backbone
+    from ..features.backbones.base import _pool
 
     bb = load_backbone(spec, kind="image", device="cpu", engine="torch")
     module = getattr(bb, "module", None)

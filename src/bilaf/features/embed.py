@@ -24,7 +24,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .backbones import DEFAULT_BACKBONES, Backbone, _usable_cpus, load_backbone
+from .backbones import DEFAULT_BACKBONES, Backbone, load_backbone
+from .backbones.base import _usable_cpus
 from .readers import ImageSource, open_image_source, read_texts
 from .store import FeatureSet
 
@@ -277,12 +278,17 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
 
     Parameters
     ----------
-    source : path, array-like, list of paths or ImageSource
+    source : path, URL, array-like, list, datasets.Dataset or ImageSource
         A folder tree (``root/<split>/<class>/<file>``, ``root/<class>/<file>`` or
         ``root/<file>``), a tar (any compression) or zip archive of the same (read
-        without extracting), a ``.npy`` / ``.npz`` image array, an in-memory uint8
-        array (N, H, W) (grey, turned to RGB) or (N, H, W, 3), or a list of image
-        file paths. See :mod:`bilaf.features.readers`.
+        without extracting), a ``.npy`` / ``.npz`` image array, a ``.txt`` /
+        ``.csv`` file listing image paths (relative to the list's folder, with an
+        optional label column), an in-memory uint8 array (N, H, W) (grey, turned
+        to RGB) or (N, H, W, 3), a list of image file paths or URLs, a list of
+        ``PIL.Image`` objects or arrays of any sizes, a Hugging Face
+        ``datasets.Dataset`` with an image column, or an fsspec URL of a folder or
+        list file. See :mod:`bilaf.features.readers` and
+        :mod:`bilaf.features.sources`.
     backbone : str or Backbone, default "efficientnet_lite0"
         A registered name or spec (``torchscript:/path/model.pt``...); see
         :mod:`bilaf.features.backbones`.
@@ -406,11 +412,14 @@ def embed_texts(source_or_list: Any, backbone: Union[str, Backbone] = "minilm", 
 
     Parameters
     ----------
-    source_or_list : path, sequence of str or TextSamples
+    source_or_list : path, sequence of str, datasets.Dataset or TextSamples
         A UTF-8 file with one sample per non-empty line, optionally
-        ``<label> <text>``; or the texts.
+        ``<label> <text>``; the texts; or a Hugging Face dataset with a text
+        column (labels from its ``ClassLabel`` / ``label`` column).
     backbone : str or Backbone, default "minilm"
-        all-MiniLM-L6-v2 (384-d) or ``sentence-transformers:/path/to/folder``.
+        all-MiniLM-L6-v2 (384-d), ``sentence-transformers:<hub id or folder>``,
+        ``hf:<hub id or folder>`` (transformers, mean over tokens by default) or
+        ``open_clip:<name>``; see :mod:`bilaf.features.backbones`.
     batch_size : int, default 64
     device : {"auto", "cpu", "cuda", "cuda:N"}, default "auto"
     resume_dir : path, optional

@@ -347,6 +347,9 @@ def as_uint8_images(arr: Any, what: str = "image array") -> np.ndarray:
             arr = arr.detach().cpu().numpy()
     except ImportError:  # pragma: no cover
         pass
+    if isinstance(arr, (list, tuple)) and len({np.shape(x) for x in arr}) > 1:
+        raise ValueError(f"{what}: images of different sizes cannot form one array; pass them as a list "
+                         f"(each is resized by the backbone), e.g. embed_images(list_of_images)")
     a = np.asarray(arr)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise TypeError(f"{what} must be numeric, got dtype {a.dtype}")
@@ -474,10 +477,14 @@ class FileListSource(ImageSource):
     """Images named by a list of file paths (ids are the paths as given, labels unknown)."""
 
     def __init__(self, paths: Sequence[PathLike], labels: Any = None) -> None:
+        from .sources import _check_protocol, is_url
+
         super().__init__()
-        self.paths = [Path(p) for p in paths]
+        self.paths = [p if is_url(p) else Path(p) for p in paths]
         if not self.paths:
             raise ValueError("empty list of image files")
+        for proto in sorted({p.split("://", 1)[0] for p in self.paths if isinstance(p, str)}):
+            _check_protocol(f"{proto}://")
         self.ids = [str(p) for p in paths]
         n = len(self.ids)
         if labels is not None:
@@ -488,16 +495,22 @@ class FileListSource(ImageSource):
         else:
             self.labels = np.full(n, -1, dtype=np.int64)
         self.rejected = [(str(p), "not an image file (unknown extension)")
-                         for p in self.paths if not _is_image_name(p.name)]
+                         for p in self.paths if not _is_image_name(PurePosixPath(str(p)).name)]
         self.description = f"files:{n}"
 
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
         stop = len(self.ids) if stop is None else stop
         for pos in range(start, stop):
             try:
-                yield pos, self.paths[pos].read_bytes()
-            except OSError as exc:
+                yield pos, _read(str(self.paths[pos]))
+            except (OSError, ValueError) as exc:
                 yield pos, exc
+
+
+def _read(loc: str) -> bytes:
+    from .sources import _read as read
+
+    return read(loc)
 
 
 def _has_suffix(path: Path, suffixes: Sequence[str]) -> bool:
@@ -510,17 +523,31 @@ def open_image_source(source: Any, split: Optional[str] = None, labels: Any = No
 
     Parameters
     ----------
-    source : path, array-like, list of paths or ImageSource
+    source : path, URL, array-like, list, datasets.Dataset or ImageSource
         A folder tree, a ``.tar[.gz|.bz2|.xz]`` / ``.tgz`` / ``.zip`` archive, a
-        ``.npy`` / ``.npz`` image array, an in-memory uint8 array (N, H, W) or
-        (N, H, W, 3), a list of image file paths, or an :class:`ImageSource`.
+        ``.npy`` / ``.npz`` image array, a text / CSV file listing image paths,
+        an in-memory uint8 array (N, H, W) or (N, H, W, 3), a list of image file
+        paths or URLs, a list of ``PIL.Image`` objects or of arrays of varying
+        sizes, a Hugging Face ``datasets.Dataset`` with an image column, an fsspec
+        URL of a folder or of a list file, or an :class:`ImageSource`. See
+        :mod:`bilaf.features.sources`.
     split : str, optional
         Sub-folder to read in a ``root/<split>/<class>/<file>`` layout.
     labels : array-like, optional
         Labels for array or list inputs.
     """
+    from . import hf_datasets, sources
+
     if isinstance(source, ImageSource):
         return source
+    if hf_datasets.is_dataset(source):
+        if split is not None or labels is not None:
+            raise ValueError("split and labels= do not apply to a dataset; use DatasetSource(ds, label_column=...)")
+        return hf_datasets.DatasetSource(source)
+    if sources.local_or_url(source):
+        if labels is not None:
+            raise ValueError("labels= applies to arrays and lists, not to a URL")
+        return sources.open_url(source, split=split)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -539,9 +566,13 @@ def open_image_source(source: Any, split: Optional[str] = None, labels: Any = No
             src = TarSource(path, split=split)
         elif zipfile.is_zipfile(path):
             src = ZipSource(path, split=split)
+        elif _has_suffix(path, sources.LIST_SUFFIXES) or _looks_like_text(path):
+            if split is not None:
+                raise ValueError("split applies to folders and archives, not to a list of image paths")
+            src = sources.PathListSource(path)
         else:
-            raise ValueError(f"cannot read images from {path}: expected a folder, a .tar/.tar.gz/.zip archive "
-                             f"or a .npy/.npz array")
+            raise ValueError(f"cannot read images from {path}: expected a folder, a .tar/.tar.gz/.zip archive, "
+                             f"a .npy/.npz array or a text file listing image paths")
         if labels is not None and not isinstance(src, ArraySource):
             raise ValueError("labels= applies to arrays and file lists; folders and archives take labels "
                              "from their class folders")
@@ -550,9 +581,22 @@ def open_image_source(source: Any, split: Optional[str] = None, labels: Any = No
         if split is not None:
             raise ValueError("split applies to folders and archives, not to a list of files")
         return FileListSource(source, labels=labels)
+    if sources.is_image_list(source):
+        if split is not None:
+            raise ValueError("split applies to folders and archives, not to a list of images")
+        return sources.ImageListSource(source, labels=labels)
     if split is not None:
         raise ValueError("split applies to folders and archives, not to an image array")
     return ArraySource(source, labels=labels)
+
+
+def _looks_like_text(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return bool(head) and b"\0" not in head
 
 
 def guess_kind(source: PathLike) -> str:
@@ -617,8 +661,9 @@ def read_texts(source: Any, label_column: str = "auto") -> TextSamples:
 
     Parameters
     ----------
-    source : path or sequence of str or TextSamples
-        A text file (UTF-8) or the texts themselves.
+    source : path, sequence of str, datasets.Dataset or TextSamples
+        A text file (UTF-8), the texts themselves, or a Hugging Face dataset with a
+        text column (see :func:`bilaf.features.hf_datasets.texts_from_dataset`).
     label_column : {"auto", "first", "none"}
         ``"first"``: each line is ``<label><whitespace or tab><text>`` (labels are
         integers or class names). ``"none"``: the whole line is the text.
@@ -629,6 +674,10 @@ def read_texts(source: Any, label_column: str = "auto") -> TextSamples:
         raise ValueError(f"label_column must be 'auto', 'first' or 'none', got {label_column!r}")
     if isinstance(source, TextSamples):
         return source
+    from .hf_datasets import is_dataset, texts_from_dataset
+
+    if is_dataset(source):
+        return texts_from_dataset(source, label_column="none" if label_column == "none" else None)
     if isinstance(source, (str, os.PathLike)) and not (isinstance(source, str) and "\n" in source):
         path = Path(source)
         if not path.exists():
