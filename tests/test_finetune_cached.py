@@ -145,7 +145,8 @@ def test_minilm_trunk_composes_to_the_embedding():
 def test_effnet_trunk_composes_to_the_embedding():
     pytest.importorskip("efficientnet_lite_pytorch")
     from bilaf.evaluation.trunks import EfficientNetLite0Trunk
-    from bilaf.features.backbones import ImagePreprocess, _effnet_module
+    from bilaf.features.backbones import ImagePreprocess
+    from bilaf.features.backbones.efficientnet import _effnet_module
 
     imgs = list(np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype(np.uint8))
     trunk = EfficientNetLite0Trunk(top_blocks=2, image_size=224)

@@ -93,7 +93,8 @@ class EfficientNetLite0Trunk(Trunk):
     dim = 1280
 
     def __init__(self, top_blocks: int = 1, image_size: int = 128, device: Any = "cpu", batch_size: int = 64) -> None:
-        from ..features.backbones import ImagePreprocess, _effnet_module
+        from ..features.backbones import ImagePreprocess
+        from ..features.backbones.efficientnet import _effnet_module
 
         module, _ = _effnet_module()
         self.net = module.net.eval()
