@@ -16,7 +16,8 @@ from .base import BaseSelector, Timer
 
 BANDWIDTH_NEIGHBOR = 20  # the default bandwidth is the median distance to the 20th nearest other row ...
 BANDWIDTH_SAMPLES = 1000  # ... over this many rows drawn at random (all rows of smaller pools)
-SEARCH_CANDIDATES = 2  # the reduced-dimension search keeps this many times n_neighbors candidates per row
+TIE_TOL = 1e-9  # gains within TIE_TOL * (largest gain + 1) of the largest count as ties (the lowest index wins)
+PAIR_STEP = 16  # rows per gather when the exact distances to the neighbours found are computed
 
 
 class MaxHerding(BaseSelector):
@@ -32,7 +33,10 @@ class MaxHerding(BaseSelector):
     step adds the row ``c`` with the largest gain
     ``sum_x max(k(x, c) - m(x), 0)``, where ``m(x)`` is the largest kernel
     value from ``x`` to the picks so far (0 before the first); ties go to the
-    lower pool index. This is the paper's Algorithm 1 (ProbCover is the same
+    lower pool index (gains within ``1e-9 * (largest gain + 1)`` of the
+    largest count as tied, so that rounding does not decide ties such as two
+    mutually nearest rows that nothing else gains from). This is the paper's
+    Algorithm 1 (ProbCover is the same
     greedy with a 0/1 ball kernel). The gains never grow as picks are added
     (the objective is submodular), so the greedy is run *lazily*: a
     candidate's stored gain is an upper bound and only the top of a priority
@@ -45,19 +49,22 @@ class MaxHerding(BaseSelector):
       distinct rows (exact duplicates are merged and weighted by their count,
       which makes duplicates tie exactly) is kept as a dense matrix, and the
       greedy is exactly the one defined above.
-    * **k-nearest-neighbour kernel** (larger pools): no N x N matrix. Each
-      row keeps the kernel values to itself and to its ``n_neighbors`` nearest
-      rows, and the kernel is taken as 0 elsewhere; the greedy above is then
-      run exactly on this truncated kernel (``m(x)`` too only sees the picks
-      among the neighbours of ``x``). Memory is O(N * n_neighbors). The
-      neighbours are found by a chunked pass bounded by ``memory_budget``: on
-      features with more than ``search_dims`` columns, in the space of their
-      top ``search_dims`` principal components, keeping
-      ``2 * n_neighbors`` candidates per row whose exact distances then pick
-      the ``n_neighbors`` nearest. The loss against the exact greedy (coverage
-      ratio and pick overlap) is measured in
-      ``benchmarks/results/maxherding_approx.md``; ``coverage_`` always
-      reports the exact ``C(L)`` of the picks.
+    * **k-nearest-neighbour gains** (larger pools): no N x N matrix. A
+      candidate's gain counts only the rows that have it among their
+      ``n_neighbors`` nearest rows (and itself): the kernel is taken as 0
+      between a row and the candidates outside its neighbourhood when gains
+      are computed. The coverage ``m(x)`` stays exact: after each pick, the
+      rows it may cover better are found with a cheap lower bound on their
+      distance to it, and only those get an exact kernel value. The greedy
+      above then runs exactly (lazily) on these gains. Memory is
+      O(N * n_neighbors). Neighbours are found in one chunked pass bounded
+      by ``memory_budget``; on features with more than ``search_dims``
+      columns, in the space of their top ``search_dims`` principal components
+      (rows ranked by the distance there plus the squared norm of what the
+      projection leaves out), and the kernel values of the neighbours found
+      are exact. The loss against the exact greedy (coverage ratio and pick
+      overlap) is measured in ``benchmarks/results/maxherding_approx.md``;
+      ``coverage_`` always reports the exact ``C(L)`` of the picks.
 
     Choosing ``bandwidth`` (``bandwidth=None``)
         The median, over ``min(N, 1000)`` rows drawn with ``random_state``
@@ -90,11 +97,11 @@ class MaxHerding(BaseSelector):
         normalised) features. ``None``: chosen from the data (the median
         distance to the 20th nearest row; see "Choosing ``bandwidth``").
     n_neighbors : int, default=50
-        Neighbours per row in the k-nearest-neighbour kernel of large pools.
+        Neighbours per row in the k-nearest-neighbour gains of large pools.
     max_exact_samples : int, default=5000
         Pools with at most this many distinct rows use the exact dense kernel
         (when it fits in ``memory_budget``); 0 always uses the
-        k-nearest-neighbour kernel.
+        k-nearest-neighbour gains.
     search_dims : int or None, default=128
         Principal components used to search for neighbours when the features
         have more columns; ``None`` (``none`` on the command line) searches
@@ -111,7 +118,7 @@ class MaxHerding(BaseSelector):
         The exact generalized coverage ``C(L)`` of the picks (labeled rows
         included), in [0, 1].
     kernel_ : str
-        ``"exact"`` or ``"knn"``: which kernel the greedy ran on.
+        ``"exact"`` or ``"knn"``: the exact greedy, or k-nearest-neighbour gains.
 
     The result's ``scores`` hold, per pick, its gain divided by the pool
     size (the increase of the coverage it ran on; NaN for labeled rows).
@@ -215,12 +222,13 @@ class MaxHerding(BaseSelector):
 # -- the greedy ----------------------------------------------------------------------------------
 
 def _lazy_greedy(kernel: "_Kernel", n_picks: int, verbose: bool = False) -> Tuple[List[int], List[float]]:
-    """Greedy picks by largest gain (ties: lower key), lazily; stops early when every gain is 0.
+    """Greedy picks by largest gain, ties (within :data:`TIE_TOL`) to the lower key, evaluated lazily.
 
     A candidate's stored gain is an upper bound of its current gain (gains
-    never grow). The queue is ordered by (-bound, key); an entry evaluated at
-    the current step that reaches the top beats every bound, so it is the
-    plain greedy's choice, ties included.
+    never grow). An entry evaluated at the current step that reaches the top
+    of the queue holds the largest gain ``G``; every entry whose bound reaches
+    ``G - TIE_TOL * (G + 1)`` is then evaluated too, and the lowest key among
+    those within the tolerance is picked. Stops early when every gain is 0.
     """
     cand, keys, gains0 = kernel.candidates()
     heap = [(-float(g), int(k), int(c)) for c, k, g in zip(cand, keys, gains0)]
@@ -233,18 +241,29 @@ def _lazy_greedy(kernel: "_Kernel", n_picks: int, verbose: bool = False) -> Tupl
     bar = progress(total=n_picks, desc="maxherding", enabled=verbose and n_picks > 200, unit="pick")
     while len(picks) < n_picks and heap:
         neg, key, c = heap[0]
-        if fresh[c] == step:
-            heapq.heappop(heap)
-            if -neg <= 0.0:
-                break
-            picks.append(kernel.commit(c))
-            gains.append(-neg)
-            step += 1
-            bar.update()
-        else:
-            g = kernel.gain(c)
+        if fresh[c] != step:
             fresh[c] = step
-            heapq.heapreplace(heap, (-g, key, c))
+            heapq.heapreplace(heap, (-kernel.gain(c), key, c))
+            continue
+        best = -neg
+        if best <= 0.0:
+            break
+        low = best - TIE_TOL * (best + 1.0)
+        near = [heapq.heappop(heap)]
+        while heap and -heap[0][0] >= low:  # every candidate that may tie with the best
+            neg2, key2, c2 = heapq.heappop(heap)
+            if fresh[c2] != step:
+                fresh[c2] = step
+                neg2 = -kernel.gain(c2)
+            near.append((neg2, key2, c2))
+        chosen = min((e for e in near if -e[0] >= low), key=lambda e: e[1])
+        for e in near:
+            if e is not chosen:
+                heapq.heappush(heap, e)
+        picks.append(kernel.commit(chosen[2]))
+        gains.append(-chosen[0])
+        step += 1
+        bar.update()
     bar.close()
     return picks, gains
 
@@ -347,41 +366,65 @@ class _DenseKernel(_Kernel):
 
 
 class _KnnKernel(_Kernel):
-    """The kernel truncated to each row's nearest neighbours (and itself), held per candidate (CSR)."""
+    """Gains from the kernel truncated to each row's neighbours; exact coverage ``m`` (one screened pass a pick).
+
+    Candidate ``c`` covers the rows ``x`` that list it among their nearest
+    neighbours, and itself (CSR by candidate). The coverage ``m(x)`` is the
+    exact largest kernel value to the picks: after each pick, rows that can
+    gain are found with a lower bound on their distance to it (the distance
+    in the principal-component space plus the difference of the residual
+    norms; exact when the features were not reduced), and only those get an
+    exact distance.
+    """
 
     kind = "knn"
 
-    def __init__(self, indptr: np.ndarray, rows: np.ndarray, vals: np.ndarray, k: int,
-                 search_dims_used: Optional[int]) -> None:
+    def __init__(self, indptr: np.ndarray, rows: np.ndarray, vals: np.ndarray, k: int, space: "_SearchSpace",
+                 X: torch.Tensor, gamma: float) -> None:
         self.indptr, self.rows, self.vals = indptr, rows, vals  # candidate c covers rows[indptr[c]:indptr[c+1]]
         self.n = self.n_candidates = indptr.shape[0] - 1
         self.k = k
-        self.search_dims_used = search_dims_used
+        self.space = space
+        self.search_dims_used = space.dims
+        self.X, self.x_sq, self.gamma = X, sq_norms(X), gamma
 
     @classmethod
     def build(cls, X: torch.Tensor, gamma: float, k: int, search_dims: Optional[int], memory_budget: Any,
               verbose: bool = False) -> "_KnnKernel":
         n = X.shape[0]
-        nbr, d2, used = knn_graph(X, k, search_dims=search_dims, memory_budget=memory_budget, verbose=verbose)
+        space = _SearchSpace(X, search_dims, memory_budget)
+        nbr, d2 = knn_graph(X, k, space=space, memory_budget=memory_budget, verbose=verbose)
         # row x is covered by candidate nbr[x, j] with value k(x, nbr[x, j]); and by itself with value 1
         cand = np.concatenate([nbr.reshape(-1), np.arange(n, dtype=np.int64)])
         covered = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), nbr.shape[1]), np.arange(n)])
-        vals = np.concatenate([np.exp(-gamma * d2.reshape(-1).astype(np.float64)), np.ones(n)])
+        vals = np.concatenate([np.exp(-gamma * d2.reshape(-1)), np.ones(n)])
         order = np.argsort(cand, kind="stable")
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(cand, minlength=n), out=indptr[1:])
-        return cls(indptr, covered[order], vals[order], k, used)
+        return cls(indptr, covered[order], vals[order], k, space, X, gamma)
 
     def start(self, labeled: np.ndarray) -> None:
         self.m = np.zeros(self.n, dtype=np.float64)
+        self.r2 = np.full(self.n, np.inf)  # squared distance to the nearest pick: -log(m) / gamma
         self.taken = np.zeros(self.n, dtype=bool)
         for c in labeled:
             self._cover(int(c))
 
     def _cover(self, c: int) -> None:
-        s, e = self.indptr[c], self.indptr[c + 1]
-        r = self.rows[s:e]
-        self.m[r] = np.maximum(self.m[r], self.vals[s:e])
+        rows = self.space.maybe_within(c, self.r2)
+        if rows is None:  # every row
+            d2 = (self.x_sq + self.x_sq[c] - 2.0 * (self.X @ self.X[c])).clamp_(min=0.0)
+            sel = np.arange(self.n)
+        else:
+            r = torch.as_tensor(rows, device=self.X.device)
+            d2 = (self.x_sq[r] + self.x_sq[c] - 2.0 * (self.X[r] @ self.X[c])).clamp_(min=0.0)
+            sel = rows
+        d2 = d2.double().cpu().numpy()
+        d2[sel == c] = 0.0
+        closer = d2 < self.r2[sel]
+        upd = sel[closer]
+        self.r2[upd] = d2[closer]
+        self.m[upd] = np.exp(-self.gamma * d2[closer])
         self.taken[c] = True
 
     def candidates(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -410,58 +453,90 @@ class _KnnKernel(_Kernel):
 
 # -- neighbours and coverage ---------------------------------------------------------------------
 
-def knn_graph(X: torch.Tensor, k: int, *, search_dims: Optional[int] = 128, memory_budget: Any = "1GB",
-              verbose: bool = False) -> Tuple[np.ndarray, np.ndarray, Optional[int]]:
-    """The ``k`` nearest other rows of every row and their exact squared distances, in chunks.
+class _SearchSpace:
+    """Where neighbours are searched: the features, or their top ``dims`` principal components.
 
-    On features with more than ``search_dims`` columns the candidates come
-    from the top ``search_dims`` principal components (``2 k`` per row), and
-    their exact distances choose the ``k`` kept; otherwise the search is exact.
+    With ``Z`` the centred rows projected on the components and ``rho`` the
+    norm of what the projection leaves out (the residual), the squared
+    distance is ``|Z_x - Z_y|^2 + |R_x - R_y|^2``: the search ranks rows by
+    ``|Z_x - Z_y|^2 + rho_y^2`` (the residuals taken as orthogonal), and
+    ``|Z_x - Z_y|^2 + (rho_x - rho_y)^2`` is a lower bound.
+    """
+
+    SLACK = 1e-3  # relative: float32 rounding of the bound never hides a row that gains
+
+    def __init__(self, X: torch.Tensor, dims: Optional[int], memory_budget: Any) -> None:
+        n, d = X.shape
+        self.dims = int(dims) if dims is not None and d > dims else None
+        if self.dims is None:
+            self.Z, self.rho = X, None
+        else:
+            self.Z, self.rho = _pca(X, self.dims, memory_budget)
+        self.z_sq = sq_norms(self.Z)
+
+    def maybe_within(self, c: int, r2: np.ndarray) -> Optional[np.ndarray]:
+        """Rows whose squared distance to row ``c`` may be below ``r2`` (None: all rows, or no cheaper test)."""
+        if self.dims is None or not np.isfinite(r2).any():
+            return None
+        lb = (self.z_sq + self.z_sq[c] - 2.0 * (self.Z @ self.Z[c])).clamp_(min=0.0)
+        lb.add_((self.rho - self.rho[c]) ** 2)
+        lb = lb.double().cpu().numpy()
+        scale = float(self.z_sq[c]) + float(self.rho[c]) ** 2 + 1e-30
+        return np.flatnonzero(lb * (1.0 - self.SLACK) - self.SLACK * scale <= r2)
+
+
+def knn_graph(X: torch.Tensor, k: int, *, space: Optional[_SearchSpace] = None, search_dims: Optional[int] = 128,
+              memory_budget: Any = "1GB", verbose: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other rows of every row (found in ``space``) and their exact squared distances.
+
+    On features with more than ``search_dims`` columns the neighbours are the
+    ``k`` rows ranked nearest in the space of the top ``search_dims``
+    principal components (see :class:`_SearchSpace`); otherwise the search is
+    exact. Either way the distances returned are exact, in chunks.
 
     Returns
     -------
     neighbors : numpy.ndarray of int64, shape (n, k)
     sq_dist : numpy.ndarray of float64, shape (n, k)
-    search_dims_used : int or None
-        The principal components searched in; None for an exact search.
     """
-    n, d = X.shape
+    n = X.shape[0]
+    if space is None:
+        space = _SearchSpace(X, search_dims, memory_budget)
     if k <= 0:
-        return np.empty((n, 0), dtype=np.int64), np.empty((n, 0)), None
-    reduce = search_dims is not None and d > search_dims
-    Z = _pca(X, int(search_dims), memory_budget) if reduce else X
-    kc = min(n - 1, SEARCH_CANDIDATES * k) if reduce else k
-    z_sq = sq_norms(Z)
+        return np.empty((n, 0), dtype=np.int64), np.empty((n, 0))
+    Z, z_sq = space.Z, space.z_sq
+    col = z_sq if space.rho is None else z_sq + space.rho ** 2
     x_sq = sq_norms(X)
     nbr = np.empty((n, k), dtype=np.int64)
     d2 = np.empty((n, k), dtype=np.float64)
     chunks = list(row_chunks(n, n, memory_budget, itemsize=Z.element_size(), temporaries=3))
     for sl in progress(chunks, desc="neighbours", enabled=verbose and len(chunks) > 1, unit="chunk"):
-        D = pairwise_distances(Z[sl], Z, a_sq=z_sq[sl], b_sq=z_sq, squared=True)
+        D = pairwise_distances(Z[sl], Z, a_sq=z_sq[sl], b_sq=col, squared=True)
         idx = torch.arange(sl.stop - sl.start, device=X.device)
         D[idx, idx + sl.start] = float("inf")
-        v, i = torch.topk(D, kc, dim=1, largest=False, sorted=True)
+        v, i = torch.topk(D, k, dim=1, largest=False, sorted=True)
         del D
-        if reduce:  # exact distances of the candidates, then the k nearest of them
+        if space.dims is not None:  # exact distances of the neighbours found
             v = _pair_sq_dists(X, x_sq, sl, i, memory_budget)
-            v, j = torch.topk(v, k, dim=1, largest=False, sorted=True)
-            i = torch.gather(i, 1, j)
         nbr[sl] = i.cpu().numpy()
         d2[sl] = v.clamp(min=0.0).double().cpu().numpy()
-    return nbr, d2, (int(search_dims) if reduce else None)
+    return nbr, d2
 
 
-def _pca(X: torch.Tensor, dims: int, memory_budget: Any) -> torch.Tensor:
-    """``X`` (centred) projected on its top ``dims`` principal components (covariance eigenvectors)."""
+def _pca(X: torch.Tensor, dims: int, memory_budget: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The centred rows on their top ``dims`` principal components, and the norms of the residuals."""
     n, d = X.shape
-    mean = X.double().mean(dim=0) if X.dtype == torch.float64 else X.mean(dim=0, dtype=torch.float64)
+    mean = X.mean(dim=0, dtype=torch.float64)
     cov = torch.zeros((d, d), dtype=torch.float64, device=X.device)
-    for sl in row_chunks(n, d, memory_budget, itemsize=8, temporaries=2):
-        B = X[sl].double() - mean
-        cov += B.T @ B
+    for sl in row_chunks(n, d, memory_budget, itemsize=X.element_size(), temporaries=2):
+        B = X[sl] - mean.to(X.dtype)
+        cov += (B.T @ B).double()
     _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
     V = vecs[:, -dims:].flip(1).to(X.dtype)
-    return (X - mean.to(X.dtype)) @ V
+    C = X - mean.to(X.dtype)
+    Z = C @ V
+    rho = (sq_norms(C) - sq_norms(Z)).clamp_(min=0.0).sqrt_()
+    return Z, rho
 
 
 def _pair_sq_dists(X: torch.Tensor, x_sq: torch.Tensor, sl: slice, cand: torch.Tensor,
@@ -469,11 +544,12 @@ def _pair_sq_dists(X: torch.Tensor, x_sq: torch.Tensor, sl: slice, cand: torch.T
     """Exact squared distances between rows ``sl`` of ``X`` and their candidate rows ``cand`` (rows x kc)."""
     rows, kc = cand.shape
     out = torch.empty((rows, kc), dtype=X.dtype, device=X.device)
-    step = max(1, parse_memory_budget(memory_budget) // (2 * kc * X.shape[1] * X.element_size()))
+    # small steps: the gathered rows stay in cache (much faster than one large gather)
+    step = max(1, min(PAIR_STEP, parse_memory_budget(memory_budget) // (2 * kc * X.shape[1] * X.element_size())))
     for s in range(0, rows, step):
         c = cand[s:s + step]
         A = X[sl.start + s:sl.start + s + c.shape[0]]
-        G = X[c.reshape(-1)].reshape(c.shape[0], kc, -1)
+        G = X.index_select(0, c.reshape(-1)).reshape(c.shape[0], kc, -1)
         dots = torch.bmm(G, A[:, :, None])[:, :, 0]
         out[s:s + c.shape[0]] = x_sq[sl.start + s:sl.start + s + c.shape[0], None] + x_sq[c] - 2.0 * dots
     return out
