@@ -22,7 +22,7 @@ def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None,
         pool in ``(0, 1)``.
     method : str, default="bilaf"
         One of ``"bilaf"``, ``"activeft"``, ``"kmeans"``, ``"kcenter"``,
-        ``"typiclust"``, ``"probcover"``, ``"random"``.
+        ``"typiclust"``, ``"probcover"``, ``"maxherding"``, ``"random"``.
     random_state : None, int or numpy.random.Generator
         Seed for every random choice.
     labeled : array-like of int or None

@@ -190,7 +190,7 @@ BILAF = [
     ("n_cores", ("--n-cores", "-k"), "n_cores", _N_CORES_HELP),
     ("core_selector", ("--core-selector",), "core_selector",
      "BiLAF stage 1: auto (spherical k-means with the automatic K, the paper's activeft with a given K), activeft, "
-     "kmeans, kcenter or random, or a FILE of core indices (.json, .txt, .npy)"),
+     "kmeans, kcenter, maxherding or random, or a FILE of core indices (.json, .txt, .npy)"),
     ("denoise", ("--denoise",), ("idc", "density", "distance", "none"),
      "how noisy members of each pseudo-class are removed (idc: the paper's iterative density clustering)"),
     ("criterion", ("--criterion",), ("boundary", "distance"),

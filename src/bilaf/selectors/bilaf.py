@@ -19,7 +19,7 @@ from ..result import SelectionResult
 from ..validation import check_choice, check_fraction, check_indices, check_positive_int, reject_unknown
 from .base import BaseSelector, Timer
 
-CORE_SELECTORS = ("auto", "activeft", "kmeans", "kcenter", "random")
+CORE_SELECTORS = ("auto", "activeft", "kmeans", "kcenter", "maxherding", "random")
 #: What ``core_selector="auto"`` runs with the automatic K: spherical k-means (k-means on L2-normalised features)
 AUTO_K_CORES = ("kmeans", {"normalize": True})
 
@@ -49,7 +49,7 @@ class BiLAF(BaseSelector):
         K, only ``budget`` cores are used (a warning says so).
     core_selector : str or array-like of int
         ``"auto"`` (default), ``"activeft"``, ``"kmeans"``, ``"kcenter"``,
-        ``"random"``, or the pool indices of given cores (then ``n_cores`` is
+        ``"maxherding"``, ``"random"``, or the pool indices of given cores (then ``n_cores`` is
         their count). ``"auto"`` is the paper's ActiveFT when K is given
         (``n_cores=<int>`` or a fraction), and spherical k-means (``"kmeans"``
         on L2-normalised features) with ``n_cores="auto"``: across the 70
