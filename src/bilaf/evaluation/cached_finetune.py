@@ -277,6 +277,7 @@ class CachedFinetuner:
         head.eval()
         n = len(self.test_y)
         correct = 0
+        self.test.get(np.arange(n))  # cache every test row in one pass over the source
         with torch.no_grad():
             for start in range(0, n, self.eval_batch_size):
                 rows = np.arange(start, min(n, start + self.eval_batch_size))
