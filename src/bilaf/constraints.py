@@ -25,6 +25,8 @@ from .validation import check_budget, check_features, check_indices, parse_memor
 
 __all__ = ["constrained_select", "near_duplicates", "allowed_pool"]
 
+# similarities are float32: this much below the threshold still counts as reaching it (so 1.0 catches exact copies)
+SIMILARITY_TOLERANCE = 1e-6
 # selector parameters that hold pool indices (remapped to the sub-pool)
 _INDEX_PARAMS = ("core_selector", "init")
 
@@ -46,8 +48,11 @@ def near_duplicates(X: Any, threshold: float, *, order: Optional[Any] = None,
     """Near-duplicates of ``X`` by cosine similarity, greedily in a given order.
 
     Rows are visited in ``order``; a row is dropped when its cosine
-    similarity to a row kept before it is at least ``threshold``; otherwise it
-    is kept. The result does not depend on the memory budget.
+    similarity to a row kept before it is at least ``threshold`` (computed in
+    float32; within :data:`SIMILARITY_TOLERANCE` below counts, so 1.0 catches
+    exact copies); otherwise it is kept. The result does not depend on the
+    memory budget, except for similarities within float32 rounding of that
+    limit.
 
     Parameters
     ----------
@@ -68,7 +73,8 @@ def near_duplicates(X: Any, threshold: float, *, order: Optional[Any] = None,
     dropped : numpy.ndarray of int64
         Row numbers of the dropped rows, in visiting order.
     duplicate_of : numpy.ndarray of int64
-        For each dropped row, the kept row it duplicates (the most similar one).
+        For each dropped row, the kept row it duplicates (the earliest kept
+        row, in visiting order, at or above the threshold).
 
     Notes
     -----
@@ -98,16 +104,17 @@ def near_duplicates(X: Any, threshold: float, *, order: Optional[Any] = None,
     for start in range(0, len(order), step):
         rows = order[start:start + step]
         C = _unit_rows(X, rows, device)
-        best = torch.full((len(rows),), -2.0, device=device)
+        # the earliest kept row (in visiting order) at or above the threshold
+        found = torch.zeros(len(rows), dtype=torch.bool, device=device)
         arg = torch.full((len(rows),), -1, dtype=torch.int64, device=device)
         for P, pid in zip(kept_rows, kept_ids):
             for s in range(0, P.shape[0], step):
-                S = C @ P[s:s + step].T
-                m, a = S.max(dim=1)
-                better = m > best
-                best = torch.where(better, m, best)
-                arg = torch.where(better, pid[s:s + step][a], arg)
-        is_dup = (best >= t).cpu().numpy()
+                hit = (C @ P[s:s + step].T) >= t - SIMILARITY_TOLERANCE
+                any_hit = hit.any(dim=1) & ~found
+                first = hit.to(torch.uint8).argmax(dim=1)  # first True along the row
+                arg = torch.where(any_hit, pid[s:s + step][first], arg)
+                found |= any_hit
+        is_dup = found.cpu().numpy()
         arg_np = arg.cpu().numpy()
         # within the chunk: greedy, in order, among the rows not yet dropped
         alive = np.flatnonzero(~is_dup)
@@ -119,7 +126,7 @@ def near_duplicates(X: Any, threshold: float, *, order: Optional[Any] = None,
                 if gone[i]:
                     continue
                 keep_local[alive[i]] = True
-                later = np.flatnonzero((S[i, i + 1:] >= t) & ~gone[i + 1:]) + i + 1
+                later = np.flatnonzero((S[i, i + 1:] >= t - SIMILARITY_TOLERANCE) & ~gone[i + 1:]) + i + 1
                 for j in later:
                     gone[j] = True
                     arg_np[alive[j]] = rows[alive[i]]
