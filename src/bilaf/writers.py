@@ -263,6 +263,12 @@ def write_selection(result: SelectionResult, path: PathLike, fmt: Optional[str] 
     pathlib.Path
         The written file.
 
+    Warns
+    -----
+    UserWarning
+        Label Studio only: when there are neither ids nor paths (nor
+        ``texts``), so each task's ``data_key`` field holds a row number.
+
     Examples
     --------
     >>> import numpy as np, bilaf, tempfile, os
