@@ -226,3 +226,20 @@ def test_cli_bad_constraints_are_one_line(pool, tmp_path, capsys, args, msg):
     assert rc == 2 and msg in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_dedup_device_and_tensor_input():
+    import torch
+
+    X = _with_duplicates(5)
+    ref = near_duplicates(X, 0.99)
+    for got in (near_duplicates(X, 0.99, device="auto"), near_duplicates(torch.from_numpy(X), 0.99)):
+        assert got[0].tolist() == ref[0].tolist() and got[1].tolist() == ref[1].tolist()
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            near_duplicates(X, 0.99, device="cuda")
+    # a tensor pool through bilaf.select: same picks as the array
+    a = bilaf.select(X, 10, method="kcenter", random_state=0, exclude=[0, 1], dedup=0.99)
+    b = bilaf.select(torch.from_numpy(X), 10, method="kcenter", random_state=0, exclude=[0, 1], dedup=0.99)
+    assert a.indices.tolist() == b.indices.tolist()
+    assert a.params["constraints"]["dedup_dropped"] == ref[0].tolist()

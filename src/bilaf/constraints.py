@@ -19,7 +19,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 import torch
 
-from .kernels import DEFAULT_MEMORY_BUDGET, to_tensor
+from .kernels import DEFAULT_MEMORY_BUDGET, resolve_device, to_tensor
 from .result import SelectionResult
 from .validation import check_budget, check_features, check_indices, parse_memory_budget
 
@@ -44,7 +44,7 @@ def _check_dedup(dedup: Any) -> Optional[float]:
 
 def near_duplicates(X: Any, threshold: float, *, order: Optional[Any] = None,
                     memory_budget: Any = DEFAULT_MEMORY_BUDGET,
-                    block_rows: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+                    block_rows: Optional[int] = None, device: Any = None) -> Tuple[np.ndarray, np.ndarray]:
     """Near-duplicates of ``X`` by cosine similarity, greedily in a given order.
 
     Rows are visited in ``order``; a row is dropped when its cosine
@@ -67,6 +67,9 @@ def near_duplicates(X: Any, threshold: float, *, order: Optional[Any] = None,
         Bound on the similarity blocks of each step.
     block_rows : int, optional
         Rows per block (default: the most that ``memory_budget`` allows).
+    device : {"cpu", "cuda", "auto"} or None
+        Where the similarities are computed (default: ``X``'s device for a
+        tensor, else the CPU).
 
     Returns
     -------
@@ -90,7 +93,10 @@ def near_duplicates(X: Any, threshold: float, *, order: Optional[Any] = None,
     n, d = int(X.shape[0]), int(X.shape[1])
     order = np.arange(n, dtype=np.int64) if order is None else check_indices(order, n, name="order", allow_empty=True)
     budget = parse_memory_budget(memory_budget)
-    device = X.device if isinstance(X, torch.Tensor) else torch.device("cpu")
+    if device is None:
+        device = X.device if isinstance(X, torch.Tensor) else torch.device("cpu")
+    else:
+        device = resolve_device(device)
     # block sizes: a chunk of rows against a piece of kept rows, float32
     step = max(1, int(np.sqrt(budget / 4 / 3)))
     step = min(step, max(1, budget // (4 * 3 * max(d, 1))))
@@ -197,7 +203,8 @@ def constrained_select(selector: Any, X: Any, budget: Any, *, labeled: Any = Non
         pool order) is at least ``dedup``.
     memory_budget : str or int, optional
         Bound on the near-duplicate pass's blocks (default: the selector's
-        ``memory_budget``, else 1GB).
+        ``memory_budget``, else 1GB). The pass runs on the selector's
+        ``device``.
 
     Returns
     -------
@@ -236,7 +243,9 @@ def constrained_select(selector: Any, X: Any, budget: Any, *, labeled: Any = Non
             order = np.concatenate([lab, pool[~np.isin(pool, lab)]])
         else:
             order = pool
-        dropped, dup_of = near_duplicates(X, t, order=order, memory_budget=mb)
+        dev = getattr(selector, "device", None)
+        dropped, dup_of = near_duplicates(X, t, order=order, memory_budget=mb,
+                                          device=dev if isinstance(dev, (str, torch.device)) else None)
         if len(dropped):
             pool = np.setdiff1d(pool, dropped)
         info.update(dedup=t, dedup_dropped=dropped.tolist(), dedup_duplicate_of=dup_of.tolist())
