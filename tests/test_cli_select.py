@@ -110,11 +110,14 @@ def test_all_formats_agree(pool, tmp_path, capsys):
     assert [t["data"]["bilaf_index"] for t in tasks] == idx
     assert tasks[0]["data"]["image"] == f"/data/img/{idx[0]:04d}.jpg"
     for task, r in zip(tasks, rows):
+        # one prediction per task; its score is the pick's priority, the raw score stays in data
+        (pred,) = task["predictions"]
+        assert pred["score"] == 1 - int(r["rank"]) / 12 and pred["result"] == []
         if r["score"]:
-            assert task["predictions"][0]["score"] == pytest.approx(float(r["score"]))
-            assert task["predictions"][0]["result"] == []
+            assert task["data"]["bilaf_score"] == pytest.approx(float(r["score"]))
         else:
-            assert "predictions" not in task
+            assert task["data"]["bilaf_score"] is None
+        assert task["data"]["bilaf_role"] == r["role"]
 
     paths = (tmp_path / "s.txt").read_text().splitlines()
     assert paths == [f"/data/img/{i:04d}.jpg" for i in idx]

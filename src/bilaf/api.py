@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .constraints import constrained_select
 from .result import SelectionResult
 from .selectors import get_selector_class
 from .validation import reject_unknown
 
 
 def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None, labeled: Any = None,
-           **params: Any) -> SelectionResult:
+           candidates: Any = None, exclude: Any = None, dedup: Any = None, **params: Any) -> SelectionResult:
     """Choose ``budget`` samples of the pool ``X`` to label.
 
     Parameters
@@ -28,6 +29,12 @@ def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None,
     labeled : array-like of int or None
         Warm start: pool indices already labeled; they count towards the
         budget and come first in the result.
+    candidates, exclude : array-like of int or None
+        Only ``candidates`` (default: all) minus ``exclude`` may be picked
+        (see :func:`bilaf.constraints.constrained_select`).
+    dedup : float in (0, 1] or None
+        Drop near-duplicates (cosine similarity >= ``dedup``) before
+        selecting; ``result.params["constraints"]`` lists the dropped samples.
     **params
         Hyper-parameters of the chosen selector's constructor (e.g. ``n_cores``
         for BiLAF). Unknown names raise ``TypeError``.
@@ -47,4 +54,6 @@ def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None,
     cls = get_selector_class(method)
     allowed = [p for p in cls._param_names() if p != "random_state"]
     reject_unknown(params, allowed, f"method {method!r}")
-    return cls(random_state=random_state, **params).select(X, budget, labeled=labeled)
+    selector = cls(random_state=random_state, **params)
+    return constrained_select(selector, X, budget, labeled=labeled, candidates=candidates, exclude=exclude,
+                              dedup=dedup)

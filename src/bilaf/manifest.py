@@ -407,6 +407,11 @@ def reproduce(manifest: Union[PathLike, Dict[str, Any]], X: Any = None, *, check
     sel = selector_from_manifest(manifest, **overrides)
     lab = manifest.get("labeled")
     labeled = np.asarray(lab["indices"], dtype=np.int64) if lab else None
-    res = sel.select(X, int(manifest["budget"]["count"]), labeled=labeled)
+    con = manifest.get("constraints") or {}
+    from .constraints import constrained_select
+
+    res = constrained_select(sel, X, int(manifest["budget"]["count"]), labeled=labeled,
+                             candidates=(con.get("candidates") or {}).get("indices"),
+                             exclude=(con.get("exclude") or {}).get("indices"), dedup=con.get("dedup"))
     same = indices_sha256(res.indices) == manifest.get("result", {}).get("indices_sha256")
     return res, same
