@@ -1,0 +1,121 @@
+"""Regression tests for the defects a new user found (issue "never silently wrong"): one or more per defect."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bilaf.cli import main
+from bilaf.features import FeatureSet
+from bilaf.features.classes import align_labels
+
+NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def run(args, capsys):
+    try:
+        rc = main([str(a) for a in args])
+    except SystemExit as e:  # argparse's errors
+        rc = e.code
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+@pytest.fixture
+def ten_nine(tmp_path):
+    """A pool of 10 well-separated classes and a test file of 9 (airplane missing), numbered as a folder
+    embedding numbers them: the test file's ids 0..8 are automobile..truck."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(10, 16)) * 4
+    y = np.repeat(np.arange(10), 30)
+    X = (centres[y] + rng.normal(size=(300, 16))).astype(np.float32)
+    FeatureSet(X, ids=[f"{NAMES[c]}/{i:04d}.jpg" for i, c in enumerate(y)], labels=y,
+               classes=NAMES).save(tmp_path / "train.npz")
+    yt = np.repeat(np.arange(1, 10), 10)
+    T = (centres[yt] + rng.normal(size=(90, 16))).astype(np.float32)
+    FeatureSet(T, ids=[f"{NAMES[c]}/{i:04d}.jpg" for i, c in enumerate(yt)], labels=yt - 1,
+               classes=NAMES[1:]).save(tmp_path / "test9.npz")
+    sel = np.concatenate([np.arange(c * 30, c * 30 + 4) for c in range(10)])  # 4 per class
+    (tmp_path / "sel.json").write_text(json.dumps(sel.tolist()))
+    return tmp_path
+
+
+def _accuracies(out):
+    return {ln.split()[0]: float(ln.split()[1].rstrip("%")) for ln in out.splitlines()[1:]}
+
+
+# -- 1: labels are matched by class name ------------------------------------------------------------
+def test_evaluate_maps_labels_by_class_name(ten_nine, capsys):
+    d = ten_nine
+    rc, out, err = run(["evaluate", d / "train.npz", d / "sel.json", "--test", d / "test9.npz", "-q"], capsys)
+    assert rc == 0, err
+    acc = _accuracies(out)
+    assert acc["linear"] == 100.0 and acc["knn"] == 100.0  # well-separated classes: every test row right
+
+
+def test_bench_maps_labels_by_class_name(ten_nine, capsys):
+    d = ten_nine
+    rc, out, err = run(["bench", d / "train.npz", "--test", d / "test9.npz", "--methods", "random",
+                        "--budgets", "40", "--seeds", "1", "--protocols", "knn", "--no-plot", "-q",
+                        "-o", d / "b"], capsys)
+    assert rc == 0, err
+    with open(d / "b" / "bench_runs.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    acc = [float(r["accuracy"]) for r in rows if r["protocol"] == "knn"]
+    assert acc and min(acc) > 0.8  # by integers it scores about 0.1
+
+
+def test_evaluate_refuses_class_names_that_match_nothing(ten_nine, capsys):
+    d = ten_nine
+    test = FeatureSet.load(d / "test9.npz")
+    FeatureSet(np.asarray(test.features), ids=test.ids, labels=test.labels,
+               classes=[f"other{i}" for i in range(9)]).save(d / "other.npz")
+    rc, out, err = run(["evaluate", d / "train.npz", d / "sel.json", "--test", d / "other.npz"], capsys)
+    assert rc == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "match none" in err
+
+
+def test_align_labels_rules():
+    y = np.array([0, 1, 2, -1])
+    # test-only class: a new id past the pool's; pool-only class: fine
+    al = align_labels(y, ["a", "b", "c"], np.array([0, 1, 1]), ["c", "z"])
+    assert al.test_labels.tolist() == [2, 3, 3] and al.classes == ["a", "b", "c", "z"] and al.test_only == ["z"]
+    assert al.train_labels.tolist() == [0, 1, 2, -1]
+    # no names on one side: bare integers, unchanged
+    al = align_labels(y, None, np.array([2, 0]), ["c", "z", "q"])
+    assert al.test_labels.tolist() == [2, 0] and al.classes is None
+    with pytest.raises(ValueError, match="only 2 class names"):
+        align_labels(y, ["a", "b"], np.array([0]), ["a"])
+    with pytest.raises(ValueError, match="listed twice"):
+        align_labels(y, ["a", "b", "a"], np.array([0]), ["a"])
+
+
+# -- 6: evaluate --labels takes class names ---------------------------------------------------------
+def test_evaluate_labels_csv_with_class_names(ten_nine, capsys):
+    d = ten_nine
+    pool = FeatureSet.load(d / "train.npz")
+    sel = json.loads((d / "sel.json").read_text())
+    with open(d / "ann.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "label"])
+        for i in sel:
+            w.writerow([pool.ids[i], NAMES[pool.labels[i]]])
+    rc, out, err = run(["evaluate", d / "train.npz", d / "sel.json", "--labels", d / "ann.csv",
+                        "--test", d / "test9.npz", "-q"], capsys)
+    assert rc == 0, err
+    assert _accuracies(out)["knn"] == 100.0
+
+
+def test_evaluate_labels_txt_with_class_names_in_selection_order(ten_nine, capsys):
+    d = ten_nine
+    pool = FeatureSet.load(d / "train.npz")
+    sel = json.loads((d / "sel.json").read_text())
+    (d / "ann.txt").write_text("".join(NAMES[pool.labels[i]] + "\n" for i in sel))
+    rc, out, err = run(["evaluate", d / "train.npz", d / "sel.json", "--labels", d / "ann.txt",
+                        "--test", d / "test9.npz", "-q"], capsys)
+    assert rc == 0, err
+    assert _accuracies(out)["linear"] == 100.0
