@@ -62,7 +62,7 @@ def files_in(d):
 # -- budgets -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text,want", [("1%", 0.01), ("0.01", 0.01), ("500", 500), ("100%", 1.0), ("2.5%", 0.025),
-                                       ("1e3", 1000)])
+                                       ("1e-2", 0.01)])
 def test_parse_budget(text, want):
     assert parse_budget(text) == pytest.approx(want)
     assert type(parse_budget(text)) is type(want)

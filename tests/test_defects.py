@@ -119,3 +119,34 @@ def test_evaluate_labels_txt_with_class_names_in_selection_order(ten_nine, capsy
                         "--test", d / "test9.npz", "-q"], capsys)
     assert rc == 0, err
     assert _accuracies(out)["linear"] == 100.0
+
+
+# -- 7: budgets: 1.0 and 1e2 are refused, 100% is the whole pool ------------------------------------
+@pytest.mark.parametrize("text", ["1.0", "1e2", "2.0", "1E3", "100.0"])
+def test_select_refuses_float_written_counts(text, tmp_path, capsys):
+    from bilaf.cli.select import parse_budget
+
+    with pytest.raises(ValueError, match="bad budget.*fraction"):
+        parse_budget(text)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32))
+    rc, out, err = run(["select", tmp_path / "x.npy", "-b", text, "-m", "random", "-o", tmp_path / "s.json"],
+                       capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "bad budget" in err
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_budget_one_point_zero_consistent_in_api_cli_and_bench(tmp_path, capsys):
+    import bilaf
+    from bilaf.bench import parse_budgets
+
+    X = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        bilaf.select(X, 1.0, method="random")
+    for bad in ("1.0", "1e2", 1.0, 2.0):
+        with pytest.raises(ValueError, match="bad budget"):
+            parse_budgets([bad])
+    np.save(tmp_path / "x.npy", X)
+    rc, out, err = run(["select", tmp_path / "x.npy", "-b", "100%", "-m", "random", "-o", tmp_path / "all.json",
+                        "-q"], capsys)
+    assert rc == 0, err
+    assert sorted(json.loads((tmp_path / "all.json").read_text())) == list(range(50))

@@ -171,6 +171,9 @@ def _parse_budget(token: Union[str, int, float, Budget]) -> Budget:
     if isinstance(token, numbers.Integral):
         return Budget(str(int(token)), int(token))
     if isinstance(token, numbers.Real):
+        if not 0 < float(token) < 1:
+            raise ValueError(f"bad budget {token!r}: a float budget is a fraction and must lie in (0, 1); "
+                             "pass an int for a count")
         return Budget(f"{100 * float(token):g}%", float(token))
     text = str(token).strip()
     try:
@@ -182,10 +185,15 @@ def _parse_budget(token: Union[str, int, float, Budget]) -> Budget:
         if text.isdigit():
             return Budget(text, int(text))
         f = float(text)
+        if f >= 1 and math.isfinite(f):
+            raise ValueError(f"bad budget {text!r}: a number with a point or an exponent is a fraction and must "
+                             "lie in (0, 1); write a count in digits ('250')")
         if not 0 < f < 1:
             raise ValueError
         return Budget(f"{100 * f:g}%", f)
-    except ValueError:
+    except ValueError as exc:
+        if str(exc).startswith("bad budget"):
+            raise
         raise ValueError(f"bad budget {text!r}: write a percentage ('0.5%'), a fraction in (0, 1) "
                          "('0.005') or a count ('250')") from None
 

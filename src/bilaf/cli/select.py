@@ -46,8 +46,13 @@ per line). A manifest <name>.manifest.json is written beside each output.
 def parse_budget(text: Any) -> Any:
     """Turn ``"1%"``, ``"0.01"`` or ``"500"`` into what :func:`bilaf.select` takes.
 
-    Returns an int count, or a float fraction in (0, 1), or the string
-    ``"100%"`` handled as the whole pool by the caller (returned as 1.0).
+    Returns an int count (digits only: ``"500"``), a float fraction in (0, 1)
+    (``"0.01"``), or, for a percentage, the fraction it names; ``"100%"`` is
+    returned as 1.0, which the caller reads as the whole pool. A number
+    written with a point or an exponent that is 1 or more (``"1.0"``,
+    ``"1e2"``) is refused: as a fraction it is out of range, and reading it
+    as a count would hide a typo, as in the Python API, where a float budget
+    must lie in (0, 1).
 
     Raises
     ------
@@ -57,6 +62,7 @@ def parse_budget(text: Any) -> Any:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return text
     s = str(text).strip()
+    hint = "give a count (500), a fraction (0.01) or a percentage (1%)"
     try:
         if s.endswith("%"):
             p = float(s[:-1])
@@ -73,11 +79,11 @@ def parse_budget(text: Any) -> Any:
             raise ValueError
         if f < 1:
             return f
-        if f.is_integer():
-            return int(f)
-        raise ValueError
     except ValueError:
-        raise ValueError(f"bad budget {text!r}: give a count (500), a fraction (0.01) or a percentage (1%)") from None
+        raise ValueError(f"bad budget {text!r}: {hint}") from None
+    raise ValueError(f"bad budget {text!r}: a number with a point or an exponent is a fraction and must lie "
+                     f"in (0, 1); write a count in digits ({int(f) if f.is_integer() else 500}) or 100% for "
+                     "the whole pool")
 
 
 def parse_value(text: str) -> Any:
