@@ -150,3 +150,43 @@ def test_budget_one_point_zero_consistent_in_api_cli_and_bench(tmp_path, capsys)
                         "-q"], capsys)
     assert rc == 0, err
     assert sorted(json.loads((tmp_path / "all.json").read_text())) == list(range(50))
+
+
+# -- 8: k-centre's first centre comes from random_state ---------------------------------------------
+def test_kcenter_first_centre_follows_the_seed():
+    import bilaf
+
+    X = np.random.default_rng(0).normal(size=(200, 5)).astype(np.float32)
+    firsts = {int(bilaf.select(X, 10, method="kcenter", random_state=s).indices[0]) for s in range(8)}
+    assert len(firsts) > 1  # the start is drawn, not fixed
+    a = bilaf.select(X, 10, method="kcenter", random_state=3).indices
+    assert np.array_equal(a, bilaf.select(X, 10, method="kcenter", random_state=3).indices)
+
+
+def test_kcenter_given_start_is_exact_greedy():
+    import bilaf
+
+    X = np.random.default_rng(1).normal(size=(120, 3))
+    for start in (0, 57):
+        got = bilaf.select(X, 12, method="kcenter", start=start, random_state=9, dtype="float64").indices
+        want = [start]  # brute-force farthest-first traversal from `start`
+        d = np.linalg.norm(X - X[start], axis=1)
+        for _ in range(11):
+            d[want] = -1
+            want.append(int(np.argmax(d)))
+            d = np.minimum(d, np.linalg.norm(X - X[want[-1]], axis=1))
+        assert got.tolist() == want
+    mean_first = bilaf.select(X, 5, method="kcenter", start="mean", random_state=4).indices[0]
+    assert mean_first == int(np.argmin(np.linalg.norm(X - X.mean(0), axis=1)))
+    with pytest.raises(ValueError, match="not a row"):
+        bilaf.select(X, 5, method="kcenter", start=500)
+
+
+def test_kcenter_start_with_warm_start_is_a_pool_row():
+    import bilaf
+
+    X = np.random.default_rng(2).normal(size=(60, 3))
+    res = bilaf.select(X, 8, method="kcenter", start=40, labeled=[1, 2, 3])
+    assert res.indices[:4].tolist() == [1, 2, 3, 40]
+    with pytest.raises(ValueError, match="already-labeled"):
+        bilaf.select(X, 8, method="kcenter", start=2, labeled=[1, 2, 3])
