@@ -190,3 +190,49 @@ def test_kcenter_start_with_warm_start_is_a_pool_row():
     assert res.indices[:4].tolist() == [1, 2, 3, 40]
     with pytest.raises(ValueError, match="already-labeled"):
         bilaf.select(X, 8, method="kcenter", start=2, labeled=[1, 2, 3])
+
+
+# -- 2: outputs with the same stem never share a manifest -------------------------------------------
+@pytest.fixture
+def blob_pool(tmp_path):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 6)) * 5
+    y = np.arange(200) % 4
+    X = (centres[y] + rng.normal(size=(200, 6))).astype(np.float32)
+    np.save(tmp_path / "good.npy", X)
+    return tmp_path / "good.npy"
+
+
+def test_same_stem_outputs_keep_their_own_manifests(blob_pool, tmp_path, capsys):
+    from bilaf.manifest import find_manifest, read_manifest
+    from bilaf.writers import read_selection
+
+    d = tmp_path
+    assert run(["select", blob_pool, "-b", "20", "--n-cores", "5", "--core-param", "n_iter=20", "-o", d / "r.csv",
+                "-q"], capsys)[0] == 0
+    assert run(["select", blob_pool, "-b", "20", "-m", "random", "-o", d / "r.json", "-q"], capsys)[0] == 0
+    m_csv, m_json = find_manifest(d / "r.csv"), find_manifest(d / "r.json")
+    assert m_csv != m_json
+    assert read_manifest(m_csv)["method"] == "bilaf" and read_manifest(m_json)["method"] == "random"
+    # --manifest reproduces the run that wrote r.csv
+    rc, _, err = run(["select", "--manifest", m_csv], capsys)
+    assert rc == 0 and "identical" in err
+    picks = read_selection(d / "r.csv")["indices"]
+    assert read_manifest(m_csv)["result"]["n_cores"] == 5 and len(picks) == 20
+
+
+def test_plot_refuses_or_ignores_another_runs_manifest(blob_pool, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    d = tmp_path
+    assert run(["select", blob_pool, "-b", "20", "-m", "random", "--seed", "1", "-o", d / "a.json", "-q"],
+               capsys)[0] == 0
+    assert run(["select", blob_pool, "-b", "20", "-m", "random", "--seed", "2", "-o", d / "b.json", "-q"],
+               capsys)[0] == 0
+    rc, _, err = run(["plot", blob_pool, d / "a.json", "--manifest", d / "b.json.manifest.json", "-o", d / "m.png"],
+                     capsys)
+    assert rc == 2 and "other picks" in err and not (d / "m.png").exists()
+    # an old-style <stem>.manifest.json of another run beside the selection: ignored, with a warning
+    (d / "a.manifest.json").write_text((d / "b.json.manifest.json").read_text())
+    (d / "a.json.manifest.json").unlink()
+    rc, _, err = run(["plot", blob_pool, d / "a.json", "-o", d / "m.png"], capsys)
+    assert rc == 0 and "ignoring a.manifest.json" in err

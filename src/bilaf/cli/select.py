@@ -32,12 +32,13 @@ examples:
   bilaf select feats.parquet -b 500 -m kcenter -o picks.json -o picks.txt
   bilaf select feats.npz -b 0.02 --n-cores 100 --core-selector kmeans --out tasks.labelstudio.json
   bilaf select feats.npy -b 1000 --labeled already_labeled.txt --out more.csv     (warm start)
-  bilaf select --manifest selection.manifest.json                                 (check: same picks?)
-  bilaf select --manifest selection.manifest.json --out again.csv                 (reproduce to a file)
+  bilaf select --manifest selection.csv.manifest.json                             (check: same picks?)
+  bilaf select --manifest selection.csv.manifest.json --out again.csv             (reproduce to a file)
 
 Output formats, by suffix: .json (a plain list of indices), .csv and .parquet (rank, index, id, path,
 role, pseudo_class, score, opponent_class), .labelstudio.json (Label Studio tasks), .txt (one file path
-per line). A manifest <name>.manifest.json is written beside each output.
+per line). A manifest <output file name>.manifest.json (e.g. picks.csv.manifest.json) is written beside
+each output.
 """
 
 
