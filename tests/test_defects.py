@@ -236,3 +236,76 @@ def test_plot_refuses_or_ignores_another_runs_manifest(blob_pool, tmp_path, caps
     (d / "a.json.manifest.json").unlink()
     rc, _, err = run(["plot", blob_pool, d / "a.json", "-o", d / "m.png"], capsys)
     assert rc == 0 and "ignoring a.manifest.json" in err
+
+
+# -- 3: SIGTERM cleans up like SIGINT; a killed run's temporaries are removed by the next run -------------
+_WRITER = """
+import sys, time
+from pathlib import Path
+import bilaf.cli.select as verb
+from bilaf.cli import main
+from bilaf.result import atomic_write
+
+def slow_write(args):
+    with atomic_write(Path(args.out[0])) as fh:
+        fh.write("partial")
+        fh.flush()
+        print("writing", flush=True)
+        time.sleep(60)
+    return 0
+
+verb.run = slow_write
+sys.exit(main(["select", sys.argv[1], "-b", "5", "-o", sys.argv[2]]))
+"""
+
+
+def _start_writer(tmp_path, out):
+    import os
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "x.npy", np.zeros((10, 2), np.float32))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path / "x.npy"), str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "writing"
+    return proc
+
+
+def _hidden(d):
+    return sorted(p.name for p in Path(d).iterdir() if p.name.startswith("."))
+
+
+def test_sigterm_during_write_leaves_nothing(tmp_path):
+    import signal
+
+    out = tmp_path / "all.csv"
+    proc = _start_writer(tmp_path, out)
+    assert len(_hidden(tmp_path)) == 1  # the temporary being written
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and "terminated" in err
+    assert _hidden(tmp_path) == [] and not out.exists()
+
+
+def test_temporaries_of_a_killed_run_are_removed_by_the_next(tmp_path, capsys):
+    import signal
+
+    out = tmp_path / "all.csv"
+    proc = _start_writer(tmp_path, out)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert len(_hidden(tmp_path)) == 1  # SIGKILL: no clean-up could run
+    # a live writer's temporary is kept
+    live = _start_writer(tmp_path, out)
+    try:
+        X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+        np.save(tmp_path / "pool.npy", X)
+        rc, _, err = run(["select", tmp_path / "pool.npy", "-b", "5", "-m", "random", "-o", out, "-q"], capsys)
+        assert rc == 0, err
+        left = _hidden(tmp_path)
+        assert len(left) == 1 and f".{live.pid}@" in left[0]
+    finally:
+        live.kill()
+        live.communicate(timeout=60)
+    assert out.exists()
