@@ -309,3 +309,149 @@ def test_temporaries_of_a_killed_run_are_removed_by_the_next(tmp_path, capsys):
         live.kill()
         live.communicate(timeout=60)
     assert out.exists()
+
+
+# -- 4: embed resume notices replaced images, restarts a mismatched folder, and says what it did -----------
+@pytest.fixture
+def image_folder(tmp_path):
+    import warnings
+
+    import torch
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "imgs"
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, size=(20, 20, 3), dtype=np.uint8)).save(root / c / f"{i:04d}.png")
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, stride=2), torch.nn.ReLU())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(module).save(str(tmp_path / "tiny.pt"))
+    return root, f"torchscript:{tmp_path / 'tiny.pt'}?size=16"
+
+
+def _interrupt_after(monkeypatch, n_calls):
+    from bilaf.features.backbones import TorchImageBackbone
+
+    real = TorchImageBackbone.embed
+    calls = {"n": 0}
+
+    def embed(self, batch):
+        calls["n"] += 1
+        if calls["n"] > n_calls:
+            raise KeyboardInterrupt
+        return real(self, batch)
+
+    monkeypatch.setattr(TorchImageBackbone, "embed", embed)
+    return calls
+
+
+def test_embed_resume_redoes_a_shard_whose_image_was_replaced(image_folder, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from bilaf.features import embed_images
+
+    root, spec = image_folder
+    work = tmp_path / "work"
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            embed_images(root, backbone=spec, batch_size=4, shard_size=4, resume_dir=work, device="cpu",
+                         verbose=False)
+    Image.fromarray(np.full((20, 20, 3), 200, np.uint8)).save(root / "cat" / "0000.png")  # same name, new image
+    fresh = embed_images(root, backbone=spec, batch_size=4, shard_size=4, device="cpu", verbose=False)
+    resumed = embed_images(root, backbone=spec, batch_size=4, shard_size=4, resume_dir=work, device="cpu",
+                           verbose=False)
+    assert resumed.ids[0] == "cat/0000.png"
+    np.testing.assert_allclose(resumed.features, fresh.features, rtol=1e-5, atol=1e-6)
+    assert resumed.meta["resume"]["redone"] == 1 and resumed.meta["resume"]["loaded"] == 1
+
+
+def test_embed_array_resume_notices_changed_pixels(tmp_path):
+    from bilaf.features import embed_images
+    from bilaf.features.backbones import ImagePreprocess, TorchImageBackbone
+    import torch
+
+    torch.manual_seed(0)
+    bb = TorchImageBackbone(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()), ImagePreprocess(size=8),
+                            name="t", device="cpu")
+    imgs = np.random.default_rng(0).integers(0, 256, size=(200, 8, 8, 3), dtype=np.uint8)
+    embed_images(imgs, backbone=bb, shard_size=50, resume_dir=tmp_path / "w", verbose=False)
+    imgs[4] = 255 - imgs[4]  # a row the sampled fingerprint (every third row) does not read
+    again = embed_images(imgs, backbone=bb, shard_size=50, resume_dir=tmp_path / "w", verbose=False)
+    assert again.meta["resume"]["redone"] == 1 and again.meta["resume"]["loaded"] == 3
+    fresh = embed_images(imgs, backbone=bb, shard_size=50, verbose=False)
+    np.testing.assert_allclose(again.features, fresh.features, rtol=1e-5, atol=1e-6)
+
+
+def test_cli_embed_says_resumable_resumes_and_restarts(image_folder, tmp_path, monkeypatch, capsys):
+    root, spec = image_folder
+    out = tmp_path / "f.npz"
+    base = ["embed", root, "--backbone", spec, "--device", "cpu", "--batch-size", "4", "--out", out]
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 2)
+        rc, _, err = run(base + ["--shard-size", "4"], capsys)
+    assert rc == 130 and "2 finished shard(s) kept" in err and "can be resumed" in err
+    rc, _, err = run(base + ["--shard-size", "4"], capsys)
+    assert rc == 0, err
+    assert "resumed 2 of 3 shards" in err and not (tmp_path / "f.npz.partial").exists()
+    # another --shard-size over a partial folder: starts over with a message, no manual clean-up
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 1)
+        assert run(base + ["--shard-size", "4"], capsys)[0] == 130
+    rc, _, err = run(base + ["--shard-size", "6"], capsys)
+    assert rc == 0, err
+    assert "started over" in err and "shard_size" in err
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz", "folder"])
+def test_source_stamps_change_when_an_image_is_replaced(tmp_path, kind):
+    import io
+    import os
+    import tarfile
+    import zipfile
+
+    from PIL import Image
+
+    from bilaf.features.readers import open_image_source
+
+    def png(v):
+        buf = io.BytesIO()
+        Image.fromarray(np.full((8, 8, 3), v, np.uint8)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    def build(first):
+        files = {"a/0.png": first, "a/1.png": png(7), "b/0.png": png(9)}
+        if kind == "folder":
+            for name, data in files.items():
+                (tmp_path / "d" / name).parent.mkdir(parents=True, exist_ok=True)
+                if name == "a/0.png" or not (tmp_path / "d" / name).exists():
+                    (tmp_path / "d" / name).write_bytes(data)
+            os.utime(tmp_path / "d" / "a/0.png", ns=(10**18 + len(first), 10**18 + len(first)))
+            return tmp_path / "d"
+        path = tmp_path / f"x.{kind}"
+        if kind == "zip":
+            with zipfile.ZipFile(path, "w") as z:
+                for name, data in files.items():
+                    z.writestr(name, data)
+        else:
+            with tarfile.open(path, "w:gz") as t:
+                for name, data in files.items():
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mtime = len(data), 1000 + len(data)
+                    t.addfile(info, io.BytesIO(data))
+        return path
+
+    def stamps(src_path):
+        src = open_image_source(src_path)
+        try:
+            return src.stamp(0, 1), src.stamp(1, 3)
+        finally:
+            src.close()
+
+    before = stamps(build(png(1)))
+    after = stamps(build(png(1) + b"\0" * 5))  # replaced under the same name (another size)
+    assert before[0] != after[0] and before[1] == after[1]
