@@ -455,3 +455,25 @@ def test_source_stamps_change_when_an_image_is_replaced(tmp_path, kind):
     before = stamps(build(png(1)))
     after = stamps(build(png(1) + b"\0" * 5))  # replaced under the same name (another size)
     assert before[0] != after[0] and before[1] == after[1]
+
+
+# -- 5: --labeled reads bilaf's own .txt written with --path-prefix ------------------------------------
+@pytest.mark.parametrize("prefix", ["/data/imgs/", "s3://bucket/images", "https://host/x?f="])
+def test_labeled_reads_own_txt_with_path_prefix(tmp_path, capsys, prefix):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)).astype(np.float32)
+    ids = [f"{'deer' if i % 2 else 'cat'}/{i:04d}.jpg" for i in range(60)]
+    FeatureSet(X, ids=ids).save(tmp_path / "p.npz")
+    rc, _, err = run(["select", tmp_path / "p.npz", "-b", "6", "-m", "random", "--path-prefix", prefix,
+                      "-o", tmp_path / "r1.txt", "-o", tmp_path / "r1.json", "-q"], capsys)
+    assert rc == 0, err
+    first = (tmp_path / "r1.txt").read_text().splitlines()
+    assert first[0].startswith(prefix)
+    rc, _, err = run(["select", tmp_path / "p.npz", "-b", "10", "-m", "random", "--labeled", tmp_path / "r1.txt",
+                      "-o", tmp_path / "r2.json", "-q"], capsys)
+    assert rc == 0, err
+    assert json.loads((tmp_path / "r2.json").read_text())[:6] == json.loads((tmp_path / "r1.json").read_text())
+    (tmp_path / "bad.txt").write_text(first[0] + "\n" + "/elsewhere/cat/0000.jpg\n")
+    rc, _, err = run(["select", tmp_path / "p.npz", "-b", "10", "-m", "random", "--labeled", tmp_path / "bad.txt",
+                      "-o", tmp_path / "r3.json"], capsys)
+    assert rc == 2 and "/elsewhere/cat/0000.jpg" in err
