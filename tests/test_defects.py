@@ -477,3 +477,32 @@ def test_labeled_reads_own_txt_with_path_prefix(tmp_path, capsys, prefix):
     rc, _, err = run(["select", tmp_path / "p.npz", "-b", "10", "-m", "random", "--labeled", tmp_path / "bad.txt",
                       "-o", tmp_path / "r3.json"], capsys)
     assert rc == 2 and "/elsewhere/cat/0000.jpg" in err
+
+
+# -- 10: a single-budget bench plot: points inside the frame, clear of the legend; a title ----------------
+def test_single_budget_bench_figure_is_readable():
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from bilaf.bench import run_bench
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 6)) * 4
+    y = np.arange(240) % 4
+    X = (centres[y] + rng.normal(size=(240, 6))).astype(np.float32)
+    res = run_bench(X[:200], y[:200], X[200:], y[200:], "random,kcenter", "10%", 2, protocols=("knn",),
+                    verbose=False)
+    fig = res.figure()
+    try:
+        fig.canvas.draw()
+        assert fig._suptitle is not None and "budget of 20" in fig._suptitle.get_text()
+        ax = fig.axes[0]
+        lo, hi = ax.get_xlim()
+        legend = ax.get_legend().get_window_extent()
+        for line in ax.get_lines():
+            for x, yv in line.get_xydata():
+                assert lo + 0.25 * (hi - lo) < x < hi - 0.25 * (hi - lo)  # not at the edges
+                px, py = ax.transData.transform((x, yv))
+                assert not legend.contains(px, py)  # not under the legend
+    finally:
+        plt.close(fig)
