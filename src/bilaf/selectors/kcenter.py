@@ -24,10 +24,10 @@ class KCenterGreedy(BaseSelector):
 
     Parameters
     ----------
-    start : None, int or "mean"
-        The first centre. None: a pool row drawn from ``random_state``; an
-        int: that pool row; ``"mean"``: the row nearest the pool mean (no
-        randomness at all).
+    start : int, "mean" or None
+        The first centre: a pool row, or ``"mean"`` for the row nearest the
+        pool mean (no randomness at all). Default: a row drawn at random
+        from the seed (``random_state``).
     """
 
     name = "kcenter"
