@@ -250,7 +250,8 @@ def test_manifest_contents_and_round_trip(pool, tmp_path, capsys):
     rc, _, err = run(["select", "--manifest", tmp_path / "sel.json.manifest.json"], capsys)
     assert rc == 0 and "identical" in err
     # reproduce to a file: same bytes
-    rc, _, err = run(["select", "--manifest", tmp_path / "sel.json.manifest.json", "-o", tmp_path / "again.json"], capsys)
+    rc, _, err = run(["select", "--manifest", tmp_path / "sel.json.manifest.json", "-o", tmp_path / "again.json"],
+                     capsys)
     assert rc == 0, err
     assert (tmp_path / "again.json").read_text() == (tmp_path / "sel.json").read_text()
     assert read_manifest(tmp_path / "again.json.manifest.json")["reproduced_from"].endswith("sel.json.manifest.json")

@@ -21,8 +21,9 @@ examples:
   bilaf plot feats.npy selection.csv --out map.png --color-by label      (true labels from the feature file)
 
 The pseudo-classes, cores and removed noise come from the selection's manifest (<selection file
-name>.manifest.json beside it, written by bilaf select) and from the role column of a .csv/.parquet selection. Without a manifest the
-picks are drawn as circles on a map coloured by true label when known.
+name>.manifest.json beside it, written by bilaf select; used only when its picks are the selection's) and
+from the role column of a .csv/.parquet selection. Without a manifest the picks are drawn as circles on a
+map coloured by true label when known.
 """
 
 
@@ -44,8 +45,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="2-D projection: pca (fast), tsne (scikit-learn, on a subsample), umap (needs umap-learn) "
                         "(default: pca)")
     p.add_argument("--manifest", metavar="FILE",
-                   help="the selection's manifest (default: <selection file name>.manifest.json beside it, if present; "
-                        "a manifest that records other picks is refused)")
+                   help="the selection's manifest (default: <selection file name>.manifest.json beside it, if "
+                        "present; a manifest that records other picks is refused)")
     p.add_argument("--labels", metavar="FILE",
                    help="true labels of the pool (.npy or .txt, one int per row), to colour by (default: none)")
     p.add_argument("--color-by", choices=("auto", "pseudo", "label", "none"), default="auto",
