@@ -173,6 +173,9 @@ class _ShardStore:
         assert self.folder is not None
         return self.folder / f"shard_{k:06d}.npz"
 
+    def has(self, k: int) -> bool:
+        return self.folder is not None and self._path(k).is_file()
+
     def load(self, k: int, m: int, stamp: str) -> Optional[Tuple[np.ndarray, np.ndarray, List[Tuple[int, str]]]]:
         if self.folder is None or not self._path(k).is_file():
             return None
@@ -226,9 +229,9 @@ def _run_shards(n: int, shard_size: int, compute: Callable[[int, int, Any], Tupl
     done = 0
     for k in range(n_shards):
         start, stop = k * shard_size, min(n, (k + 1) * shard_size)
-        if store.folder is not None:
+        if store.has(k):
             stamps[k] = stamp(start, stop)
-        results[k] = store.load(k, stop - start, stamps[k])
+            results[k] = store.load(k, stop - start, stamps[k])
         if results[k] is not None:
             done += stop - start
     bar = tqdm(total=n, initial=done, desc=desc, unit=unit, disable=not verbose, dynamic_ncols=True, leave=False,
@@ -239,6 +242,8 @@ def _run_shards(n: int, shard_size: int, compute: Callable[[int, int, Any], Tupl
                 _raise_on_error(results[k][2], on_error, describe)
                 continue
             start, stop = k * shard_size, min(n, (k + 1) * shard_size)
+            if store.folder is not None:
+                stamps[k] = stamp(start, stop)
             feats, ok, errors = compute(start, stop, bar)
             _raise_on_error(errors, on_error, describe)
             store.save(k, feats, ok, errors, stamps[k])
