@@ -80,7 +80,6 @@ def test_same_seeds_and_budgets_for_every_method(monkeypatch):
     assert sorted(calls) == sorted((m, b, s) for m in ("random", "kcenter") for b in (6, 30) for s in (3, 8))
     assert len(res.runs) == 2 * 2 * 2 * 2
     acc = {(r["method"], r["budget"], r["seed"], r["protocol"]): r["accuracy"] for r in res.runs}
-    assert acc[("kcenter", "10%", 3, "knn")] == acc[("kcenter", "10%", 8, "knn")]  # deterministic method
     rows = res.summary()
     assert {(r["protocol"], r["method"], r["budget"]) for r in rows} == {
         (p, m, b) for p in ("linear", "knn") for m in ("random", "kcenter") for b in ("2%", "10%")}

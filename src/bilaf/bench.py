@@ -171,6 +171,9 @@ def _parse_budget(token: Union[str, int, float, Budget]) -> Budget:
     if isinstance(token, numbers.Integral):
         return Budget(str(int(token)), int(token))
     if isinstance(token, numbers.Real):
+        if not 0 < float(token) < 1:
+            raise ValueError(f"bad budget {token!r}: a float budget is a fraction and must lie in (0, 1); "
+                             "pass an int for a count")
         return Budget(f"{100 * float(token):g}%", float(token))
     text = str(token).strip()
     try:
@@ -182,10 +185,15 @@ def _parse_budget(token: Union[str, int, float, Budget]) -> Budget:
         if text.isdigit():
             return Budget(text, int(text))
         f = float(text)
+        if f >= 1 and math.isfinite(f):
+            raise ValueError(f"bad budget {text!r}: a number with a point or an exponent is a fraction and must "
+                             "lie in (0, 1); write a count in digits ('250')")
         if not 0 < f < 1:
             raise ValueError
         return Budget(f"{100 * f:g}%", f)
-    except ValueError:
+    except ValueError as exc:
+        if str(exc).startswith("bad budget"):
+            raise
         raise ValueError(f"bad budget {text!r}: write a percentage ('0.5%'), a fraction in (0, 1) "
                          "('0.005') or a count ('250')") from None
 
@@ -435,19 +443,22 @@ class BenchResult:
             w.writerow({k: _fmt(r.get(k)) for k in SUMMARY_FIELDS})
         return buf.getvalue()
 
-    def plot(self, path: Union[str, Path]) -> Path:
-        """Accuracy vs budget, one line per method (mean ± std), one panel per protocol; written atomically."""
+    def figure(self) -> Any:
+        """The accuracy-vs-budget figure (a matplotlib ``Figure``): one line per method (mean ± std), one panel
+        per protocol, the legend beside the panels (never over a point), a title (``meta["title"]`` or one
+        naming the budget)."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
-        path = Path(path)
         summ = self.summary()
         n = len(self.protocols)
-        fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False)
+        fig, axes = plt.subplots(1, n, figsize=(5.2 * n + 1.8, 4.4), squeeze=False)
         markers = "osD^v<>pP*hX"
         n_m = len(self.methods)
+        counts = sorted({int(r["budget_count"]) for r in summ})
+        lab = {int(r["budget_count"]): r["budget"] for r in summ}
         for ax, p in zip(axes[0], self.protocols):
             for i, m in enumerate(self.methods):
                 rows = [r for r in summ if r["protocol"] == p and r["method"] == m and r["n_runs"] > 0]
@@ -459,11 +470,12 @@ class BenchResult:
                 ax.errorbar(xs, [r["mean"] for r in rows], yerr=[r["std"] for r in rows], label=m,
                             marker=markers[i % len(markers)], capsize=2.5, linewidth=2.2 if ours else 1.2,
                             markersize=5, elinewidth=0.9, alpha=0.95)
-            counts = sorted({int(r["budget_count"]) for r in summ})
             if len(counts) > 1 and counts[-1] / max(1, counts[0]) > 4:
                 ax.set_xscale("log")
+            if len(counts) == 1 and counts[0] > 0:  # one budget: centre the points, well inside the frame
+                half = max(0.06, 0.012 * n_m)
+                ax.set_xlim(counts[0] * (1 - half), counts[0] * (1 + half))
             ax.set_xticks(counts)
-            lab = {int(r["budget_count"]): r["budget"] for r in summ}
             ax.set_xticklabels([f"{c}\n{lab[c]}" if lab[c] != str(c) else str(c) for c in counts])
             ax.minorticks_off()
             ax.set_xlabel("labeled samples (budget)")
@@ -472,12 +484,26 @@ class BenchResult:
             ax.grid(True, alpha=0.3)
         handles, labels = axes[0][0].get_legend_handles_labels()
         if handles:
-            axes[0][-1].legend(handles, labels, fontsize=8, loc="lower right")
-        if self.meta.get("title"):
-            fig.suptitle(str(self.meta["title"]))
+            axes[0][-1].legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                               borderaxespad=0.0)
+        title = self.meta.get("title")
+        if not title and counts:
+            title = (f"Test accuracy at a budget of {counts[0]}" + (f" ({lab[counts[0]]})" if lab[counts[0]] !=
+                                                                   str(counts[0]) else "")
+                     if len(counts) == 1 else "Test accuracy vs labeling budget")
+        if title:
+            fig.suptitle(str(title))
         fig.tight_layout()
+        return fig
+
+    def plot(self, path: Union[str, Path]) -> Path:
+        """Write :meth:`figure` to ``path`` (format by suffix), atomically."""
+        import matplotlib.pyplot as plt
+
+        path = Path(path)
+        fig = self.figure()
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
         plt.close(fig)
         return path
 

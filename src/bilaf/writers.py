@@ -488,8 +488,25 @@ def _ids_to_indices(values: Sequence[str], ids: Optional[Sequence[str]], path: P
         raise ValueError(f"{path} names samples by id or path; the feature file has no ids to match them")
     where = {str(s): i for i, s in enumerate(ids)}
     out = []
+    prefix: Optional[str] = None
     for v in values:
-        if v not in where:
-            raise ValueError(f"{path}: {v!r} is not an id of the feature file")
-        out.append(where[v])
+        if v in where:
+            out.append(where[v])
+            continue
+        if prefix is None:
+            prefix = _path_prefix_of(v, where)
+        if prefix is not None and v.startswith(prefix) and v[len(prefix):] in where:
+            out.append(where[v[len(prefix):]])
+            continue
+        raise ValueError(f"{path}: {v!r} is not an id of the feature file")
     return out
+
+
+def _path_prefix_of(value: str, where: Mapping[str, int]) -> Optional[str]:
+    """The ``--path-prefix`` a written path carries: what precedes the longest id it ends with, else None."""
+    for i, ch in enumerate(value):
+        if i and ch == "/" and value[i:] in where:  # an absolute-path id after the prefix
+            return value[:i]
+        if ch in "/=:" and value[i + 1:] in where:
+            return value[:i + 1]
+    return None

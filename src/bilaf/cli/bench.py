@@ -174,6 +174,21 @@ def _labels(fs: Any, path: Optional[str], what: str, flag: str, file: str) -> np
     return y.astype(np.int64)
 
 
+def _match_class_names(args: argparse.Namespace, pool: Any, y: np.ndarray, test: Any,
+                       ty: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
+    """Pool and test labels on the pool's class ids, by class name when both files carry names."""
+    from ..features.classes import align_labels
+
+    try:
+        al = align_labels(y, pool.classes, ty, test.classes, train_what=args.features, test_what=args.test)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if al.test_only and not args.quiet:
+        print(f"bilaf bench: note: {len(al.test_only)} test class(es) absent from the pool's classes "
+              f"({', '.join(al.test_only[:5])}); their test samples count as errors", file=sys.stderr)
+    return al.train_labels, al.test_labels
+
+
 def _subsample(n: int, k: Optional[int], seed: int, flag: str) -> Optional[np.ndarray]:
     if k is None:
         return None
@@ -218,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
     test = _load(args.test)
     y = _labels(pool, args.labels, "pool labels", "--labels", args.features)
     ty = _labels(test, args.test_labels, "test labels", "--test-labels", args.test)
+    y, ty = _match_class_names(args, pool, y, test, ty)
     if pool.features.shape[1] != test.features.shape[1]:
         raise UserError(f"feature widths differ: {args.features} has {pool.features.shape[1]} columns, "
                         f"{args.test} has {test.features.shape[1]}")

@@ -101,7 +101,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     r = p.add_mutually_exclusive_group()
     r.add_argument("--resume-dir", default=None, metavar="DIR",
                    help="keep finished shards in DIR so that a killed run continues (default: OUT.partial "
-                        "beside the output, removed when the run succeeds)")
+                        "beside the output, removed when the run succeeds); shards of another run found there "
+                        "(other input or --shard-size) are deleted and the run starts over")
     r.add_argument("--no-resume", action="store_true",
                    help="keep no shards on disk (a killed run starts over)")
     p.add_argument("--shard-size", type=int, default=None, metavar="N",
@@ -175,18 +176,36 @@ def run(args: argparse.Namespace) -> int:
     verbose = not args.quiet and (args.progress or sys.stderr.isatty())
 
     t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SkippedInputWarning)
-        warnings.simplefilter("always", RuntimeWarning)
-        if kind == "image":
-            fs = embed_images(source, backbone=args.backbone or "efficientnet_lite0", batch_size=args.batch_size,
-                              device=args.device, split=args.split, on_error=args.on_error, resume_dir=resume_dir,
-                              verbose=verbose, engine=args.engine, shard_size=args.shard_size,
-                              num_workers=args.workers)
-        else:
-            fs = embed_texts(source, backbone=args.backbone or "minilm", batch_size=args.batch_size,
-                             device=args.device, resume_dir=resume_dir, verbose=verbose,
-                             label_column=args.label_column, shard_size=args.shard_size)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SkippedInputWarning)
+            warnings.simplefilter("always", RuntimeWarning)
+            if kind == "image":
+                fs = embed_images(source, backbone=args.backbone or "efficientnet_lite0",
+                                  batch_size=args.batch_size, device=args.device, split=args.split,
+                                  on_error=args.on_error, resume_dir=resume_dir, verbose=verbose, engine=args.engine,
+                                  shard_size=args.shard_size, num_workers=args.workers, on_mismatch="restart")
+            else:
+                fs = embed_texts(source, backbone=args.backbone or "minilm", batch_size=args.batch_size,
+                                 device=args.device, resume_dir=resume_dir, verbose=verbose,
+                                 label_column=args.label_column, shard_size=args.shard_size, on_mismatch="restart")
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: say what was kept
+        saved = len(list(resume_dir.glob("shard_*.npz"))) if resume_dir is not None and resume_dir.is_dir() else 0
+        if saved:
+            print(f"bilaf embed: {saved} finished shard(s) kept in {resume_dir}: the run can be resumed (run the "
+                  "same command again)", file=sys.stderr)
+        raise
+    resumed = fs.meta.pop("resume", None)
+    if resumed and not args.quiet:
+        if resumed["restarted"]:
+            print(f"bilaf embed: {resume_dir} held shards of another run ({resumed['restarted']}); "
+                  "they were deleted and the run started over", file=sys.stderr)
+        if resumed["loaded"]:
+            print(f"bilaf embed: resumed {resumed['loaded']} of {resumed['shards']} shards from {resume_dir}",
+                  file=sys.stderr)
+        if resumed["redone"]:
+            print(f"bilaf embed: {resumed['redone']} shard(s) in {resume_dir} computed again: their inputs changed "
+                  "since they were written", file=sys.stderr)
     notes: List[str] = []
     for w in caught:
         if issubclass(w.category, (SkippedInputWarning, RuntimeWarning)):

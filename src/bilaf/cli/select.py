@@ -33,12 +33,13 @@ examples:
   bilaf select feats.npz -b 0.02 --n-cores 100 --core-selector kmeans --out tasks.labelstudio.json
   bilaf select feats.npy -b 1000 --labeled already_labeled.txt --out more.csv     (warm start)
   bilaf select feats.npy -b 500 --exclude rejected.txt --dedup 0.98 --out picks.csv (constraints)
-  bilaf select --manifest selection.manifest.json                                 (check: same picks?)
-  bilaf select --manifest selection.manifest.json --out again.csv                 (reproduce to a file)
+  bilaf select --manifest selection.csv.manifest.json                             (check: same picks?)
+  bilaf select --manifest selection.csv.manifest.json --out again.csv             (reproduce to a file)
 
 Output formats, by suffix: .json (a plain list of indices), .csv and .parquet (rank, index, id, path,
 role, pseudo_class, score, opponent_class), .labelstudio.json (Label Studio tasks), .txt (one file path
-per line). A manifest <name>.manifest.json is written beside each output.
+per line). A manifest <output file name>.manifest.json (e.g. picks.csv.manifest.json) is written beside
+each output.
 """
 
 
@@ -47,8 +48,13 @@ per line). A manifest <name>.manifest.json is written beside each output.
 def parse_budget(text: Any) -> Any:
     """Turn ``"1%"``, ``"0.01"`` or ``"500"`` into what :func:`bilaf.select` takes.
 
-    Returns an int count, or a float fraction in (0, 1), or the string
-    ``"100%"`` handled as the whole pool by the caller (returned as 1.0).
+    Returns an int count (digits only: ``"500"``), a float fraction in (0, 1)
+    (``"0.01"``), or, for a percentage, the fraction it names; ``"100%"`` is
+    returned as 1.0, which the caller reads as the whole pool. A number
+    written with a point or an exponent that is 1 or more (``"1.0"``,
+    ``"1e2"``) is refused: as a fraction it is out of range, and reading it
+    as a count would hide a typo, as in the Python API, where a float budget
+    must lie in (0, 1).
 
     Raises
     ------
@@ -58,6 +64,7 @@ def parse_budget(text: Any) -> Any:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return text
     s = str(text).strip()
+    hint = "give a count (500), a fraction (0.01) or a percentage (1%)"
     try:
         if s.endswith("%"):
             p = float(s[:-1])
@@ -74,11 +81,11 @@ def parse_budget(text: Any) -> Any:
             raise ValueError
         if f < 1:
             return f
-        if f.is_integer():
-            return int(f)
-        raise ValueError
     except ValueError:
-        raise ValueError(f"bad budget {text!r}: give a count (500), a fraction (0.01) or a percentage (1%)") from None
+        raise ValueError(f"bad budget {text!r}: {hint}") from None
+    raise ValueError(f"bad budget {text!r}: a number with a point or an exponent is a fraction and must lie "
+                     f"in (0, 1); write a count in digits ({int(f) if f.is_integer() else 500}) or 100% for "
+                     "the whole pool")
 
 
 def parse_value(text: str) -> Any:

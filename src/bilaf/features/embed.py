@@ -108,11 +108,24 @@ def _prefetch(gen: Iterator[Any], depth: int = 2) -> Iterator[Any]:
 
 
 class _ShardStore:
-    """Finished shards in a work folder, guarded by a manifest naming the run."""
+    """Finished shards in a work folder, guarded by a manifest naming the run.
 
-    def __init__(self, folder: Optional[Union[str, Path]], manifest: Dict[str, Any]) -> None:
+    Each shard also records a stamp of its inputs (file sizes and times, archive
+    member sizes, pixel digests): a shard whose inputs changed since it was
+    written is computed again. A folder holding shards of another run (another
+    input, backbone or shard size) is refused (``on_mismatch="error"``) or
+    emptied of its shards first (``"restart"``).
+    """
+
+    def __init__(self, folder: Optional[Union[str, Path]], manifest: Dict[str, Any],
+                 on_mismatch: str = "error") -> None:
+        if on_mismatch not in ("error", "restart"):
+            raise ValueError(f"on_mismatch must be 'error' or 'restart', got {on_mismatch!r}")
         self.folder = Path(folder) if folder is not None else None
         self.manifest = manifest
+        self.restarted: Optional[str] = None  # why the shards found were dropped
+        self.loaded = 0  # shards taken from the folder
+        self.redone = 0  # shards found but computed again because their inputs changed
         if self.folder is None:
             return
         if self.folder.exists() and not self.folder.is_dir():
@@ -120,6 +133,7 @@ class _ShardStore:
         path = self.folder / MANIFEST
         self._text = json.dumps(manifest, sort_keys=True, indent=1)
         self._written = path.exists()
+        what = None
         if path.exists():
             try:
                 old = json.loads(path.read_text())
@@ -130,11 +144,20 @@ class _ShardStore:
                 if isinstance(old, dict):
                     diff = [k for k in sorted(set(old) | set(manifest)) if old.get(k) != manifest.get(k)]
                     what = "different " + ", ".join(diff)
-                raise ValueError(f"resume folder {self.folder} holds shards of another run ({what}); "
-                                 f"remove it or choose another folder")
         elif self.folder.is_dir() and any(self.folder.glob("shard_*.npz")):
-            raise ValueError(f"resume folder {self.folder} holds shards but no {MANIFEST}; "
+            what = f"no {MANIFEST}"
+        if what is None:
+            return
+        if on_mismatch == "error":
+            raise ValueError(f"resume folder {self.folder} holds shards of another run ({what}); "
                              f"remove it or choose another folder")
+        for f in list(self.folder.glob("shard_*.npz")) + [path]:
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+        self._written = False
+        self.restarted = what
 
     def _write_manifest(self) -> None:
         """Create the folder and its manifest on the first finished shard (a run failing early leaves nothing)."""
@@ -151,20 +174,28 @@ class _ShardStore:
         assert self.folder is not None
         return self.folder / f"shard_{k:06d}.npz"
 
-    def load(self, k: int, m: int) -> Optional[Tuple[np.ndarray, np.ndarray, List[Tuple[int, str]]]]:
+    def has(self, k: int) -> bool:
+        return self.folder is not None and self._path(k).is_file()
+
+    def load(self, k: int, m: int, stamp: str) -> Optional[Tuple[np.ndarray, np.ndarray, List[Tuple[int, str]]]]:
         if self.folder is None or not self._path(k).is_file():
             return None
         try:
             with np.load(self._path(k), allow_pickle=False) as z:
                 feats, ok = z["features"], z["ok"].astype(bool)
                 errors = [(int(p), str(r)) for p, r in zip(z["error_pos"], z["error_reason"])]
+                old_stamp = str(z["stamp"]) if "stamp" in z.files else None
         except Exception:  # a damaged shard is simply computed again
             return None
         if ok.shape != (m,) or feats.shape[0] != m:
             return None
+        if old_stamp != stamp:  # an input was replaced under the same name
+            self.redone += 1
+            return None
+        self.loaded += 1
         return feats, ok, errors
 
-    def save(self, k: int, feats: np.ndarray, ok: np.ndarray, errors: List[Tuple[int, str]]) -> None:
+    def save(self, k: int, feats: np.ndarray, ok: np.ndarray, errors: List[Tuple[int, str]], stamp: str) -> None:
         if self.folder is None:
             return
         from ..result import atomic_write
@@ -173,23 +204,37 @@ class _ShardStore:
         with atomic_write(self._path(k), "wb") as fh:
             np.savez(fh, features=feats, ok=ok,
                      error_pos=np.asarray([p for p, _ in errors], dtype=np.int64),
-                     error_reason=np.asarray([r for _, r in errors], dtype=str))
+                     error_reason=np.asarray([r for _, r in errors], dtype=str), stamp=np.asarray(stamp))
+
+    def report(self, n_shards: int) -> Dict[str, Any]:
+        """What the resume folder gave this run (for ``FeatureSet.meta["resume"]``)."""
+        return {"folder": str(self.folder), "shards": n_shards, "loaded": self.loaded, "redone": self.redone,
+                "restarted": self.restarted}
 
 
 def _run_shards(n: int, shard_size: int, compute: Callable[[int, int, Any], Tuple[np.ndarray, np.ndarray,
                 List[Tuple[int, str]]]], store: _ShardStore, on_error: str, describe: Callable[[int], str],
-                verbose: bool, desc: str, unit: str) -> Tuple[np.ndarray, np.ndarray, List[Tuple[int, str]]]:
-    """Compute (or load) every shard; return (features of ok rows, their positions, errors)."""
+                verbose: bool, desc: str, unit: str,
+                stamp: Callable[[int, int], str] = lambda start, stop: "",
+                ) -> Tuple[np.ndarray, np.ndarray, List[Tuple[int, str]]]:
+    """Compute (or load) every shard; return (features of ok rows, their positions, errors).
+
+    ``stamp(start, stop)`` digests the inputs of a shard; it is taken before the
+    shard is read, so an input changed during the run is redone on the next.
+    """
     from tqdm.auto import tqdm
 
     n_shards = math.ceil(n / shard_size)
     results: List[Any] = [None] * n_shards
+    stamps: List[str] = [""] * n_shards
     done = 0
     for k in range(n_shards):
-        m = min(n, (k + 1) * shard_size) - k * shard_size
-        results[k] = store.load(k, m)
+        start, stop = k * shard_size, min(n, (k + 1) * shard_size)
+        if store.has(k):
+            stamps[k] = stamp(start, stop)
+            results[k] = store.load(k, stop - start, stamps[k])
         if results[k] is not None:
-            done += m
+            done += stop - start
     bar = tqdm(total=n, initial=done, desc=desc, unit=unit, disable=not verbose, dynamic_ncols=True, leave=False,
                smoothing=0.1)
     try:
@@ -198,9 +243,11 @@ def _run_shards(n: int, shard_size: int, compute: Callable[[int, int, Any], Tupl
                 _raise_on_error(results[k][2], on_error, describe)
                 continue
             start, stop = k * shard_size, min(n, (k + 1) * shard_size)
+            if store.folder is not None:
+                stamps[k] = stamp(start, stop)
             feats, ok, errors = compute(start, stop, bar)
             _raise_on_error(errors, on_error, describe)
-            store.save(k, feats, ok, errors)
+            store.save(k, feats, ok, errors, stamps[k])
             results[k] = (feats, ok, errors)
     finally:
         bar.close()
@@ -273,7 +320,7 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
                  device: Any = "auto", split: Optional[str] = None, on_error: str = "skip",
                  resume_dir: Optional[Union[str, Path]] = None, verbose: bool = True, *, labels: Any = None,
                  engine: str = "auto", shard_size: Optional[int] = None,
-                 num_workers: Optional[int] = None) -> FeatureSet:
+                 num_workers: Optional[int] = None, on_mismatch: str = "error") -> FeatureSet:
     """Embed images with a pretrained backbone.
 
     Parameters
@@ -302,7 +349,10 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
         at the end, the ids in ``meta["skipped"]``) or stop with an error.
     resume_dir : path, optional
         Work folder for finished shards: a killed run, restarted with the same
-        arguments, continues where it stopped.
+        arguments, continues where it stopped. A shard whose images were
+        replaced since (other size or time, other archive member) is computed
+        again. ``meta["resume"]`` says how many shards were loaded, redone, and
+        whether the folder's shards were dropped.
     verbose : bool, default True
         Show a progress bar.
     labels : array-like, optional
@@ -311,6 +361,9 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
         For the built-in backbone: ONNX Runtime on CPU when installed, else torch.
     shard_size : int, optional
         Samples per resumable shard (default about 2048).
+    on_mismatch : {"error", "restart"}, default "error"
+        When ``resume_dir`` holds shards of another run (another input,
+        backbone or shard size): refuse, or delete those shards and start over.
     num_workers : int, optional
         Threads decoding and resizing images. Default: 1 (beside the model) when
         the model runs on the CPU, which then has no core to spare; up to 8 when
@@ -341,9 +394,9 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
             num_workers = min(8, _usable_cpus()) if on_gpu else 1
         if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
             raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")
-        manifest = {"format": 1, "kind": "image", "source": src.fingerprint(), "shard_size": shard_size,
+        manifest = {"format": 2, "kind": "image", "source": src.fingerprint(), "shard_size": shard_size,
                     "backbone": {k: bmeta.get(k) for k in ("backbone", "preprocess", "pool")}}
-        store = _ShardStore(resume_dir, manifest)
+        store = _ShardStore(resume_dir, manifest, on_mismatch)
         n = len(src)
 
         def compute(start: int, stop: int, bar: Any):
@@ -375,7 +428,8 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
             if num_workers > 1 else None
         try:
             feats, positions, errors = _run_shards(n, shard_size, compute, store, on_error,
-                                                   lambda p: src.ids[p], verbose, "embed images", "img")
+                                                   lambda p: src.ids[p], verbose, "embed images", "img",
+                                                   stamp=src.stamp)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -397,6 +451,8 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
     meta.update({"source": src.description, "n_skipped": len(skipped),
                  "skipped": [f"{i}: {r}" for i, r in skipped]})
     meta["dim"] = int(feats.shape[1])
+    if resume_dir is not None:
+        meta["resume"] = store.report(math.ceil(n / shard_size))
     return FeatureSet(features=feats, ids=[src.ids[p] for p in positions],
                       labels=labels_out if has_labels else None,
                       classes=src.classes if has_labels else None, meta=meta)
@@ -407,7 +463,8 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
 
 def embed_texts(source_or_list: Any, backbone: Union[str, Backbone] = "minilm", batch_size: int = 64,
                 device: Any = "auto", resume_dir: Optional[Union[str, Path]] = None, verbose: bool = True, *,
-                label_column: str = "auto", shard_size: Optional[int] = None) -> FeatureSet:
+                label_column: str = "auto", shard_size: Optional[int] = None,
+                on_mismatch: str = "error") -> FeatureSet:
     """Embed texts (one sample per line of a file, or a list of strings).
 
     Parameters
@@ -424,6 +481,8 @@ def embed_texts(source_or_list: Any, backbone: Union[str, Backbone] = "minilm", 
     device : {"auto", "cpu", "cuda", "cuda:N"}, default "auto"
     resume_dir : path, optional
         Work folder for finished shards (see :func:`embed_images`).
+    on_mismatch : {"error", "restart"}, default "error"
+        See :func:`embed_images`.
     verbose : bool, default True
     label_column : {"auto", "first", "none"}, default "auto"
         Whether each line starts with a label; ``auto``: when every line starts
@@ -438,9 +497,9 @@ def embed_texts(source_or_list: Any, backbone: Union[str, Backbone] = "minilm", 
     batch_size, shard_size = _check_common(batch_size, "skip", shard_size)
     samples = read_texts(source_or_list, label_column=label_column)
     bb = load_backbone(backbone if backbone is not None else DEFAULT_BACKBONES["text"], kind="text", device=device)
-    manifest = {"format": 1, "kind": "text", "source": samples.fingerprint(), "shard_size": shard_size,
+    manifest = {"format": 2, "kind": "text", "source": samples.fingerprint(), "shard_size": shard_size,
                 "backbone": {"backbone": bb.meta().get("backbone")}}
-    store = _ShardStore(resume_dir, manifest)
+    store = _ShardStore(resume_dir, manifest, on_mismatch)
     n = len(samples)
 
     def compute(start: int, stop: int, bar: Any):
@@ -458,6 +517,8 @@ def embed_texts(source_or_list: Any, backbone: Union[str, Backbone] = "minilm", 
                                       "embed texts", "text")
     meta = dict(bb.meta())
     meta.update({"source": samples.description, "dim": int(feats.shape[1]), "n_skipped": 0})
+    if resume_dir is not None:
+        meta["resume"] = store.report(math.ceil(n / shard_size))
     labels = samples.labels[positions] if samples.labels is not None else None
     return FeatureSet(features=feats, ids=[samples.ids[p] for p in positions], labels=labels,
                       classes=samples.classes if labels is not None else None, meta=meta)

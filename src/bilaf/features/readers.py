@@ -110,6 +110,20 @@ class ImageSource:
         """
         raise NotImplementedError
 
+    def item_stamp(self, pos: int) -> str:
+        """What changes when item ``pos`` is replaced under the same name (e.g. its size and time); "" if unknown."""
+        return ""
+
+    def stamp(self, start: int, stop: int) -> str:
+        """A digest of :meth:`item_stamp` over ``start .. stop-1``: a resumed shard whose stamp differs is redone."""
+        import hashlib
+
+        h = hashlib.sha1()
+        for pos in range(start, stop):
+            h.update(self.item_stamp(pos).encode("utf-8", "surrogateescape"))
+            h.update(b"\0")
+        return h.hexdigest()
+
     def fingerprint(self) -> Dict[str, Any]:
         """What identifies this input for resuming (kind, size, a digest of the ids)."""
         import hashlib
@@ -222,6 +236,13 @@ class FolderSource(FileTreeSource):
         self._index(names, split, f"folder {root}", strip_common_root=False)
         self.description = f"folder:{root.resolve()}" + (f"[{split}]" if split else "")
 
+    def item_stamp(self, pos: int) -> str:
+        try:
+            st = os.stat(self.root / self.ids[pos])
+        except OSError:
+            return "missing"
+        return f"{st.st_size}:{st.st_mtime_ns}"
+
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
         stop = len(self.ids) if stop is None else stop
         for pos in range(start, stop):
@@ -249,17 +270,25 @@ class TarSource(FileTreeSource):
         self.path = path
         try:
             with tarfile.open(path, "r:*") as tf:
-                members = list(dict.fromkeys(m.name for m in tf if m.isfile()))  # a repeated name: first copy
+                info: Dict[str, str] = {}
+                for m in tf:
+                    if m.isfile() and m.name not in info:  # a repeated name: first copy
+                        info[m.name] = f"{m.size}:{m.mtime}"
+                members = list(info)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise ValueError(f"cannot read tar archive {path}: {exc}") from None
         if not members:
             raise ValueError(f"archive is empty: {path}")
         kept = self._index(members, split, f"archive {path}", strip_common_root=True)
         self._wanted = {self.ids[i]: i for i in range(len(self.ids))}
+        self._member_stamps = info
         del kept
         self.description = f"tar:{path.resolve()}" + (f"[{split}]" if split else "")
         self._tf: Optional[tarfile.TarFile] = None
         self._next = 0  # next source position the open stream will yield
+
+    def item_stamp(self, pos: int) -> str:
+        return self._member_stamps.get(self.ids[pos], "")
 
     def _reopen(self) -> None:
         self.close()
@@ -308,7 +337,9 @@ class ZipSource(FileTreeSource):
         self.path = path
         try:
             with zipfile.ZipFile(path) as zf:
-                members = [i.filename for i in zf.infolist() if not i.is_dir()]
+                infos = [i for i in zf.infolist() if not i.is_dir()]
+                members = [i.filename for i in infos]
+                self._member_stamps = {i.filename: f"{i.file_size}:{i.CRC}" for i in infos}
         except (zipfile.BadZipFile, OSError) as exc:
             raise ValueError(f"cannot read zip archive {path}: {exc}") from None
         if not members:
@@ -316,6 +347,9 @@ class ZipSource(FileTreeSource):
         self._index(members, split, f"archive {path}", strip_common_root=True)
         self.description = f"zip:{path.resolve()}" + (f"[{split}]" if split else "")
         self._zf: Optional[zipfile.ZipFile] = None
+
+    def item_stamp(self, pos: int) -> str:
+        return self._member_stamps.get(self.ids[pos], "")
 
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
         stop = len(self.ids) if stop is None else stop
@@ -467,6 +501,11 @@ class ArraySource(ImageSource):
         fp["pixels_sha1"] = h.hexdigest()
         return fp
 
+    def stamp(self, start: int, stop: int) -> str:
+        import hashlib
+
+        return hashlib.sha1(np.ascontiguousarray(self.images[start:stop]).tobytes()).hexdigest()
+
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
         stop = len(self.ids) if stop is None else stop
         for pos in range(start, stop):
@@ -497,6 +536,13 @@ class FileListSource(ImageSource):
         self.rejected = [(str(p), "not an image file (unknown extension)")
                          for p in self.paths if not _is_image_name(PurePosixPath(str(p)).name)]
         self.description = f"files:{n}"
+
+    def item_stamp(self, pos: int) -> str:
+        try:
+            st = os.stat(self.paths[pos])
+        except OSError:
+            return "missing"
+        return f"{st.st_size}:{st.st_mtime_ns}"
 
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
         stop = len(self.ids) if stop is None else stop
