@@ -46,6 +46,10 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     pool, test = FeatureSet.load(args.pool), FeatureSet.load(args.test)
+    if pool.labels is None or test.labels is None:
+        raise SystemExit("the pool and the test feature files need labels")
+    if pool.classes and test.classes and list(pool.classes) != list(test.classes):
+        raise SystemExit("the pool and the test set name their classes differently")
     y, ty = np.asarray(pool.labels, np.int64), np.asarray(test.labels, np.int64)
     X = np.asarray(pool.features, dtype=np.float32)
     rows = None

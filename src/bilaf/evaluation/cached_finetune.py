@@ -96,7 +96,7 @@ class FinetuneRecipe:
 RECIPES: Dict[str, FinetuneRecipe] = {
     "text": FinetuneRecipe(optimizer="adamw", lr=1e-4, head_lr_scale=10.0, weight_decay=0.01, batch_size=32,
                            max_steps=200),
-    "image": FinetuneRecipe(optimizer="sgd", lr=1e-3, head_lr_scale=10.0, weight_decay=1e-4, batch_size=64,
+    "image": FinetuneRecipe(optimizer="sgd", lr=3e-4, head_lr_scale=10.0, weight_decay=1e-4, batch_size=64,
                             flip=True),
 }
 
