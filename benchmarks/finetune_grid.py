@@ -1,7 +1,7 @@
 """The finetune grid of issue 17: methods x budgets x seeds scored by finetuning (and the linear probe).
 
-Runs seed by seed (every method and budget for seed 0, then seed 1...), so a stopped run leaves complete
-seeds; rewrites NAME.md / NAME.csv / NAME_runs.csv after every selection and resumes from NAME_runs.csv.
+Runs budget by budget (every method and seed of the first budget, then the next), so a stopped run leaves
+complete budgets; rewrites NAME.md / NAME.csv / NAME_runs.csv after every selection and resumes from NAME_runs.csv.
 Besides fixed method specs it runs BiLAF with half the budget as cores ("bilaf:n_cores=B/2": K = B // 2 at
 each budget), which a single bench spec cannot say.
 
@@ -32,6 +32,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="5")
     p.add_argument("--protocols", default="finetune,linear")
     p.add_argument("--subsample", type=int, help="pool rows drawn once (seed 0)")
+    p.add_argument("--order", choices=("budget", "seed"), default="budget",
+                   help="budget: every seed of the first budget, then the next budget (a stopped run leaves "
+                        "whole budgets); seed: every budget of seed 0, then seed 1")
     p.add_argument("--title")
     p.add_argument("--name", required=True)
     p.add_argument("--out", required=True)
@@ -81,18 +84,19 @@ def main(argv=None) -> int:
         res.write(out, args.name, plot=False, title=args.title)
 
     t0 = time.time()
-    for seed in seeds:
-        for b in budgets:
-            count = b.count(n)
-            cell_specs = list(specs)
-            if not args.no_half:
-                cell_specs.append(MethodSpec(label=half, method="bilaf", params={"n_cores": max(1, count // 2)}))
-            res = run_bench(X, y, T, ty, cell_specs, [b], [seed], protocols, previous=runs,
-                            verbose=True, meta=meta, finetuner=ft,
-                            on_progress=lambda r: write(r.runs + r.other_runs))
-            runs = res.runs + res.other_runs
-            write(runs)
-            print(f"[{time.time() - t0:.0f} s] seed {seed} budget {b.label} done", file=sys.stderr, flush=True)
+    order = [(seed, b) for b in budgets for seed in seeds] if args.order == "budget" else \
+        [(seed, b) for seed in seeds for b in budgets]
+    for seed, b in order:
+        count = b.count(n)
+        cell_specs = list(specs)
+        if not args.no_half:
+            cell_specs.append(MethodSpec(label=half, method="bilaf", params={"n_cores": max(1, count // 2)}))
+        res = run_bench(X, y, T, ty, cell_specs, [b], [seed], protocols, previous=runs,
+                        verbose=True, meta=meta, finetuner=ft,
+                        on_progress=lambda r: write(r.runs + r.other_runs))
+        runs = res.runs + res.other_runs
+        write(runs)
+        print(f"[{time.time() - t0:.0f} s] seed {seed} budget {b.label} done", file=sys.stderr, flush=True)
     write(runs)
     return 0
 
