@@ -198,7 +198,7 @@ def test_cli_constraints_reach_the_selection_and_the_manifest(pool, tmp_path, ca
     assert rc == 0, err
     idx = [int(line.split(",")[1]) for line in out.read_text().splitlines()[1:]]
     assert all(i % 2 == 0 and i != 6 for i in idx)
-    man = json.loads((tmp_path / "s.manifest.json").read_text())
+    man = json.loads((tmp_path / "s.csv.manifest.json").read_text())
     dropped = man["result"]["derived"]["constraints"]["dedup_dropped"]
     # even rows 200..218 copy even rows 0..18; row 6 is excluded, so its copy 206 stays
     assert dropped == [i for i in range(200, 220, 2) if i != 206]
@@ -206,11 +206,11 @@ def test_cli_constraints_reach_the_selection_and_the_manifest(pool, tmp_path, ca
     assert man["constraints"]["exclude"]["indices"] == [5, 6] and man["constraints"]["dedup"] == 0.999
     assert not set(idx) & set(dropped)
     # the manifest reproduces it, constraints included (CLI and Python)
-    rc, _, err = run(["select", "--manifest", tmp_path / "s.manifest.json"], capsys)
+    rc, _, err = run(["select", "--manifest", tmp_path / "s.csv.manifest.json"], capsys)
     assert rc == 0 and "identical" in err
     from bilaf.manifest import reproduce
 
-    assert reproduce(tmp_path / "s.manifest.json")[1]
+    assert reproduce(tmp_path / "s.csv.manifest.json")[1]
 
 
 @pytest.mark.parametrize("args,msg", [
