@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import numbers
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch
