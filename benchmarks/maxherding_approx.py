@@ -125,10 +125,11 @@ def write(rows: List[Dict], command: str, full=None) -> None:
     for pool in dict.fromkeys(r["pool"] for r in rows):
         sub = [r for r in rows if r["pool"] == pool]
         r0 = sub[0]
+        budgets = list(dict.fromkeys(r["budget"] for r in sub))
         lines += [f"## {pool} ({r0['n']:,} rows, {r0['d']}-d, L2-normalised, bandwidth {r0['bandwidth']})", "",
                   f"Exact greedy: {r0['seconds_exact']} s.", "",
-                  "| variant | seconds | " + " | ".join(f"B={b}" for b in dict.fromkeys(r["budget"] for r in sub)) + " |",
-                  "|---|---:|" + "---:|" * len(set(r["budget"] for r in sub))]
+                  "| variant | seconds | " + " | ".join(f"B={b}" for b in budgets) + " |",
+                  "|---|---:|" + "---:|" * len(budgets)]
         for variant in dict.fromkeys(r["variant"] for r in sub):
             vr = [r for r in sub if r["variant"] == variant]
             cells = [f"{r['coverage_ratio']:.4f} / {r['kept']:.2f} / {r['overlap']:.2f}" for r in vr]

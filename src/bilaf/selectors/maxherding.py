@@ -339,7 +339,8 @@ class _DenseKernel(_Kernel):
         cand = np.flatnonzero(self.key < self.n)
         g = np.empty(len(cand), dtype=np.float64)
         ct = torch.as_tensor(cand, device=self.K.device)
-        for sl in row_chunks(len(cand), self.n_candidates, self.memory_budget, itemsize=self.K.element_size(), temporaries=2):
+        for sl in row_chunks(len(cand), self.n_candidates, self.memory_budget, itemsize=self.K.element_size(),
+                             temporaries=2):
             g[sl] = ((self.K[ct[sl]] - self.m).clamp_(min=0.0) @ self.w).double().cpu().numpy()
         return cand, self.key[cand], g
 
@@ -533,9 +534,12 @@ def _pca(X: torch.Tensor, dims: int, memory_budget: Any) -> Tuple[torch.Tensor, 
         cov += (B.T @ B).double()
     _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
     V = vecs[:, -dims:].flip(1).to(X.dtype)
-    C = X - mean.to(X.dtype)
-    Z = C @ V
-    rho = (sq_norms(C) - sq_norms(Z)).clamp_(min=0.0).sqrt_()
+    Z = torch.empty((n, dims), dtype=X.dtype, device=X.device)
+    rho = torch.empty(n, dtype=X.dtype, device=X.device)
+    for sl in row_chunks(n, d, memory_budget, itemsize=X.element_size(), temporaries=2):
+        B = X[sl] - mean.to(X.dtype)
+        Z[sl] = B @ V
+        rho[sl] = (sq_norms(B) - sq_norms(Z[sl])).clamp_(min=0.0).sqrt_()
     return Z, rho
 
 
