@@ -121,7 +121,9 @@ class MaxHerding(BaseSelector):
         ``"exact"`` or ``"knn"``: the exact greedy, or k-nearest-neighbour gains.
 
     The result's ``scores`` hold, per pick, its gain divided by the pool
-    size (the increase of the coverage it ran on; NaN for labeled rows).
+    size: the exact increase of ``C(L)`` with the exact kernel, the
+    neighbours' share of it with kNN gains; 0 for picks made once every gain
+    was 0, NaN for labeled rows.
     """
 
     name = "maxherding"
