@@ -326,5 +326,23 @@ def test_cli_select_and_bench_spec(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "bandwidth" in err and "Traceback" not in err and not bad.exists()
+    cores = tmp_path / "bilaf.json"
+    rc = main(["select", str(pool), "-b", "9", "--core-selector", "maxherding", "-k", "4", "--core-param",
+               "bandwidth=0.5", "-q", "-o", str(cores)])
+    assert rc == 0 and len(set(json.loads(cores.read_text()))) == 9
     spec = parse_method_spec("maxherding:bandwidth=0.5")
     assert spec.method == "maxherding" and spec.params == {"bandwidth": 0.5}
+
+
+def test_approx_benchmark_script(tmp_path, monkeypatch):
+    from conftest import load_benchmark_script
+
+    mod = load_benchmark_script("maxherding_approx", tmp_path, monkeypatch)
+    X = np.random.default_rng(15).normal(size=(300, 140)).astype(np.float32)
+    rows = mod.run_pool("toy", X, (5, 20), seed=0)
+    assert len(rows) == len(mod.VARIANTS) * 2
+    for r in rows:
+        assert 0.0 <= r["overlap"] <= 1.0 and 0.9 < r["coverage_ratio"] < 1.1
+    mod.write(rows, "python benchmarks/maxherding_approx.py")
+    text = (tmp_path / "maxherding_approx.md").read_text()
+    assert "## toy (300 rows, 140-d" in text and "| B=5 | B=20 |" in text

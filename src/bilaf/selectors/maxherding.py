@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import numbers
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -121,7 +121,9 @@ class MaxHerding(BaseSelector):
         ``"exact"`` or ``"knn"``: the exact greedy, or k-nearest-neighbour gains.
 
     The result's ``scores`` hold, per pick, its gain divided by the pool
-    size (the increase of the coverage it ran on; NaN for labeled rows).
+    size: the exact increase of ``C(L)`` with the exact kernel, the
+    neighbours' share of it with kNN gains; 0 for picks made once every gain
+    was 0, NaN for labeled rows.
     """
 
     name = "maxherding"
@@ -339,7 +341,8 @@ class _DenseKernel(_Kernel):
         cand = np.flatnonzero(self.key < self.n)
         g = np.empty(len(cand), dtype=np.float64)
         ct = torch.as_tensor(cand, device=self.K.device)
-        for sl in row_chunks(len(cand), self.n_candidates, self.memory_budget, itemsize=self.K.element_size(), temporaries=2):
+        for sl in row_chunks(len(cand), self.n_candidates, self.memory_budget, itemsize=self.K.element_size(),
+                             temporaries=2):
             g[sl] = ((self.K[ct[sl]] - self.m).clamp_(min=0.0) @ self.w).double().cpu().numpy()
         return cand, self.key[cand], g
 
@@ -533,9 +536,12 @@ def _pca(X: torch.Tensor, dims: int, memory_budget: Any) -> Tuple[torch.Tensor, 
         cov += (B.T @ B).double()
     _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
     V = vecs[:, -dims:].flip(1).to(X.dtype)
-    C = X - mean.to(X.dtype)
-    Z = C @ V
-    rho = (sq_norms(C) - sq_norms(Z)).clamp_(min=0.0).sqrt_()
+    Z = torch.empty((n, dims), dtype=X.dtype, device=X.device)
+    rho = torch.empty(n, dtype=X.dtype, device=X.device)
+    for sl in row_chunks(n, d, memory_budget, itemsize=X.element_size(), temporaries=2):
+        B = X[sl] - mean.to(X.dtype)
+        Z[sl] = B @ V
+        rho[sl] = (sq_norms(B) - sq_norms(Z[sl])).clamp_(min=0.0).sqrt_()
     return Z, rho
 
 
