@@ -28,6 +28,7 @@ __all__ = [
     "nearest_centers",
     "distances_to_point",
     "mean_distances_within",
+    "within_distance_matrix",
     "knn_distances_within",
     "progress",
     "nearest_distinct_samples",
@@ -200,6 +201,22 @@ def mean_distances_within(G: torch.Tensor, *, memory_budget: Any = DEFAULT_MEMOR
         D = pairwise_distances(G[sl], G, a_sq=g_sq[sl], b_sq=g_sq)
         out[sl] = D.mean(dim=1)
     return out
+
+
+def within_distance_matrix(G: torch.Tensor, *, memory_budget: Any = DEFAULT_MEMORY_BUDGET,
+                           temporaries: int = 3) -> Optional[np.ndarray]:
+    """All pairwise distances of the rows of ``G`` as one numpy (n, n) block, or None when it does not fit.
+
+    The block (with ``temporaries`` copies of its size) must fit ``memory_budget``;
+    callers fall back to chunked passes when it does not. A pseudo-class is
+    small next to the pool, so this is one matrix product for its whole
+    stage 2 instead of one per ring or pick.
+    """
+    n = G.shape[0]
+    if n * n * G.element_size() * temporaries > parse_memory_budget(memory_budget):
+        return None
+    g_sq = sq_norms(G)
+    return pairwise_distances(G, G, a_sq=g_sq, b_sq=g_sq).cpu().numpy()
 
 
 def knn_distances_within(G: torch.Tensor, k: int, *, memory_budget: Any = DEFAULT_MEMORY_BUDGET,
