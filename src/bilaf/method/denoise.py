@@ -30,8 +30,8 @@ def _block_reader(G: torch.Tensor, D: Optional[np.ndarray], memory_budget: Any):
     Read from the class's distance matrix ``D`` when there is one, else
     computed in row chunks bounded by ``memory_budget``.
     """
-    if D is not None:
-        return lambda rows, cols: D[np.ix_(rows, cols)]
+    if D is not None:  # symmetric: gather the few rows of ``cols``, then the columns ``rows``
+        return lambda rows, cols: D[cols][:, rows].T
     g_sq = sq_norms(G)
 
     def block(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -58,7 +58,7 @@ def idc_order(G: torch.Tensor, core_pos: int, *, k: int, cycle_fraction: float, 
     Parameters
     ----------
     D : numpy.ndarray of shape (n, n) or None
-        The members' distance matrix (:func:`bilaf.kernels.within_distance_matrix`);
+        The members' (symmetric) distance matrix (:func:`bilaf.kernels.within_distance_matrix`);
         None computes the needed blocks in memory-bounded chunks.
 
     Returns
@@ -164,7 +164,7 @@ def denoise_with_intra(G: torch.Tensor, core_pos: int, *, method: str = "idc", k
     keep = denoise(G, core_pos, method=method, k=k, cycle_fraction=cycle_fraction,
                    remove_fraction=remove_fraction, memory_budget=memory_budget, D=D)
     if D is not None:
-        d_intra = D[np.ix_(keep, keep)].mean(axis=1)
+        d_intra = D[keep][:, keep].mean(axis=1)
     else:
         d_intra = mean_distances_within(G[torch.as_tensor(keep, device=G.device)],
                                         memory_budget=memory_budget).cpu().numpy()
