@@ -71,3 +71,20 @@ def test_within_distance_matrix_only_when_it_fits():
     G = torch.zeros((600, 4), dtype=torch.float64)
     assert kernels.within_distance_matrix(G, memory_budget="8GB").shape == (600, 600)
     assert kernels.within_distance_matrix(torch.zeros((400, 4)), memory_budget="1MB") is None
+
+
+@settings(**SETTINGS)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 50), d=st.integers(1, 20),
+       dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_within_distance_matrix_forms_agree_and_are_symmetric(seed, n, d, dtype):
+    G = torch.from_numpy(np.random.default_rng(seed).normal(size=(n, d))).to(dtype)
+    syrk = kernels.within_distance_matrix(G, memory_budget="8GB")
+    product = kernels._within_by_product(G)  # the GPU form, run on the CPU
+    for D in (syrk, product):
+        np.testing.assert_array_equal(D, D.T)
+        np.testing.assert_array_equal(np.diagonal(D), 0)
+    F = G.double().numpy()
+    want = np.sqrt(((F[:, None] - F[None]) ** 2).sum(-1))
+    tol = 1e-3 if dtype == torch.float32 else 1e-9
+    np.testing.assert_allclose(syrk, want, atol=tol)
+    np.testing.assert_allclose(product, want, atol=tol)

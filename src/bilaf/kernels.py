@@ -225,21 +225,24 @@ def within_distance_matrix(G: torch.Tensor, *, memory_budget: Any = DEFAULT_MEMO
     if n * n * G.element_size() * temporaries > parse_memory_budget(memory_budget):
         return None
     if G.device.type != "cpu" or G.dtype not in (torch.float32, torch.float64):
-        g_sq = sq_norms(G)
-        D = pairwise_distances(G, G, a_sq=g_sq, b_sq=g_sq).cpu().numpy()
-        upper = np.triu(D, 1)
-        D = upper + upper.T  # exactly symmetric, zero diagonal, like the CPU form
-        return D
+        return _within_by_product(G)
     A = G.detach().numpy()
     syrk = _blas.ssyrk if A.dtype == np.float32 else _blas.dsyrk
     C = syrk(-2.0, A)  # upper triangle of -2 A A^T (Fortran order), zeros below
     sq = np.diagonal(C) / -2.0
     D = np.add(C, C.T)  # the full -2 A A^T ...
     np.fill_diagonal(D, np.diagonal(C))  # ... whose diagonal was added twice
-    D += sq[:, None]
-    D += sq[None, :]
+    D += sq[:, None] + sq[None, :]  # |a|^2 + |b|^2 first, as pairwise_distances does: exactly symmetric
     np.maximum(D, 0.0, out=D)
     return np.sqrt(D, out=D)
+
+
+def _within_by_product(G: torch.Tensor) -> np.ndarray:
+    """:func:`within_distance_matrix` by a general matrix product on ``G``'s device (GPUs)."""
+    g_sq = sq_norms(G)
+    D = pairwise_distances(G, G, a_sq=g_sq, b_sq=g_sq).cpu().numpy()
+    upper = np.triu(D, 1)
+    return upper + upper.T  # exactly symmetric, zero diagonal, like the syrk form
 
 
 def knn_distances_within(G: torch.Tensor, k: int, *, memory_budget: Any = DEFAULT_MEMORY_BUDGET,
