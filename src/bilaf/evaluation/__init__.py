@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from ..threads import thread_limited
 from ..validation import check_choice, check_indices
 from ._checks import check_labels, check_split
 from .cached_finetune import RECIPES, CachedFinetuner, FinetuneRecipe, finetuner_for
@@ -34,6 +35,7 @@ FEATURE_PROTOCOLS = {"linear": linear_probe, "knn": knn}
 PROTOCOLS = ("linear", "knn", "finetune")
 
 
+@thread_limited
 def evaluate_features(protocol: str, X: Any, y: Any, indices: Any, test_X: Any, test_y: Any, *,
                       random_state: Any = None, params: Optional[Dict[str, Any]] = None) -> float:
     """Accuracy on ``(test_X, test_y)`` of ``protocol`` trained on the pool rows ``indices``.

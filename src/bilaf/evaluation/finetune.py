@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..kernels import progress, resolve_device
+from ..threads import thread_limited
 from ..validation import check_positive_int, check_random_state
 from ._checks import check_labels
 
@@ -115,6 +116,7 @@ def _lr_factor(step: int, steps: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
+@thread_limited
 def finetune(backbone: torch.nn.Module, train_images: Any, train_y: Any, test_images: Any, test_y: Any, *,
              n_classes: Optional[int] = None, steps: int = FINETUNE_DEFAULTS["steps"],
              batch_size: int = FINETUNE_DEFAULTS["batch_size"], lr: float = FINETUNE_DEFAULTS["lr"],

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..kernels import DEFAULT_MEMORY_BUDGET, resolve_device, row_chunks
+from ..threads import thread_limited
 from ..validation import check_positive_int
 from ._checks import check_split
 
@@ -22,6 +23,7 @@ def _as_tensor(A: Any, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(A, dtype=np.float32), device=device)
 
 
+@thread_limited
 def knn(train_X: Any, train_y: Any, test_X: Any, test_y: Any, *, k: int = KNN_DEFAULTS["k"],
         temperature: float = KNN_DEFAULTS["temperature"], device: str = "cpu",
         memory_budget: Any = DEFAULT_MEMORY_BUDGET, random_state: Any = None, return_predictions: bool = False):

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..threads import thread_limited
 from ..validation import check_choice
 from ._checks import check_split, l2_normalize, to_numpy32
 
@@ -26,6 +27,7 @@ def _prepare(train: np.ndarray, test: np.ndarray, normalize: Optional[str]):
     return train, test
 
 
+@thread_limited
 def linear_probe(train_X: Any, train_y: Any, test_X: Any, test_y: Any, *, C: float = LINEAR_DEFAULTS["C"],
                  normalize: Optional[str] = LINEAR_DEFAULTS["normalize"], max_iter: int = LINEAR_DEFAULTS["max_iter"],
                  solver: str = LINEAR_DEFAULTS["solver"], device: str = "cpu", tol: float = 1e-6,

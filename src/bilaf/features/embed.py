@@ -28,6 +28,7 @@ from .backbones import DEFAULT_BACKBONES, Backbone, load_backbone
 from .backbones.base import _usable_cpus
 from .readers import ImageSource, open_image_source, read_texts
 from .store import FeatureSet
+from ..threads import thread_limited
 
 __all__ = ["embed_images", "embed_texts", "SkippedInputWarning"]
 
@@ -316,6 +317,7 @@ def _image_batches(src: ImageSource, pre: Callable[[Any], np.ndarray], start: in
         yield pos_list, (np.stack(arrays) if arrays else None), errors
 
 
+@thread_limited
 def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lite0", batch_size: int = 64,
                  device: Any = "auto", split: Optional[str] = None, on_error: str = "skip",
                  resume_dir: Optional[Union[str, Path]] = None, verbose: bool = True, *, labels: Any = None,
@@ -461,6 +463,7 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
 # --------------------------------------------------------------------------- texts
 
 
+@thread_limited
 def embed_texts(source_or_list: Any, backbone: Union[str, Backbone] = "minilm", batch_size: int = 64,
                 device: Any = "auto", resume_dir: Optional[Union[str, Path]] = None, verbose: bool = True, *,
                 label_column: str = "auto", shard_size: Optional[int] = None,

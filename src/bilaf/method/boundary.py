@@ -23,7 +23,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..kernels import distances_to_point, pairwise_distances, row_chunks
+from ..kernels import pairwise_distances, row_chunks
 
 CRITERIA = ("boundary", "distance")
 PROCESSES = ("iterative", "oneshot")
@@ -43,13 +43,6 @@ def boundary_score(d_inter: torch.Tensor, d_intra: torch.Tensor, weight: Any = 1
     safe = torch.where(den > 0, den, torch.ones_like(den))
     out = torch.where(den > 0, num / safe, torch.zeros_like(num))
     return torch.where(torch.isinf(d_inter), torch.ones_like(out), out)
-
-
-def _score(d_inter: torch.Tensor, d_intra: torch.Tensor, criterion: str, weight: Any = 1.0) -> torch.Tensor:
-    """Score to minimise: the boundary score, or (``"distance"``) the penalised distance to the opponent core."""
-    if criterion == "boundary":
-        return boundary_score(d_inter, d_intra, weight)
-    return weight * d_inter
 
 
 @dataclass
@@ -76,7 +69,7 @@ def select_boundary(G: torch.Tensor, core_pos: int, n_pick: int, *, d_intra: tor
         Position of the core in ``G``.
     n_pick : int
         Picks for this pseudo-class, core included; ``1 <= n_pick <= n``.
-    d_intra, d_inter, opponent : torch.Tensor of shape (n,)
+    d_intra, d_inter, opponent : torch.Tensor or numpy.ndarray of shape (n,)
         Per member, as in the module docstring.
     delta : float
         Opponent penalty base (1.0 switches the penalty off).
@@ -98,54 +91,74 @@ def select_boundary(G: torch.Tensor, core_pos: int, n_pick: int, *, d_intra: tor
     opps = [-1]
     if n_pick <= 1:
         return ClassPicks(np.array(positions, np.int64), np.array(scores), np.array(opps, np.int64))
-    dev = G.device
+    # per-pick work is a few small vector operations: numpy has far less overhead a call than torch
+    Gn = _np(G)
+    d_intra_n, d_inter_n, opp_n = _np(d_intra).astype(Gn.dtype, copy=False), _np(d_inter), _np(opponent)
     if process == "oneshot":
-        s = _score(d_inter, d_intra, criterion)
-        others = torch.cat([torch.arange(core_pos, device=dev), torch.arange(core_pos + 1, n, device=dev)])
-        order = others[torch.sort(s[others], stable=True).indices[: n_pick - 1]]
+        s = _score_np(d_inter_n, d_intra_n, criterion)
+        others = np.concatenate([np.arange(core_pos), np.arange(core_pos + 1, n)])
+        order = others[np.argsort(s[others], kind="stable")[: n_pick - 1]]
         positions += order.tolist()
         scores += s[order].tolist()
-        opps += opponent[order].tolist()
+        opps += opp_n[order].tolist()
         return ClassPicks(np.array(positions, np.int64), np.array(scores), np.array(opps, np.int64))
 
-    K = int(core_features.shape[0]) if core_features is not None else int(opponent.max().item()) + 1
-    penalty = torch.zeros(max(K, 1), dtype=G.dtype, device=dev)  # t_l
+    K = int(core_features.shape[0]) if core_features is not None else int(opp_n.max()) + 1
+    penalty = np.zeros(max(K, 1), dtype=Gn.dtype)  # t_l
     r = n // n_pick
-    cand = torch.arange(n, device=dev)
-    g_sq = (G * G).sum(dim=1)
+    cand = np.arange(n)
+    g_sq = (Gn * Gn).sum(axis=1)
     all_core = None
     if opponent_rule == "min":
         # distances from every member to every core, one block per chunk (bounded by memory_budget)
-        all_core = torch.empty((n, K), dtype=G.dtype, device=dev)
+        all_core = np.empty((n, K), dtype=Gn.dtype)
+        g_sq_t = (G * G).sum(dim=1)
         c_sq = (core_features * core_features).sum(dim=1)
         for sl in row_chunks(n, K, memory_budget, itemsize=G.element_size(), temporaries=2):
-            all_core[sl] = pairwise_distances(G[sl], core_features, a_sq=g_sq[sl], b_sq=c_sq)
+            all_core[sl] = _np(pairwise_distances(G[sl], core_features, a_sq=g_sq_t[sl], b_sq=c_sq))
     last = core_pos
     last_opp = -1
     while len(positions) < n_pick:
         # a. remove the r candidates nearest to the last pick (the last pick itself first)
-        d_last = distances_to_point(G[cand], G[last], X_sq=g_sq[cand])
+        d_all = g_sq + g_sq[last] - 2.0 * (Gn @ Gn[last])
+        d_last = np.sqrt(np.maximum(d_all[cand], 0.0))
         d_last[cand == last] = -1.0
-        order = torch.sort(d_last, stable=True).indices
-        cand = cand[order[r:]]
+        cand = cand[np.argsort(d_last, kind="stable")[r:]]
         # b. penalise the opponent of the last boundary pick
         if last != core_pos and last_opp >= 0:
             penalty[last_opp] += 1
         # c. penalised score; the lowest wins (ties: first in candidate order)
         if opponent_rule == "min":
-            D = all_core[cand]  # (c, K), own class at +inf
-            s_all = _score(D, d_intra[cand][:, None], criterion, (delta ** penalty)[None, :])
-            s_all[:, class_index] = float("inf")
-            s, o = torch.min(s_all, dim=1)
+            s_all = _score_np(all_core[cand], d_intra_n[cand][:, None], criterion, (delta ** penalty)[None, :])
+            s_all[:, class_index] = np.inf
+            o = np.argmin(s_all, axis=1)
+            s = s_all[np.arange(len(cand)), o]
             if K == 1:
-                s = torch.ones_like(s)
+                s = np.ones_like(s)
         else:
-            o = opponent[cand]
-            s = _score(d_inter[cand], d_intra[cand], criterion, delta ** penalty[o.clamp(min=0)])
-        j = int(torch.argmin(s))  # first occurrence of the minimum
+            o = opp_n[cand]
+            s = _score_np(d_inter_n[cand], d_intra_n[cand], criterion, delta ** penalty[np.maximum(o, 0)])
+        j = int(np.argmin(s))  # first occurrence of the minimum
         last = int(cand[j])
         last_opp = int(o[j])
         positions.append(last)
         scores.append(float(s[j]))
         opps.append(last_opp)
     return ClassPicks(np.array(positions, np.int64), np.array(scores, np.float64), np.array(opps, np.int64))
+
+
+def _np(t: Any) -> np.ndarray:
+    """A numpy view (CPU) or copy (GPU) of a tensor; arrays pass through."""
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def _score_np(d_inter: np.ndarray, d_intra: np.ndarray, criterion: str, weight: Any = 1.0) -> np.ndarray:
+    """Score to minimise: :func:`boundary_score` on numpy arrays (same formula, same special cases), or
+    (``"distance"``) the penalised distance to the opponent core."""
+    if criterion != "boundary":
+        return weight * d_inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num = weight * d_inter - d_intra
+        den = np.maximum(d_inter, d_intra)
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0).astype(num.dtype, copy=False)
+    return np.where(np.isinf(d_inter), np.ones_like(out), out)

@@ -7,24 +7,46 @@ keeps everything. Every variant keeps the core.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import torch
 
-from ..kernels import distances_to_point, knn_distances_within, pairwise_distances, row_chunks, sq_norms
+from ..kernels import (distances_to_point, knn_distances_within, mean_distances_within, pairwise_distances,
+                       row_chunks, sq_norms, within_distance_matrix)
 
 DENOISE_METHODS = ("idc", "density", "distance", "none")
 MIN_CLUSTER_FOR_DENOISING = 10
 
 
-def _stable_smallest(values: torch.Tensor, m: int) -> torch.Tensor:
+def _stable_smallest(values: np.ndarray, m: int) -> np.ndarray:
     """Positions of the ``m`` smallest values, ascending; ties by lower position."""
-    order = torch.sort(values, stable=True).indices
-    return order[:m]
+    return np.argsort(values, kind="stable")[:m]
 
 
-def idc_order(G: torch.Tensor, core_pos: int, *, k: int, cycle_fraction: float, memory_budget: Any) -> np.ndarray:
+def _block_reader(G: torch.Tensor, D: Optional[np.ndarray], memory_budget: Any):
+    """``block(rows, cols)``: the distances between members ``rows`` and ``cols`` as numpy.
+
+    Read from the class's distance matrix ``D`` when there is one, else
+    computed in row chunks bounded by ``memory_budget``.
+    """
+    if D is not None:  # symmetric: gather the few rows of ``cols``, then the columns ``rows``
+        return lambda rows, cols: D[cols][:, rows].T
+    g_sq = sq_norms(G)
+
+    def block(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), len(cols)), dtype=np.float64 if G.dtype == torch.float64 else np.float32)
+        cols_t = torch.as_tensor(cols, device=G.device)
+        for sl in row_chunks(len(rows), len(cols), memory_budget, itemsize=G.element_size()):
+            r = torch.as_tensor(rows[sl], device=G.device)
+            out[sl] = pairwise_distances(G[r], G[cols_t], a_sq=g_sq[r], b_sq=g_sq[cols_t]).cpu().numpy()
+        return out
+
+    return block
+
+
+def idc_order(G: torch.Tensor, core_pos: int, *, k: int, cycle_fraction: float, memory_budget: Any,
+              D: Optional[np.ndarray] = None) -> np.ndarray:
     """Rank members by Iterative Density-based Clustering.
 
     Ring 1 is the ``m = max(1, floor(cycle_fraction * n))`` members nearest the
@@ -32,6 +54,12 @@ def idc_order(G: torch.Tensor, core_pos: int, *, k: int, cycle_fraction: float, 
     density distance (mean of the ``k`` smallest distances to the members
     already taken) is smallest. ``floor(n / m)`` rings are formed; members left
     over are never ranked.
+
+    Parameters
+    ----------
+    D : numpy.ndarray of shape (n, n) or None
+        The members' (symmetric) distance matrix (:func:`bilaf.kernels.within_distance_matrix`);
+        None computes the needed blocks in memory-bounded chunks.
 
     Returns
     -------
@@ -41,36 +69,36 @@ def idc_order(G: torch.Tensor, core_pos: int, *, k: int, cycle_fraction: float, 
     n = G.shape[0]
     m = max(1, int(n * cycle_fraction))
     n_rings = n // m
-    d_core = distances_to_point(G, G[core_pos])
+    block = _block_reader(G, D, memory_budget)
+    d_core = block(np.arange(n), np.array([core_pos]))[:, 0]
     d_core[core_pos] = -1.0  # the core first, even among exact duplicates
     ring = _stable_smallest(d_core, m)
-    taken = torch.zeros(n, dtype=torch.bool, device=G.device)
+    taken = np.zeros(n, dtype=bool)
     taken[ring] = True
     order = [ring]
-    g_sq = sq_norms(G)
     kk = max(1, k)
-    # per member: its kk smallest distances to the taken members so far (inf-padded)
-    best = torch.full((n, kk), float("inf"), dtype=G.dtype, device=G.device)
+    # per member: its kk smallest distances to the taken members so far (inf-padded), ascending
+    best = np.full((n, kk), np.inf, dtype=d_core.dtype)
     new = ring
+    n_taken = len(ring)
     for _ in range(1, n_rings):
-        cand = torch.nonzero(~taken).squeeze(1)
-        for sl in row_chunks(cand.shape[0], new.shape[0] + kk, memory_budget, itemsize=G.element_size()):
-            rows = cand[sl]
-            D = pairwise_distances(G[rows], G[new], a_sq=g_sq[rows], b_sq=g_sq[new])
-            merged = torch.cat([best[rows], D], dim=1)
-            best[rows] = torch.topk(merged, kk, dim=1, largest=False, sorted=True).values
-        n_taken = int(taken.sum())
+        cand = np.flatnonzero(~taken)
+        merged = np.concatenate([best[cand], block(cand, new)], axis=1)
+        merged.sort(axis=1)
+        best_c = merged[:, :kk]
+        best[cand] = best_c
         cnt = min(kk, n_taken)
-        density = best[cand, :cnt].sum(dim=1) / cnt
+        density = best_c[:, :cnt].sum(axis=1) / cnt
         pick = cand[_stable_smallest(density, m)]
         taken[pick] = True
+        n_taken += len(pick)
         order.append(pick)
         new = pick
-    return torch.cat(order).cpu().numpy().astype(np.int64)
+    return np.concatenate(order).astype(np.int64)
 
 
 def denoise(G: torch.Tensor, core_pos: int, *, method: str = "idc", k: int = 10, cycle_fraction: float = 0.1,
-            remove_fraction: float = 0.1, memory_budget: Any = "1GB") -> np.ndarray:
+            remove_fraction: float = 0.1, memory_budget: Any = "1GB", D: Optional[np.ndarray] = None) -> np.ndarray:
     """The members of one pseudo-class that survive denoising.
 
     Parameters
@@ -85,6 +113,8 @@ def denoise(G: torch.Tensor, core_pos: int, *, method: str = "idc", k: int = 10,
         farthest from the core. ``density`` (DB): drop the ``remove_fraction``
         with the largest mean distance to their ``k`` nearest members.
         Pseudo-classes with fewer than 10 members are kept whole.
+    D : numpy.ndarray of shape (n, n) or None
+        The members' distance matrix, if already computed (``idc`` reads it).
 
     Returns
     -------
@@ -95,7 +125,7 @@ def denoise(G: torch.Tensor, core_pos: int, *, method: str = "idc", k: int = 10,
     if method == "none" or n < MIN_CLUSTER_FOR_DENOISING:
         return np.arange(n, dtype=np.int64)
     if method == "idc":
-        ranked = idc_order(G, core_pos, k=k, cycle_fraction=cycle_fraction, memory_budget=memory_budget)
+        ranked = idc_order(G, core_pos, k=k, cycle_fraction=cycle_fraction, memory_budget=memory_budget, D=D)
         keep = ranked[: int(len(ranked) * (1 - remove_fraction))]
     else:
         n_keep = int(n * (1 - remove_fraction))
@@ -111,3 +141,31 @@ def denoise(G: torch.Tensor, core_pos: int, *, method: str = "idc", k: int = 10,
     if core_pos not in keep:  # only possible with remove_fraction ~ 1
         keep = np.sort(np.append(keep, core_pos))
     return keep
+
+
+def denoise_with_intra(G: torch.Tensor, core_pos: int, *, method: str = "idc", k: int = 10,
+                       cycle_fraction: float = 0.1, remove_fraction: float = 0.1,
+                       memory_budget: Any = "1GB") -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`denoise`, and the mean intra-class distance of each kept member.
+
+    The pseudo-class's distance matrix is computed once when it fits
+    ``memory_budget`` and serves both the IDC rings and ``d_intra``;
+    otherwise both are computed in memory-bounded chunks.
+
+    Returns
+    -------
+    keep : numpy.ndarray of int64
+        As :func:`denoise`.
+    d_intra : numpy.ndarray of shape (len(keep),)
+        For each kept member, its mean distance to all kept members (itself
+        included), in ``G``'s precision.
+    """
+    D = within_distance_matrix(G, memory_budget=memory_budget)
+    keep = denoise(G, core_pos, method=method, k=k, cycle_fraction=cycle_fraction,
+                   remove_fraction=remove_fraction, memory_budget=memory_budget, D=D)
+    if D is not None:
+        d_intra = D[keep][:, keep].mean(axis=1)
+    else:
+        d_intra = mean_distances_within(G[torch.as_tensor(keep, device=G.device)],
+                                        memory_budget=memory_budget).cpu().numpy()
+    return keep, d_intra

@@ -12,6 +12,7 @@ import torch
 
 from ..kernels import DEFAULT_MEMORY_BUDGET, resolve_device, to_tensor, torch_dtype
 from ..result import SelectionResult
+from ..threads import limit_threads
 from ..validation import (check_budget, check_choice, check_features, check_indices, check_random_state,
                           parse_memory_budget)
 
@@ -146,7 +147,16 @@ class BaseSelector:
         Returns
         -------
         SelectionResult
+
+        Notes
+        -----
+        The call runs with as many threads as there are free cores
+        (:func:`bilaf.threads.limit_threads`).
         """
+        with limit_threads():
+            return self._select_entry(X, budget, labeled)
+
+    def _select_entry(self, X: Any, budget: Any, labeled: Any) -> SelectionResult:
         T, b = self._prepare(X, budget)
         n = int(T.shape[0])
         lab = None

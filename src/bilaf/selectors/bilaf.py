@@ -9,11 +9,11 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from ..kernels import mean_distances_within, progress
+from ..kernels import progress
 from ..method.assign import assign_to_cores
 from ..method.boundary import CRITERIA, OPPONENTS, PROCESSES, select_boundary
 from ..method.budget import split_budget
-from ..method.denoise import DENOISE_METHODS, denoise
+from ..method.denoise import DENOISE_METHODS, denoise_with_intra
 from ..method.n_cores import auto_n_cores
 from ..result import SelectionResult
 from ..validation import check_choice, check_fraction, check_indices, check_positive_int, reject_unknown
@@ -264,8 +264,9 @@ class BiLAF(BaseSelector):
             # items are made lazily so only one pseudo-class's features are copied at a time
             items = ((X[torch.as_tensor(mem, device=X.device)].to(dt), int(np.searchsorted(mem, cores[i])))
                      for i, mem in enumerate(members_of))
-            kept_pos = self._class_map(denoise_one, items, K, cfg, desc="denoising")
-            kept = [members_of[i][kp] for i, kp in enumerate(kept_pos)]
+            denoised = self._class_map(denoise_one, items, K, cfg, desc="denoising")
+            kept = [members_of[i][kp] for i, (kp, _) in enumerate(denoised)]
+            intra = [di for _, di in denoised]
             for i, mem in enumerate(kept):
                 pseudo[mem] = i
         sizes = np.array([len(k) for k in kept], dtype=np.int64)
@@ -288,13 +289,13 @@ class BiLAF(BaseSelector):
             def select_items():
                 for i in active:
                     mem_t = torch.as_tensor(kept[i], device=X.device)
-                    yield (X[mem_t].to(dt), int(np.searchsorted(kept[i], cores[i])), int(alloc[i]), d_inter[mem_t],
-                           opp[mem_t], i, core_feats)
+                    yield (X[mem_t].to(dt), int(np.searchsorted(kept[i], cores[i])), int(alloc[i]), intra[i],
+                           d_inter[mem_t], opp[mem_t], i, core_feats)
 
             outs = self._class_map(select_one, select_items(), len(active), cfg, desc="boundary selection")
-            for i, (res, d_intra) in zip(active, outs):
+            for i, res in zip(active, outs):
                 mem = kept[i]
-                d_intra_all[torch.as_tensor(mem, device=X.device)] = torch.as_tensor(d_intra, device=X.device,
+                d_intra_all[torch.as_tensor(mem, device=X.device)] = torch.as_tensor(intra[i], device=X.device,
                                                                                      dtype=dt)
                 picks += mem[res.positions].tolist()
                 pick_scores += res.scores.tolist()
@@ -347,18 +348,19 @@ def distances_to_point_rows(X: torch.Tensor, rows: np.ndarray, targets: np.ndarr
     return torch.linalg.vector_norm(A - B, dim=1).cpu().numpy()
 
 
-def denoise_one(G: torch.Tensor, core_pos: int, cfg: Dict[str, Any]) -> np.ndarray:
-    """Denoise one pseudo-class: kept member positions (see :func:`bilaf.method.denoise.denoise`)."""
-    return denoise(G, core_pos, method=cfg["denoise"], k=cfg["density_k"], cycle_fraction=cfg["cycle_fraction"],
-                   remove_fraction=cfg["remove_fraction"], memory_budget=cfg["memory_budget"])
+def denoise_one(G: torch.Tensor, core_pos: int, cfg: Dict[str, Any]) -> Tuple[np.ndarray, np.ndarray]:
+    """Denoise one pseudo-class: kept member positions and their ``d_intra``
+    (see :func:`bilaf.method.denoise.denoise_with_intra`)."""
+    return denoise_with_intra(G, core_pos, method=cfg["denoise"], k=cfg["density_k"],
+                              cycle_fraction=cfg["cycle_fraction"], remove_fraction=cfg["remove_fraction"],
+                              memory_budget=cfg["memory_budget"])
 
 
-def select_one(G: torch.Tensor, core_pos: int, n_pick: int, d_inter: torch.Tensor, opponent: torch.Tensor,
-               class_index: int, core_features: Optional[torch.Tensor], cfg: Dict[str, Any]):
-    """Score and select within one denoised pseudo-class; returns ``(ClassPicks, d_intra)``."""
-    d_intra = mean_distances_within(G, memory_budget=cfg["memory_budget"])
-    res = select_boundary(G, core_pos, n_pick, d_intra=d_intra, d_inter=d_inter, opponent=opponent,
+def select_one(G: torch.Tensor, core_pos: int, n_pick: int, d_intra: np.ndarray, d_inter: torch.Tensor,
+               opponent: torch.Tensor, class_index: int, core_features: Optional[torch.Tensor],
+               cfg: Dict[str, Any]):
+    """Select within one denoised pseudo-class (``d_intra`` from :func:`denoise_one`); returns ``ClassPicks``."""
+    return select_boundary(G, core_pos, n_pick, d_intra=d_intra, d_inter=d_inter, opponent=opponent,
                           delta=cfg["delta"], criterion=cfg["criterion"], process=cfg["process"],
                           opponent_rule=cfg["opponent"], class_index=class_index, core_features=core_features,
                           memory_budget=cfg["memory_budget"])
-    return res, d_intra

@@ -8,7 +8,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .base import ImageBackbone, _local_file, _pool, _quiet, _usable_cpus, cache_dir, resolve_device
+from .base import ImageBackbone, _local_file, _pool, _quiet, cache_dir, resolve_device
 from .preprocess import ImagePreprocess, _image_options
 
 
@@ -23,7 +23,7 @@ class OnnxImageBackbone(ImageBackbone):
     name : str
     device : str or torch.device
     threads : int, optional
-        Intra-op threads; default: the CPUs this process may use.
+        Intra-op threads; default: the free cores this process may use (:func:`bilaf.threads.auto_threads`).
     pool : {"auto", "mean", "cls", "none"}
     """
 
@@ -36,7 +36,9 @@ class OnnxImageBackbone(ImageBackbone):
         super().__init__(preprocess, name, pool)
         dev = resolve_device(device)
         so = ort.SessionOptions()
-        so.intra_op_num_threads = int(threads or _usable_cpus())
+        from ...threads import auto_threads
+
+        so.intra_op_num_threads = int(threads or auto_threads())
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Busy-waiting threads only steal time from the decoding thread and from neighbours.
