@@ -6,7 +6,7 @@ from typing import Any
 
 from .result import SelectionResult
 from .selectors import get_selector_class
-from .validation import reject_unknown
+from .params import validate_params
 
 
 def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None, labeled: Any = None,
@@ -45,6 +45,5 @@ def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None,
     20
     """
     cls = get_selector_class(method)
-    allowed = [p for p in cls._param_names() if p != "random_state"]
-    reject_unknown(params, allowed, f"method {method!r}")
+    validate_params(cls, params, owner=f"method {method!r}", exclude=("random_state",))
     return cls(random_state=random_state, **params).select(X, budget, labeled=labeled)

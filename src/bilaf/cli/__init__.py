@@ -2,7 +2,9 @@
 
 Each verb lives in its own module exposing ``add_parser(subparsers)`` (which
 registers the verb and sets ``func``). The layer is thin: it parses, calls
-the library, and turns user errors into one line on stderr with exit code 2.
+the library, and turns bad input (:class:`UserError`, the library's
+:class:`~bilaf.errors.ValidationError`, missing files) into one line on stderr
+with exit code 2; any other exception is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import argparse
 import importlib
 import sys
 from typing import List, Optional
+
+from ..errors import ValidationError
 
 VERBS = ("embed", "select", "evaluate", "bench", "plot", "demo")
 
@@ -47,8 +51,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         rc = args.func(args)
-    except (UserError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-        msg = str(exc) or type(exc).__name__
+    except (UserError, ValidationError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        # only bad input becomes one line; any other exception is a bug and keeps its traceback
+        if isinstance(exc, ValidationError):
+            from .options import flag_of
+
+            msg = exc.render(flag_of)  # option names as the command line spells them
+        else:
+            msg = str(exc) or type(exc).__name__
         if isinstance(exc, FileNotFoundError) and exc.filename and str(exc.filename) not in msg:
             msg = f"{msg}: {exc.filename}"
         print(f"bilaf {args.verb}: error: {msg}", file=sys.stderr)

@@ -12,6 +12,7 @@ from typing import Any, List, Optional
 
 import numpy as np
 
+from ..errors import ValidationError
 from . import UserError
 
 __all__ = ["add_parser", "run", "command_line", "host_description"]
@@ -52,23 +53,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _one_line_errors(p)
     p.add_argument("features", metavar="FEATURES", help="labeled pool feature file (.npy with sidecars, .npz, .parquet)")
-    p.add_argument("--test", required=True, metavar="TEST", help="labeled test feature file")
-    p.add_argument("--methods", default="random,kcenter,kmeans,typiclust,probcover,activeft,bilaf",
+    p.add_argument("--test", required=True, metavar="FILE", help="labeled test feature file")
+    p.add_argument("--methods", metavar="SPECS", default="random,kcenter,kmeans,typiclust,probcover,activeft,bilaf",
                    help="comma-separated method specs (default: all seven methods with their defaults)")
-    p.add_argument("--budgets", default="0.5%,1%,2%,5%", help="comma-separated budgets (default 0.5%%,1%%,2%%,5%%)")
-    p.add_argument("--seeds", default="5", help="a count (default 5: seeds 0..4), a comma-separated list (0,1,2; a single seed: 3,) or a range (3-4)")
-    p.add_argument("--protocols", default="linear,knn", help="linear, knn or both (default linear,knn)")
+    p.add_argument("--budgets", metavar="B[,B]", default="0.5%,1%,2%,5%", help="comma-separated budgets (default 0.5%%,1%%,2%%,5%%)")
+    p.add_argument("--seeds", metavar="N|LIST", default="5", help="a count (default 5: seeds 0..4), a comma-separated list (0,1,2; a single seed: 3,) or a range (3-4)")
+    p.add_argument("--protocols", metavar="P[,P]", default="linear,knn", help="linear, knn or both (default linear,knn)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if needed)")
-    p.add_argument("--name", default="bench", help="output file stem (default bench)")
-    p.add_argument("--title", help="title of the table and plot")
+    p.add_argument("--name", metavar="STEM", default="bench", help="output file stem (default bench)")
+    p.add_argument("--title", metavar="TEXT", help="title of the table and plot")
     p.add_argument("--labels", metavar="FILE.npy", help="pool labels (.npy), if FEATURES has none")
     p.add_argument("--test-labels", metavar="FILE.npy", help="test labels (.npy), if TEST has none")
     p.add_argument("--subsample", type=int, metavar="N", help="use N random pool rows (seed --subsample-seed)")
     p.add_argument("--test-subsample", type=int, metavar="N", help="use N random test rows")
-    p.add_argument("--subsample-seed", type=int, default=0, help="seed of the subsamples (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto: where selectors and kNN run (default cpu)")
-    p.add_argument("--knn-k", type=int, default=None, help="kNN neighbours (default 20)")
-    p.add_argument("--linear-C", type=float, default=None, help="linear probe C (default 10)")
+    p.add_argument("--subsample-seed", type=int, metavar="N", default=0, help="seed of the subsamples (default 0)")
+    p.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda or auto: where selectors and kNN run (default cpu)")
+    p.add_argument("--knn-k", type=int, metavar="N", default=None, help="kNN neighbours (default 20)")
+    p.add_argument("--linear-C", type=float, metavar="X", default=None, help="linear probe C (default 10)")
     p.add_argument("--linear-solver", choices=("auto", "torch", "sklearn"), default="auto",
                    help="linear probe solver: same objective; auto = torch on a GPU, scikit-learn on the CPU")
     p.add_argument("--resume", action="store_true", help="keep the runs already in OUT/NAME_runs.csv")
@@ -137,7 +138,7 @@ def _labels(fs: Any, path: Optional[str], what: str, flag: str, file: str) -> np
         try:
             y = np.load(p, allow_pickle=False)
         except (ValueError, OSError) as exc:
-            raise ValueError(f"cannot read {what} file {p.name}: {exc}") from None
+            raise ValidationError(f"cannot read {what} file {p.name}: {exc}") from None
     elif fs.labels is not None:
         y = fs.labels
     else:

