@@ -266,3 +266,21 @@ def test_only_bad_input_becomes_one_line(tmp_path, capsys, monkeypatch):
     assert main(["select", str(tmp_path / "x.npy"), "-b", "0", "-m", "kcenter", "-q",
                  "-o", str(tmp_path / "s.json")]) == 2
     assert "bad budget '0'" in capsys.readouterr().err
+
+
+def test_evaluate_errors_name_its_flags(tmp_path, capsys):
+    """A library check of an evaluation option reads as the verb's flag (--k, --C), not the Python argument."""
+    import json
+
+    from bilaf.features import FeatureSet
+
+    y = np.arange(60) % 3
+    FeatureSet(features=X, ids=[str(i) for i in range(60)], labels=y).save(tmp_path / "pool.npz")
+    FeatureSet(features=X[:20], ids=[str(i) for i in range(20)], labels=y[:20]).save(tmp_path / "test.npz")
+    (tmp_path / "sel.json").write_text(json.dumps(list(range(0, 60, 5))))
+    base = ["evaluate", str(tmp_path / "pool.npz"), str(tmp_path / "sel.json"), "--test", str(tmp_path / "test.npz"),
+            "-q"]
+    assert main(base + ["--protocol", "knn", "--k", "0"]) == 2
+    assert "error: --k must be a positive integer, got 0" in capsys.readouterr().err
+    assert main(base + ["--protocol", "linear", "--C", "-1"]) == 2
+    assert "error: --C must be a positive number, got -1.0" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numbers
 import re
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Iterable, Union
 
 import numpy as np
 
@@ -21,6 +21,7 @@ __all__ = [
     "check_choice",
     "check_fraction",
     "check_positive_int",
+    "check_positive_number",
     "check_random_state",
     "parse_memory_budget",
     "parse_budget",
@@ -261,6 +262,15 @@ def check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def check_positive_number(value: Any, name: str, *, allow_zero: bool = False) -> float:
+    """Check a finite real number > 0 (``>= 0`` with ``allow_zero``); returns it as a float."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value)
+            or (value < 0 if allow_zero else value <= 0)):
+        what = "a non-negative number" if allow_zero else "a positive number"
+        raise ValidationError("{param} must be " + what + ", got " + _esc(repr(value)), param=name)
+    return float(value)
+
+
 def check_random_state(seed: Any) -> np.random.Generator:
     """Turn ``None``, an int or a Generator into a ``numpy.random.Generator``."""
     if seed is None or isinstance(seed, (numbers.Integral, np.integer)):
@@ -301,14 +311,6 @@ def parse_memory_budget(value: Any) -> int:
     if b < 1024**2:
         raise ValidationError("{param} must be at least 1MB, got " + _esc(repr(value)), param="memory_budget")
     return b
-
-
-def reject_unknown(params: dict, allowed: Sequence[str], owner: str) -> None:
-    """Raise :class:`~bilaf.errors.ValidationTypeError` for a name of ``params`` not in ``allowed``."""
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValidationTypeError(_esc(f"{owner} got unknown option(s) {', '.join(unknown)}; "
-                                       f"valid: {', '.join(sorted(allowed))}"))
 
 
 def _esc(text: str) -> str:

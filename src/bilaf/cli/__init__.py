@@ -56,7 +56,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if isinstance(exc, ValidationError):
             from .options import flag_of
 
-            msg = exc.render(flag_of)  # option names as the command line spells them
+            # option names as this verb's flags spell them: its FLAG_NAMES first (e.g. bench's --knn-k for k)
+            own = getattr(sys.modules.get(getattr(args.func, "__module__", "")), "FLAG_NAMES", {})
+            msg = exc.render(lambda name: own.get(name) or flag_of(name))
         else:
             msg = str(exc) or type(exc).__name__
         if isinstance(exc, FileNotFoundError) and exc.filename and str(exc.filename) not in msg:

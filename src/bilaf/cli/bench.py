@@ -44,6 +44,9 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> None:
         pass
 
 
+#: the library's parameter names that this verb's flags spell otherwise (for error messages)
+FLAG_NAMES = {"k": "--knn-k", "C": "--linear-C", "random_state": "--seeds"}
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``bilaf bench``."""
     p = subparsers.add_parser(

@@ -39,7 +39,7 @@ from ..errors import ValidationError
 from ..method.assign import assign_to_cores
 from ..result import SelectionResult
 from ..selectors.bilaf import BiLAF
-from ..validation import check_positive_int
+from ..validation import check_positive_int, check_positive_number
 
 __all__ = ["RayBiLAF", "select_with_ray", "init_ray", "import_ray", "cli_selector"]
 
@@ -264,8 +264,7 @@ class RayBiLAF(BiLAF):
             v = getattr(self, name)
             if v is None and name == "task_cpus":
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-                raise ValidationError(f"{name} must be a number >= 0, got {v!r}")
+            check_positive_number(v, name, allow_zero=True)
         if self.task_cpus is not None and self.task_cpus == 0 and self.task_gpus == 0:
             raise ValidationError("task_cpus and task_gpus cannot both be 0")
 

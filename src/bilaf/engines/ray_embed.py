@@ -41,6 +41,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 import numpy as np
 
 from ..errors import ValidationError, ValidationTypeError, escape
+from ..validation import check_positive_int
 from .ray import import_ray, init_ray
 
 __all__ = ["embed_with_ray", "read_feature_shards", "load_any_features", "SIDECAR"]
@@ -261,8 +262,8 @@ def embed_with_ray(source: Any, backbone: Union[str, Any, Callable[[], Any]] = "
     batch_size, shard_size = _check_common(batch_size, on_error, shard_size)
     if device not in ("auto", "cpu", "cuda"):
         raise ValidationError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int) or num_actors < 1):
-        raise ValidationError(f"num_actors must be a positive integer, got {num_actors!r}")
+    if num_actors is not None:
+        check_positive_int(num_actors, "num_actors")
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise FileExistsError(f"output folder exists: {out} (remove it or pass overwrite=True)")

@@ -11,7 +11,7 @@ import torch
 
 from ..errors import ValidationError, ValidationTypeError
 from ..kernels import progress, resolve_device
-from ..validation import check_positive_int, check_random_state
+from ..validation import check_positive_int, check_positive_number, check_random_state
 from ._checks import check_labels
 
 __all__ = ["finetune", "as_image_tensor", "random_resized_crop_flip", "FINETUNE_DEFAULTS"]
@@ -194,10 +194,9 @@ def finetune(backbone: torch.nn.Module, train_images: Any, train_y: Any, test_im
     eval_batch_size = check_positive_int(eval_batch_size, "eval_batch_size")
     for name, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay),
                     ("warmup_epochs", warmup_epochs), ("label_smoothing", label_smoothing)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-            raise ValidationError(f"{name} must be a non-negative number, got {v!r}")
-    if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
-        raise ValidationError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
+        check_positive_number(v, name, allow_zero=True)
+    if grad_clip is not None:
+        check_positive_number(grad_clip, "grad_clip")
     top = int(max(ytr.max(), yte.max())) + 1
     if n_classes is None:
         n_classes = top

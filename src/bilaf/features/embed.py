@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import ValidationError, ValidationTypeError, escape
+from ..validation import check_positive_int
 from .backbones import DEFAULT_BACKBONES, Backbone, _usable_cpus, load_backbone
 from .readers import ImageSource, open_image_source, read_texts
 from .store import FeatureSet
@@ -43,15 +44,13 @@ class SkippedInputWarning(UserWarning):
 
 
 def _check_common(batch_size: Any, on_error: str, shard_size: Any) -> Tuple[int, int]:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     if on_error not in ("skip", "stop"):
         raise ValidationError(f"on_error must be 'skip' or 'stop', got {on_error!r}")
     batch_size = int(batch_size)
     if shard_size is None:
         shard_size = max(batch_size, (DEFAULT_SHARD_SIZE // batch_size) * batch_size)
-    if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
-        raise ValidationError(f"shard_size must be a positive integer, got {shard_size!r}")
+    check_positive_int(shard_size, "shard_size")
     return batch_size, int(shard_size)
 
 
@@ -337,8 +336,7 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
         if num_workers is None:
             on_gpu = str(bmeta.get("device", "cpu")).startswith("cuda")
             num_workers = min(8, _usable_cpus()) if on_gpu else 1
-        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
-            raise ValidationError(f"num_workers must be a positive integer, got {num_workers!r}")
+        check_positive_int(num_workers, "num_workers")
         manifest = {"format": 1, "kind": "image", "source": src.fingerprint(), "shard_size": shard_size,
                     "backbone": {k: bmeta.get(k) for k in ("backbone", "preprocess", "pool")}}
         store = _ShardStore(resume_dir, manifest)
