@@ -284,3 +284,14 @@ def test_evaluate_errors_name_its_flags(tmp_path, capsys):
     assert "error: --k must be a positive integer, got 0" in capsys.readouterr().err
     assert main(base + ["--protocol", "linear", "--C", "-1"]) == 2
     assert "error: --C must be a positive number, got -1.0" in capsys.readouterr().err
+
+
+def test_param_values_as_json(tmp_path, capsys):
+    """--param takes JSON for dict and index options, as before the tables."""
+    bil = param_table(bilaf.BiLAF)
+    assert parse_option("core_params", '{"max_iter": 3}', bil["core_params"]) == {"max_iter": 3}
+    assert parse_option("init", "[1, 2]", param_table(bilaf.ActiveFT)["init"]) == [1, 2]
+    np.save(tmp_path / "x.npy", X)
+    assert main(["select", str(tmp_path / "x.npy"), "-b", "5", "-q", "--param", 'core_params={"max_iter": 3}',
+                 "-o", str(tmp_path / "s.json")]) == 0, capsys.readouterr().err
+    assert parse_methods("activeft:n_iter=5")[0].params == {"n_iter": 5}

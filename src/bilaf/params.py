@@ -246,6 +246,12 @@ class _Indices(Constraint):
     def describe(self) -> str:
         return "a list of integer pool indices"
 
+    def parse(self, text: str) -> Any:
+        value = _json(text)
+        if not isinstance(value, list):
+            raise ValueError
+        return value
+
 
 class _InstanceOf(Constraint):
     def __init__(self, kind: type) -> None:
@@ -256,6 +262,18 @@ class _InstanceOf(Constraint):
 
     def describe(self) -> str:
         return {dict: "a dict"}.get(self.kind, f"a {self.kind.__name__}")
+
+    def parse(self, text: str) -> Any:
+        value = _json(text)
+        if not isinstance(value, self.kind):
+            raise ValueError
+        return value
+
+
+def _json(text: str) -> Any:
+    import json
+
+    return json.loads(text)  # a ValueError when it is not JSON
 
 
 class Check(Constraint):
@@ -377,12 +395,18 @@ def _owner(estimator: Any) -> str:
     return cls.__name__
 
 
-def check_unknown(names: Iterable[str], allowed: Sequence[str], owner: str) -> None:
-    """Raise :class:`ValidationTypeError` naming every name not in ``allowed``."""
+def check_unknown(names: Iterable[str], allowed: Sequence[str], owner: str,
+                  owner_refs: Optional[Mapping[str, Any]] = None) -> None:
+    """Raise :class:`ValidationTypeError` naming every name not in ``allowed``.
+
+    With ``owner_refs``, ``owner`` is a :class:`~bilaf.errors.ValidationError`
+    template whose fields name options (so the command line can show flags).
+    """
     unknown = sorted(set(names) - set(allowed))
     if unknown:
-        raise ValidationTypeError(_esc(f"{owner} got unknown option(s) {', '.join(unknown)}; "
-                                       f"valid: {', '.join(sorted(allowed))}"))
+        head = owner if owner_refs else _esc(owner)
+        raise ValidationTypeError(head + _esc(f" got unknown option(s) {', '.join(unknown)}; "
+                                              f"valid: {', '.join(sorted(allowed))}"), **dict(owner_refs or {}))
 
 
 def validate_param(name: str, value: Any, spec: Param) -> Any:
@@ -401,7 +425,7 @@ def validate_param(name: str, value: Any, spec: Param) -> Any:
 
 
 def validate_params(estimator: Any, params: Mapping[str, Any], *, owner: Optional[str] = None,
-                    exclude: Sequence[str] = ()) -> None:
+                    exclude: Sequence[str] = (), owner_refs: Optional[Mapping[str, Any]] = None) -> None:
     """Check option names and values against an estimator's table (class or instance).
 
     Unknown names raise :class:`ValidationTypeError`; a bad value raises
@@ -409,7 +433,7 @@ def validate_params(estimator: Any, params: Mapping[str, Any], *, owner: Optiona
     """
     table = param_table(estimator)
     allowed = [n for n in table if n not in exclude]
-    check_unknown(params, allowed, owner or _owner(estimator))
+    check_unknown(params, allowed, owner or _owner(estimator), owner_refs)
     for name, value in params.items():
         validate_param(name, value, table[name])
 

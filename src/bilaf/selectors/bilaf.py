@@ -214,13 +214,14 @@ class BiLAF(BaseSelector):
         elif self.core_params is not None:
             name = self._core_method()[0]
             where = f"core selector {name!r}"
+            refs = {}
             if self.core_selector == "auto":
-                where += (" (core_selector='auto' runs spherical k-means with n_cores='auto', ActiveFT with a given "
-                          "n_cores)")
+                where += " ({auto} runs spherical k-means with {auto_k}, ActiveFT with a given {k})"
+                refs = {"auto": ("core_selector", "auto"), "auto_k": ("n_cores", "auto"), "k": "n_cores"}
             validate_params(core_selector_class(self.core_selector, self.n_cores), self.core_params, owner=where,
-                            exclude=("random_state",))
+                            exclude=("random_state",), owner_refs=refs or None)
         if _is_int(self.n_cores) and int(self.n_cores) > n_samples:
-            raise ValidationError(f"{{param}}={self.n_cores} exceeds the pool size {n_samples}", param="n_cores")
+            raise ValidationError(f"{{setting}} exceeds the pool size {n_samples}", setting=("n_cores", self.n_cores))
 
     # -- stage 1 -------------------------------------------------------------------------
     def _resolve_n_cores(self, X: torch.Tensor, budget: int, rng: np.random.Generator) -> int:

@@ -100,8 +100,8 @@ def check_faiss(algorithm: str) -> None:
         try:
             import faiss  # noqa: F401
         except ImportError:
-            raise ValidationError("{param} needs faiss: pip install 'bilaf[faiss]'",
-                                  param=("algorithm", "faiss")) from None
+            raise ValidationError("{setting} needs faiss: pip install 'bilaf[faiss]'",
+                                  setting=("algorithm", "faiss")) from None
 
 
 def kmeans_centers(X: torch.Tensor, k: int, rng: np.random.Generator, *, algorithm: str = "auto", n_init: int = 1,

@@ -173,8 +173,8 @@ class ProbCover(BaseSelector):
     # -- validation ------------------------------------------------------------
     def _check_params(self, n_samples: int, budget: int) -> None:
         if self.n_clusters is not None and int(self.n_clusters) > n_samples:
-            raise ValidationError(f"{{param}} {self.n_clusters} exceeds the pool size {n_samples}",
-                                  param="n_clusters")
+            raise ValidationError(f"{{setting}} exceeds the pool size {n_samples}",
+                                  setting=("n_clusters", self.n_clusters))
         check_faiss(self.algorithm)
 
     def _edge_cap(self) -> int:
