@@ -16,6 +16,7 @@ import inspect
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..constraints import dict_kind, is_indices
 from ..errors import ValidationError
 from ..params import Param, param_table, parse_option, parse_text_value
 
@@ -76,7 +77,7 @@ def _fmt_default(v: Any) -> str:
 
 
 def _is_dict(spec: Param) -> bool:
-    return any(getattr(c, "kind", None) is dict for c in spec.constraints)
+    return any(dict_kind(c) for c in spec.constraints)
 
 
 def _add(group: Any, name: str, specs: Dict[str, Param], default_text: str) -> None:
@@ -158,7 +159,7 @@ def _kv(items: Sequence[str], flag: str) -> Dict[str, str]:
 
 
 def _takes_indices(spec: Param) -> bool:
-    return any(type(c).__name__ == "_Indices" for c in spec.constraints)
+    return any(is_indices(c) for c in spec.constraints)
 
 
 def convert(name: str, raw: Any, spec: Param, read_indices: Callable[[str, str], list]) -> Any:
