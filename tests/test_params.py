@@ -295,3 +295,18 @@ def test_param_values_as_json(tmp_path, capsys):
     assert main(["select", str(tmp_path / "x.npy"), "-b", "5", "-q", "--param", 'core_params={"max_iter": 3}',
                  "-o", str(tmp_path / "s.json")]) == 0, capsys.readouterr().err
     assert parse_methods("activeft:n_iter=5")[0].params == {"n_iter": 5}
+
+
+def test_bench_spec_errors_keep_the_specs_names(tmp_path, capsys):
+    """A bench method spec is written key=value with Python names; its error names them the same way."""
+    from bilaf.features import FeatureSet
+
+    y = np.arange(60) % 3
+    FeatureSet(features=X, ids=[str(i) for i in range(60)], labels=y).save(tmp_path / "pool.npz")
+    FeatureSet(features=X[:20], ids=[str(i) for i in range(20)], labels=y[:20]).save(tmp_path / "test.npz")
+    base = ["bench", str(tmp_path / "pool.npz"), "--test", str(tmp_path / "test.npz"), "-o", str(tmp_path / "b"),
+            "--budgets", "5", "--seeds", "1", "-q"]
+    assert main(base + ["--methods", "bilaf:opponent_penalty=0.5"]) == 2
+    assert ("error: method spec 'bilaf:opponent_penalty=0.5': opponent_penalty must be a number >= 1, got 0.5"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())

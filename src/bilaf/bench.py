@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from .errors import ValidationError
+from .errors import ValidationError, escape
 from .evaluation import FEATURE_PROTOCOLS, evaluate_features
 from .evaluation._checks import check_labels
 from .params import param_table, parse_option, parse_text_value, validate_params
@@ -100,9 +100,8 @@ def parse_method_spec(spec: Union[str, MethodSpec]) -> MethodSpec:
         table = {}
     try:
         params = {k: parse_option(k, v, table[k]) if k in table else parse_text_value(v) for k, v in params.items()}
-    except ValidationError as exc:
-        raise type(exc)(f"method spec {text!r}: ".replace("{", "{{").replace("}", "}}") + exc.template,
-                        **exc.refs) from None
+    except ValidationError as exc:  # a spec names options as Python does (key=value): so does its error
+        raise type(exc)(escape(f"method spec {text!r}: {exc.render()}")) from None
     return MethodSpec(label=text, method=name, params=params)
 
 
@@ -112,7 +111,12 @@ def _check_spec_params(spec: MethodSpec) -> None:
         cls = get_selector_class(spec.method)
     except ImportError:
         return
-    validate_params(cls, spec.params, owner=f"method spec {spec.label!r}", exclude=("random_state",))
+    try:
+        validate_params(cls, spec.params, owner=f"method spec {spec.label!r}", exclude=("random_state",))
+    except ValidationError as exc:
+        if exc.refs:  # a bad value: name it as the spec does
+            raise type(exc)(escape(f"method spec {spec.label!r}: {exc.render()}")) from None
+        raise
 
 
 def parse_methods(methods: Union[str, Iterable[Union[str, MethodSpec]]]) -> List[MethodSpec]:
