@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, T
 
 import numpy as np
 
-from .constraints import NONE, Check, Constraint, Interval, Options, is_boolean, make_constraint
+from .param_constraints import NONE, Check, Constraint, Interval, Options, is_boolean, make_constraint
 from .errors import ValidationError, ValidationTypeError
 
 __all__ = ["Param", "Interval", "Options", "Check", "validate_params", "validate_param", "check_unknown",

@@ -16,7 +16,7 @@ import inspect
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..constraints import dict_kind, is_indices
+from ..param_constraints import dict_kind, is_indices
 from ..errors import ValidationError
 from ..params import Param, param_table, parse_option, parse_text_value
 

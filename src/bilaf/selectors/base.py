@@ -11,10 +11,10 @@ from typing import Any, ClassVar, Dict, Iterator
 import numpy as np
 import torch
 
-from ..kernels import DEFAULT_MEMORY_BUDGET, resolve_device, to_tensor, torch_dtype
-from ..result import SelectionResult
 from ..errors import ValidationError, ValidationTypeError
+from ..kernels import DEFAULT_MEMORY_BUDGET, resolve_device, to_tensor, torch_dtype
 from ..params import Check, Options, Param, check_unknown, validate_params
+from ..result import SelectionResult
 from ..validation import check_budget, check_features, check_indices, check_random_state
 
 __all__ = ["BaseSelector", "Timer"]
@@ -91,7 +91,7 @@ class BaseSelector:
         super().__init_subclass__(**kwargs)
         declared, taken = set(cls._parameter_constraints), set(cls._param_names())
         if declared != taken:  # a selector must declare exactly the parameters its constructor takes
-            raise ValidationTypeError(f"{cls.__name__}._parameter_constraints does not match its constructor: "
+            raise TypeError(f"{cls.__name__}._parameter_constraints does not match its constructor: "
                             f"undeclared {sorted(taken - declared)}, not taken {sorted(declared - taken)}")
 
     @classmethod
