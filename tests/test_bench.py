@@ -81,7 +81,6 @@ def test_same_seeds_and_budgets_for_every_method(monkeypatch):
     assert sorted(calls) == sorted((m, b, s) for m in ("random", "kcenter") for b in (6, 30) for s in (3, 8))
     assert len(res.runs) == 2 * 2 * 2 * 2
     acc = {(r["method"], r["budget"], r["seed"], r["protocol"]): r["accuracy"] for r in res.runs}
-    assert acc[("kcenter", "10%", 3, "knn")] == acc[("kcenter", "10%", 8, "knn")]  # deterministic method
     rows = res.summary()
     assert {(r["protocol"], r["method"], r["budget"]) for r in rows} == {
         (p, m, b) for p in ("linear", "knn") for m in ("random", "kcenter") for b in ("2%", "10%")}
@@ -162,6 +161,32 @@ def test_write_outputs(tmp_path):
     assert md.startswith("# T") and "bilaf bench x" in md and "## linear probe" in md and "**" in md
 
 
+def _runs(table):
+    """Bench run rows from {(method, budget, protocol): [accuracy of seed 0, 1, ...]}."""
+    return [dict(method=m, budget=b, budget_count=10, seed=s, protocol=p, accuracy=a, select_seconds=0.1,
+                 eval_seconds=0.1, error="", notes="", host="h", code="c")
+            for (m, b, p), accs in table.items() for s, a in enumerate(accs)]
+
+
+def test_markdown_paired_difference_to_the_reference():
+    runs = _runs({("random", "1%", "linear"): [0.60, 0.62, 0.61], ("kmeans", "1%", "linear"): [0.65, 0.66, 0.67],
+                  ("random", "5%", "linear"): [0.70, 0.72, 0.71], ("kmeans", "5%", "linear"): [0.705, 0.70, 0.72]})
+    res = BenchResult(runs, ["random", "kmeans"], ["1%", "5%"], [0, 1, 2], ["linear"], meta={"command": "x"})
+    md = res.to_markdown()
+    assert "## linear probe: paired difference to random (points)" in md
+    # 1%: differences 5, 4, 6 points: mean 5, t(0.975, 2) * 1 / sqrt(3) = 2.48; 5%: 0.5, -2, 1 (std 1.61): a tie
+    assert "| kmeans | +5.0 [+2.5, +7.5] W | -0.2 [-4.2, +3.8] | 1 / 1 / 0 |" in md
+    # the reference is chosen by argument, else by meta, else it is the first method
+    other = res.to_markdown(reference="kmeans")
+    assert "paired difference to kmeans" in other and "| random | -5.0 [-7.5, -2.5] L |" in other
+    res.meta["reference"] = "kmeans"
+    assert "paired difference to kmeans" in res.to_markdown()
+    with pytest.raises(ValueError, match="reference method 'typiclust' is not in this bench"):
+        res.to_markdown(reference="typiclust")
+    alone = BenchResult([r for r in runs if r["method"] == "random"], ["random"], ["1%", "5%"], [0, 1, 2], ["linear"])
+    assert "paired difference" not in alone.to_markdown()
+
+
 def test_bad_input_to_run_bench():
     X, y = blobs()
     with pytest.raises(ValueError, match="299 pool labels for 300 pool rows"):
@@ -169,6 +194,8 @@ def test_bad_input_to_run_bench():
     with pytest.raises(ValueError, match="pool labels are missing"):
         run_bench(X[:300], None, X[300:], y[300:], "random", "5%", 1, verbose=False)
     with pytest.raises(ValueError, match="unknown protocol"):
+        run_bench(X[:300], y[:300], X[300:], y[300:], "random", "5%", 1, protocols=["probe"], verbose=False)
+    with pytest.raises(ValueError, match="finetune protocol needs a finetuner"):
         run_bench(X[:300], y[:300], X[300:], y[300:], "random", "5%", 1, protocols=["finetune"], verbose=False)
     with pytest.raises(ValueError, match="exceeds the pool"):
         run_bench(X[:300], y[:300], X[300:], y[300:], "random", "400", 1, verbose=False)
@@ -227,7 +254,8 @@ def feature_files(tmp_path):
     ("width", "feature widths differ"),
     ("budget", "exceeds the pool size 400"),
     ("method", "unknown method 'svm'"),
-    ("protocol", "unknown protocol 'finetune'"),
+    ("protocol", "does not name its backbone; pass --finetune-backbone"),
+    ("probe", "unknown protocol 'probe'"),
 ])
 def test_cli_bench_bad_input_one_line_no_output(feature_files, capsys, case, message):
     d = feature_files
@@ -235,13 +263,27 @@ def test_cli_bench_bad_input_one_line_no_output(feature_files, capsys, case, mes
     test = d / ("narrow.npz" if case == "width" else "test.npz")
     args = ["bench", str(pool), "--test", str(test), "--methods", "svm" if case == "method" else "random",
             "--budgets", "500" if case == "budget" else "5%", "--seeds", "1",
-            "--protocols", "finetune" if case == "protocol" else "linear", "--out", str(d / "out"), "-q"]
+            "--protocols", {"protocol": "finetune", "probe": "probe"}.get(case, "linear"), "--out", str(d / "out"), "-q"]
     if case == "short":
         args += ["--labels", str(d / "short.npy")]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (d / "out").exists()
+
+
+def test_cli_bench_reference_must_be_one_of_the_methods(feature_files, capsys):
+    d = feature_files
+    args = ["bench", str(d / "pool.npz"), "--test", str(d / "test.npz"), "--methods", "random,kmeans",
+            "--budgets", "5%", "--seeds", "2", "--protocols", "knn", "--out", str(d / "out"), "-q", "--no-plot"]
+    assert main(args + ["--reference", "kcenter"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--reference 'kcenter' is not one of --methods (random, kmeans)" in err and len(err.splitlines()) == 1
+    assert not (d / "out").exists()
+    assert main(args + ["--reference", "kmeans"]) == 0
+    md = (d / "out" / "bench.md").read_text()
+    assert "--reference kmeans" in md and "## kNN (k=20, cosine, weighted): paired difference to kmeans" in md
+    assert "| random |" in md.split("paired difference to kmeans")[1]
 
 
 def test_cli_bench_interrupted_leaves_complete_files(feature_files, monkeypatch, capsys):

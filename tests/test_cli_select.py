@@ -61,7 +61,8 @@ def files_in(d):
 
 # -- budgets -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,want", [("1%", 0.01), ("0.01", 0.01), ("500", 500), ("100%", 1.0), ("2.5%", 0.025)])
+@pytest.mark.parametrize("text,want", [("1%", 0.01), ("0.01", 0.01), ("500", 500), ("100%", 1.0), ("2.5%", 0.025),
+                                       ("1e-2", 0.01)])
 def test_parse_budget(text, want):
     assert parse_budget(text) == pytest.approx(want)
     assert type(parse_budget(text)) is type(want)
@@ -109,16 +110,19 @@ def test_all_formats_agree(pool, tmp_path, capsys):
     assert [t["data"]["bilaf_index"] for t in tasks] == idx
     assert tasks[0]["data"]["image"] == f"/data/img/{idx[0]:04d}.jpg"
     for task, r in zip(tasks, rows):
+        # one prediction per task; its score is the pick's priority, the raw score stays in data
+        (pred,) = task["predictions"]
+        assert pred["score"] == 1 - int(r["rank"]) / 12 and pred["result"] == []
         if r["score"]:
-            assert task["predictions"][0]["score"] == pytest.approx(float(r["score"]))
-            assert task["predictions"][0]["result"] == []
+            assert task["data"]["bilaf_score"] == pytest.approx(float(r["score"]))
         else:
-            assert "predictions" not in task
+            assert task["data"]["bilaf_score"] is None
+        assert task["data"]["bilaf_role"] == r["role"]
 
     paths = (tmp_path / "s.txt").read_text().splitlines()
     assert paths == [f"/data/img/{i:04d}.jpg" for i in idx]
     # one manifest for the one stem; files get ordinary permissions
-    assert (tmp_path / "s.manifest.json").exists()
+    assert (tmp_path / "s.csv.manifest.json").exists()
     assert os.stat(tmp_path / "s.csv").st_mode & 0o044  # readable by others (mkstemp makes 0600)
     # every format reads back to the same indices
     ids = [f"img/{i:04d}.jpg" for i in range(240)]
@@ -228,7 +232,7 @@ def test_manifest_contents_and_round_trip(pool, tmp_path, capsys):
     rc, _, err = run(["select", pool, "-b", "12", "--seed", "7", *FAST, "-o", out, "-o", tmp_path / "sel.json"],
                      capsys)
     assert rc == 0, err
-    man = read_manifest(tmp_path / "sel.manifest.json")
+    man = read_manifest(tmp_path / "sel.json.manifest.json")
     assert man["features"]["sha256"] == features_sha256(np.load(pool))
     assert man["features"]["shape"] == [240, 8] and man["features"]["dtype"] == "float32"
     assert man["pool_size"] == 240 and man["seed"] == 7 and man["budget"] == {"requested": "12", "count": 12}
@@ -246,18 +250,19 @@ def test_manifest_contents_and_round_trip(pool, tmp_path, capsys):
     assert set(man["result"]["core_indices"]) <= set(idx)
 
     # check mode: same picks -> exit 0
-    rc, _, err = run(["select", "--manifest", tmp_path / "sel.manifest.json"], capsys)
+    rc, _, err = run(["select", "--manifest", tmp_path / "sel.json.manifest.json"], capsys)
     assert rc == 0 and "identical" in err
     # reproduce to a file: same bytes
-    rc, _, err = run(["select", "--manifest", tmp_path / "sel.manifest.json", "-o", tmp_path / "again.json"], capsys)
+    rc, _, err = run(["select", "--manifest", tmp_path / "sel.json.manifest.json", "-o", tmp_path / "again.json"],
+                     capsys)
     assert rc == 0, err
     assert (tmp_path / "again.json").read_text() == (tmp_path / "sel.json").read_text()
-    assert read_manifest(tmp_path / "again.manifest.json")["reproduced_from"].endswith("sel.manifest.json")
+    assert read_manifest(tmp_path / "again.json.manifest.json")["reproduced_from"].endswith("sel.json.manifest.json")
     # a changed seed is reported as different, exit 1
-    rc, _, err = run(["select", "--manifest", tmp_path / "sel.manifest.json", "--seed", "8"], capsys)
+    rc, _, err = run(["select", "--manifest", tmp_path / "sel.json.manifest.json", "--seed", "8"], capsys)
     assert rc == 1 and "DIFFER" in err
     # the library form
-    res, same = reproduce(tmp_path / "sel.manifest.json")
+    res, same = reproduce(tmp_path / "sel.json.manifest.json")
     assert same and res.indices.tolist() == idx
 
 
@@ -268,9 +273,9 @@ def test_manifest_refuses_other_features(pool, tmp_path, capsys):
     X = np.load(pool)
     X[0, 0] += 1
     np.save(other, X)
-    rc, _, err = run(["select", other, "--manifest", tmp_path / "sel.manifest.json"], capsys)
+    rc, _, err = run(["select", other, "--manifest", tmp_path / "sel.json.manifest.json"], capsys)
     assert rc == 2 and "differ from the manifest" in err and len(err.strip().splitlines()) == 1
-    rc, _, err = run(["select", other, "--manifest", tmp_path / "sel.manifest.json", "--ignore-hash"], capsys)
+    rc, _, err = run(["select", other, "--manifest", tmp_path / "sel.json.manifest.json", "--ignore-hash"], capsys)
     assert rc in (0, 1)
 
 
@@ -279,9 +284,9 @@ def test_manifest_finds_moved_features(pool, tmp_path, capsys):
     assert run(["select", pool, "-b", "5", "-m", "kcenter", "-o", out], capsys)[0] == 0
     moved = tmp_path / "moved"
     moved.mkdir()
-    for f in ("pool_features.npy", "pool_files.txt", "pool_labels.npy", "sel.json", "sel.manifest.json"):
+    for f in ("pool_features.npy", "pool_files.txt", "pool_labels.npy", "sel.json", "sel.json.manifest.json"):
         os.replace(tmp_path / f, moved / f)
-    rc, _, err = run(["select", "--manifest", moved / "sel.manifest.json"], capsys)
+    rc, _, err = run(["select", "--manifest", moved / "sel.json.manifest.json"], capsys)
     assert rc == 0 and "identical" in err
 
 
@@ -316,10 +321,10 @@ def test_warm_start(pool, tmp_path, capsys, method):
     assert idx[:3] == [5, 17, 230]
     assert [r["role"] for r in rows[:3]] == ["labeled"] * 3
     assert "labeled" not in {r["role"] for r in rows[3:]}
-    man = read_manifest(tmp_path / "w.manifest.json")
+    man = read_manifest(tmp_path / "w.csv.manifest.json")
     assert man["labeled"]["indices"] == [5, 17, 230]
     # the manifest reproduces the warm start too
-    rc, _, err = run(["select", "--manifest", tmp_path / "w.manifest.json"], capsys)
+    rc, _, err = run(["select", "--manifest", tmp_path / "w.csv.manifest.json"], capsys)
     assert rc == 0 and "identical" in err
 
 
@@ -483,7 +488,7 @@ def test_cifar10_slice_end_to_end(tmp_path, capsys):
     assert rc == 0, err
     recs = list(csv.DictReader(open(tmp_path / "c.csv")))
     assert len(recs) == 50 and recs[0]["path"].startswith("train/") and recs[0]["path"].endswith(".jpg")
-    man = read_manifest(tmp_path / "c.manifest.json")
+    man = read_manifest(tmp_path / "c.csv.manifest.json")
     assert man["features"]["dtype"] == "float16"
     assert man["result"]["n_cores"] >= 10 and man["result"]["n_cores"] + man["result"]["n_boundary"] == 50
     assert {r["role"] for r in recs} <= {"core", "boundary"}
@@ -546,7 +551,7 @@ def test_reads_npz_and_parquet_with_ids(tmp_path, capsys, suffix):
 def test_progress_flag(pool, tmp_path, capsys):
     rc, _, err = run(["select", pool, "-b", "10", "--progress", *FAST, "-o", tmp_path / "s.json"], capsys)
     assert rc == 0, err
-    man = read_manifest(tmp_path / "s.manifest.json")
+    man = read_manifest(tmp_path / "s.json.manifest.json")
     assert man["params"]["verbose"] is True
     rc, _, err = run(["select", pool, "-b", "10", "-q", "-m", "random", "-o", tmp_path / "r.json"], capsys)
     assert rc == 0 and err == ""

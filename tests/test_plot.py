@@ -158,7 +158,7 @@ def test_cli_plot_from_plain_json_uses_manifest(selection, capsys, monkeypatch):
     monkeypatch.setattr(bp, "save_selection_plot", spy)
     rc, _, err = run(["plot", d / "pool_features.npy", d / "sel.json", "-o", d / "m.svg"], capsys)
     assert rc == 0, err
-    man = json.loads((d / "sel.manifest.json").read_text())
+    man = json.loads((d / "sel.json.manifest.json").read_text())
     roles = np.asarray(seen["roles"])
     picks = np.asarray(json.loads((d / "sel.json").read_text()))
     assert (roles == "core").sum() == 3 and (roles == "boundary").sum() == 12
@@ -187,7 +187,7 @@ def test_cli_plot_bad_input(selection, capsys):
         "bad image suffix": ["plot", d / "pool_features.npy", d / "sel.csv", "-o", d / "o.gif"],
         "no out": ["plot", d / "pool_features.npy", d / "sel.csv"],
         "index out of range": ["plot", d / "pool_features.npy", d / "far.json", "-o", d / "o.png"],
-        "other pool": ["plot", d / "small.npy", d / "sel.json", "--manifest", d / "sel.manifest.json",
+        "other pool": ["plot", d / "small.npy", d / "sel.json", "--manifest", d / "sel.json.manifest.json",
                        "-o", d / "o.png"],
         "bad projection": ["plot", d / "pool_features.npy", d / "sel.csv", "-o", d / "o.png", "--projection", "x"],
         "labels wrong length": ["plot", d / "pool_features.npy", d / "sel.csv", "-o", d / "o.png",

@@ -140,10 +140,16 @@ def tie_free_pools(draw):
 @given(data=tie_free_pools())
 def test_permutation_kcenter(data):
     X, budget, seed = data
-    perm = np.random.default_rng(seed).permutation(len(X))
-    a = bilaf.select(X, budget, method="kcenter", dtype="float64")
-    b = bilaf.select(X[perm], budget, method="kcenter", dtype="float64")
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(X))
+    inv = np.argsort(perm)
+    a = bilaf.select(X, budget, method="kcenter", dtype="float64", start="mean")
+    b = bilaf.select(X[perm], budget, method="kcenter", dtype="float64", start="mean")
     np.testing.assert_array_equal(perm[b.indices], a.indices)  # same picks, same order
+    s = int(rng.integers(len(X)))  # a given first centre, moved with the pool
+    a = bilaf.select(X, budget, method="kcenter", dtype="float64", start=s)
+    b = bilaf.select(X[perm], budget, method="kcenter", dtype="float64", start=int(inv[s]))
+    np.testing.assert_array_equal(perm[b.indices], a.indices)
 
 
 @settings(max_examples=150, **SETTINGS)

@@ -1,4 +1,5 @@
-"""benchmarks/target_check.py: half-against-half verdicts, the oracle, and the ten-seed test."""
+"""benchmarks/target_check.py: half-against-half verdicts (Welch), the oracle, the best chosen on one half and
+compared paired on the other, and the ten-seed test (paired)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 from conftest import load_benchmark_script
 
-PATTERN = (-1.0, 0.0, 0.0, 0.0, 1.0)  # five seeds around a mean: std sqrt(0.5), standard error 0.316
+PATTERN = (-1.0, 0.0, 0.0, 0.0, 1.0)  # five seeds around a mean, the same for every method: std sqrt(0.5)
+WELCH_HALF = 2.306004135204166 * (2 * 0.5 / 5) ** 0.5  # 95% half-width of two such halves' difference (df 8)
 
 
 @pytest.fixture()
@@ -46,14 +48,32 @@ def test_the_oracle_loses_when_the_best_method_changes_between_halves(tc, tmp_pa
     rows = {(r["table"], r["method"]): r for r in tc.half_against_half(acc, cells)}
     # table = seeds 0-4: k-means is best (70); run again (seeds 5-9) it gives 68: a loss of 2 points
     assert rows[("A", "oracle")]["best"] == "kmeans"
+    # the halves share no seed: Welch's interval, -2 +- 1.03
     assert rows[("A", "oracle")]["diff"] == pytest.approx(-2.0) and rows[("A", "oracle")]["verdict"] == "loss"
-    assert rows[("A", "activeft")]["diff"] == pytest.approx(1.0) and rows[("A", "activeft")]["verdict"] == "win"
-    assert rows[("A", "bilaf")]["diff"] == pytest.approx(-0.5) and rows[("A", "bilaf")]["verdict"] == "loss"
+    assert rows[("A", "oracle")]["hi"] == pytest.approx(-2.0 + WELCH_HALF)
+    # +1 and -0.5 lie within 1.03 of 0: ties (the old rule, beyond the larger standard error 0.316, said win / loss)
+    assert rows[("A", "activeft")]["diff"] == pytest.approx(1.0) and rows[("A", "activeft")]["verdict"] == "tie"
+    assert rows[("A", "bilaf")]["diff"] == pytest.approx(-0.5) and rows[("A", "bilaf")]["verdict"] == "tie"
     # table = seeds 5-9: ActiveFT is best (71); its seeds 0-4 give 69
     assert rows[("B", "oracle")]["best"] == "activeft" and rows[("B", "oracle")]["diff"] == pytest.approx(-2.0)
     assert rows[("B", "kmeans")]["diff"] == pytest.approx(-1.0)
     t = tc.tally([r for r in rows.values() if r["method"] == "oracle"])
     assert (t["n"], t["loss"], t["mean"], t["worst"]) == (2, 2, pytest.approx(-2.0), pytest.approx(-2.0))
+
+
+def test_best_chosen_on_one_half_compared_paired_on_the_other(tc, tmp_path):
+    make_pool(tmp_path)
+    acc = tc.load(["toy"])
+    rows = {(r["table"], r["method"]): r for r in tc.chosen_then_paired(acc, tc.complete_cells(acc))}
+    assert ("A", "oracle") not in rows
+    # chosen on seeds 0-4: k-means; on seeds 5-9 it gives 68, and every method's seeds move with it (PATTERN)
+    assert rows[("A", "bilaf")]["best"] == "kmeans"
+    assert rows[("A", "bilaf")]["diff"] == pytest.approx(1.5) and rows[("A", "bilaf")]["verdict"] == "win"
+    assert rows[("A", "kmeans")]["diff"] == pytest.approx(0.0) and rows[("A", "kmeans")]["verdict"] == "tie"
+    # chosen on seeds 5-9: ActiveFT (71); on seeds 0-4 (69) k-means's 70 is 1 point above it in every seed
+    assert rows[("B", "kmeans")]["best"] == "activeft" and rows[("B", "kmeans")]["verdict"] == "win"
+    assert rows[("B", "bilaf:n_cores=0.001")]["diff"] == pytest.approx(-9.0)
+    assert rows[("B", "bilaf:n_cores=0.001")]["verdict"] == "loss"
 
 
 def test_ten_seeds_against_the_best_of_the_others(tc, tmp_path):
@@ -62,7 +82,9 @@ def test_ten_seeds_against_the_best_of_the_others(tc, tmp_path):
     rows = {r["method"]: r for r in tc.ten_seeds(acc, tc.complete_cells(acc))}
     # ten-seed means: bilaf 69.5, k-means 69, ActiveFT 70 (its two halves differ, so its ten values spread more)
     assert rows["bilaf"]["best"] == "activeft" and rows["bilaf"]["diff"] == pytest.approx(-0.5)
-    assert rows["bilaf"]["verdict"] == "loss"  # 0.5 > ActiveFT's standard error, sqrt(14 / 9 / 10) = 0.394
+    # paired: +0.5 on seeds 0-4, -1.5 on seeds 5-9: std 1.054, 95% half-width 2.262 * 1.054 / sqrt(10) = 0.754
+    assert rows["bilaf"]["verdict"] == "tie"
+    assert rows["bilaf"]["lo"] == pytest.approx(-0.5 - 2.2621571628 * (10 / 9) ** 0.5 / 10 ** 0.5)
     # a reference is put against the best of the other four, the default included
     assert rows["activeft"]["best"] == "bilaf" and rows["activeft"]["diff"] == pytest.approx(0.5)
     assert rows["bilaf:n_cores=0.001"]["diff"] == pytest.approx(-10.0)
@@ -80,13 +102,15 @@ def test_render_and_missing_replicate(tc, tmp_path):
 
 
 def test_one_algorithm_against_itself(tc, tmp_path):
-    # seeds 0-4 of the default and of spherical k-means at two budgets: a gap of 1 point (loss), then 0.2 (tie)
+    # seeds 0-4 of the default and of spherical k-means at two budgets: 1 point below in every seed (loss), then
+    # +0.2 on average with the default's own seed noise (a tie)
     write_runs(tmp_path / "toy_runs.csv", {"bilaf": 70.0, "kmeans:normalize=true": 71.0}, range(0, 5))
     with open(tmp_path / "toy_runs.csv", "a", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        for method, mean in (("bilaf", 80.2), ("kmeans:normalize=true", 80.0)):
-            for s, dev in zip(range(5), PATTERN):
-                w.writerow([method, "5%", 250, s, "linear", (mean + dev) / 100.0, ""])
+        for method, mean, own in (("bilaf", 80.2, (1.0, -1.0, 0.0, 0.5, -0.5)),
+                                  ("kmeans:normalize=true", 80.0, (0.0,) * 5)):
+            for s, dev, o in zip(range(5), PATTERN, own):
+                w.writerow([method, "5%", 250, s, "linear", (mean + dev + o) / 100.0, ""])
     rows = sorted(tc.same_algorithm(["toy"]), key=lambda r: r["cell"][2])
     assert [(r["cell"][2], r["verdict"]) for r in rows] == [("1%", "loss"), ("5%", "tie")]
     assert rows[0]["diff"] == pytest.approx(-1.0) and rows[1]["diff"] == pytest.approx(0.2)

@@ -23,10 +23,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # baselines written in their own modules, imported on first use
-    if name in ("TypiClust", "ProbCover"):
+    if name in ("TypiClust", "ProbCover", "MaxHerding"):
         return get_selector_class(name.lower())
     raise AttributeError(f"module 'bilaf' has no attribute {name!r}")
 
 
 __all__ = ["select", "SelectionResult", "BiLAF", "ActiveFT", "KCenterGreedy", "KMeansSelector", "RandomSelector",
-           "TypiClust", "ProbCover", "BaseSelector", "METHODS", "get_selector_class", "__version__"]
+           "TypiClust", "ProbCover", "MaxHerding", "BaseSelector", "METHODS", "get_selector_class", "__version__"]

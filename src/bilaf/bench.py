@@ -167,11 +167,12 @@ def _parse_budget(token: Union[str, int, float, Budget]) -> Budget:
         return token
     if isinstance(token, (bool, np.bool_)):
         raise ValidationError(f"bad budget {token!r}")
+    if isinstance(token, numbers.Real) and not isinstance(token, numbers.Integral) and not 0 < float(token) < 1:
+        raise ValidationError(f"bad budget {token!r}: a float budget is a fraction and must lie in (0, 1); "
+                              "pass an int for a count")
     value = parse_budget(token if isinstance(token, numbers.Real) else str(token))
     if isinstance(value, numbers.Integral):
         return Budget(str(int(value)), int(value))
-    if not 0 < float(value) <= 1:
-        raise ValidationError(f"bad budget {token!r}: a fraction must lie in (0, 1)")
     return Budget(f"{100 * float(value):g}%", float(value))
 
 
@@ -287,8 +288,10 @@ class BenchResult:
                     seen.append(key)
         return seen
 
-    def to_markdown(self, *, title: Optional[str] = None, digits: int = 1) -> str:
-        """Tables of accuracy (%) mean ± std, one per protocol, best mean per budget in bold."""
+    def to_markdown(self, *, title: Optional[str] = None, digits: int = 1, reference: Optional[str] = None) -> str:
+        """Tables of accuracy (%) mean ± std, one per protocol, best mean per budget in bold, then each method's
+        paired difference to ``reference`` (default ``meta["reference"]``, else the first method) per budget,
+        with its 95% confidence interval over the seeds both have (:mod:`bilaf.stats`)."""
         summ = {(r["protocol"], r["method"], r["budget"]): r for r in self.summary()}
         counts = {}
         for r in self.runs:
@@ -335,6 +338,7 @@ class BenchResult:
                         cells.append(txt)
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
+        lines += self._paired_markdown(reference, counts, digits)
         # selection time
         sel = [s for s in self.summary() if s["protocol"] == self.protocols[0]]
         if sel:
@@ -382,6 +386,25 @@ class BenchResult:
             lines += [f"Wall time of the last invocation: {meta['wall_seconds']:.0f} s{extra}.", ""]
         return "\n".join(lines)
 
+    def _paired_markdown(self, reference: Optional[str], counts: Dict[str, Any], digits: int) -> List[str]:
+        from .stats import matrix_markdown
+
+        ref = reference or self.meta.get("reference") or (self.methods[0] if self.methods else None)
+        if ref is None or len(self.methods) < 2:
+            return []
+        if ref not in self.methods:
+            raise ValidationError(f"reference method {ref!r} is not in this bench ({', '.join(self.methods)})")
+        labels = {b: f"{b} ({counts.get(b, '?')})" for b in self.budgets}
+        lines: List[str] = []
+        for p in self.protocols:
+            table = matrix_markdown(self.runs, self.methods, ref, self.budgets, protocol=p, digits=digits,
+                                    budget_labels=labels)
+            if table:
+                lines += [f"## {PROTOCOL_TITLES.get(p, p)}: paired difference to {ref} (points)", "",
+                          f"Method minus `{ref}`, seed by seed over the seeds both have: mean [95% CI, Student t]; "
+                          "W / L: the interval lies above / below 0.", "", table]
+        return lines
+
     def runs_csv(self) -> str:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=RUN_FIELDS, lineterminator="\n")
@@ -398,19 +421,22 @@ class BenchResult:
             w.writerow({k: _fmt(r.get(k)) for k in SUMMARY_FIELDS})
         return buf.getvalue()
 
-    def plot(self, path: Union[str, Path]) -> Path:
-        """Accuracy vs budget, one line per method (mean ± std), one panel per protocol; written atomically."""
+    def figure(self) -> Any:
+        """The accuracy-vs-budget figure (a matplotlib ``Figure``): one line per method (mean ± std), one panel
+        per protocol, the legend beside the panels (never over a point), a title (``meta["title"]`` or one
+        naming the budget)."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
-        path = Path(path)
         summ = self.summary()
         n = len(self.protocols)
-        fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False)
+        fig, axes = plt.subplots(1, n, figsize=(5.2 * n + 1.8, 4.4), squeeze=False)
         markers = "osD^v<>pP*hX"
         n_m = len(self.methods)
+        counts = sorted({int(r["budget_count"]) for r in summ})
+        lab = {int(r["budget_count"]): r["budget"] for r in summ}
         for ax, p in zip(axes[0], self.protocols):
             for i, m in enumerate(self.methods):
                 rows = [r for r in summ if r["protocol"] == p and r["method"] == m and r["n_runs"] > 0]
@@ -422,11 +448,12 @@ class BenchResult:
                 ax.errorbar(xs, [r["mean"] for r in rows], yerr=[r["std"] for r in rows], label=m,
                             marker=markers[i % len(markers)], capsize=2.5, linewidth=2.2 if ours else 1.2,
                             markersize=5, elinewidth=0.9, alpha=0.95)
-            counts = sorted({int(r["budget_count"]) for r in summ})
             if len(counts) > 1 and counts[-1] / max(1, counts[0]) > 4:
                 ax.set_xscale("log")
+            if len(counts) == 1 and counts[0] > 0:  # one budget: centre the points, well inside the frame
+                half = max(0.06, 0.012 * n_m)
+                ax.set_xlim(counts[0] * (1 - half), counts[0] * (1 + half))
             ax.set_xticks(counts)
-            lab = {int(r["budget_count"]): r["budget"] for r in summ}
             ax.set_xticklabels([f"{c}\n{lab[c]}" if lab[c] != str(c) else str(c) for c in counts])
             ax.minorticks_off()
             ax.set_xlabel("labeled samples (budget)")
@@ -435,12 +462,26 @@ class BenchResult:
             ax.grid(True, alpha=0.3)
         handles, labels = axes[0][0].get_legend_handles_labels()
         if handles:
-            axes[0][-1].legend(handles, labels, fontsize=8, loc="lower right")
-        if self.meta.get("title"):
-            fig.suptitle(str(self.meta["title"]))
+            axes[0][-1].legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                               borderaxespad=0.0)
+        title = self.meta.get("title")
+        if not title and counts:
+            title = (f"Test accuracy at a budget of {counts[0]}" + (f" ({lab[counts[0]]})" if lab[counts[0]] !=
+                                                                   str(counts[0]) else "")
+                     if len(counts) == 1 else "Test accuracy vs labeling budget")
+        if title:
+            fig.suptitle(str(title))
         fig.tight_layout()
+        return fig
+
+    def plot(self, path: Union[str, Path]) -> Path:
+        """Write :meth:`figure` to ``path`` (format by suffix), atomically."""
+        import matplotlib.pyplot as plt
+
+        path = Path(path)
+        fig = self.figure()
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
         plt.close(fig)
         return path
 
@@ -521,7 +562,8 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
               eval_params: Optional[Dict[str, Dict[str, Any]]] = None, previous: Optional[Sequence[Dict]] = None,
               on_progress: Optional[Callable[["BenchResult"], None]] = None, verbose: bool = True,
               log: Optional[Callable[[str], None]] = None, meta: Optional[Dict[str, Any]] = None,
-              run_missing: bool = True) -> BenchResult:
+              run_missing: bool = True, finetuner: Optional[Callable[[np.ndarray, np.ndarray, int], float]] = None
+              ) -> BenchResult:
     """Run ``methods x budgets x seeds`` selections and score each with every protocol.
 
     Parameters
@@ -539,7 +581,7 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
     seeds : int, str or list of int, default=5
         A count (seeds 0..n-1) or the seeds. Seed ``s`` is the ``random_state``
         of every method's selection and of every protocol.
-    protocols : sequence of {"linear", "knn"}
+    protocols : sequence of {"linear", "knn", "finetune"}
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where selectors that take a ``device`` run, and where kNN runs. With
         ``"cuda"`` the pool is moved to the GPU once.
@@ -560,6 +602,11 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
     run_missing : bool, default=True
         ``False``: only gather ``previous`` runs into tables (no selection is
         made; cells without runs stay empty or show fewer seeds).
+    finetuner : callable or None
+        Needed by the ``"finetune"`` protocol: ``finetuner(rows, labels, seed)
+        -> accuracy`` trains on the selected pool rows (e.g. a
+        :class:`bilaf.evaluation.CachedFinetuner`); seed ``s`` fixes its
+        randomness, the same for every method.
 
     Returns
     -------
@@ -572,9 +619,13 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
     if not protocols:
         raise ValidationError("no evaluation protocols given")
     for p in protocols:
-        if p not in FEATURE_PROTOCOLS:
+        if p == "finetune":
+            if finetuner is None:
+                raise ValidationError("the finetune protocol needs a finetuner (bilaf.evaluation.CachedFinetuner): "
+                                      "it trains the backbone on the raw samples, not on the features")
+        elif p not in FEATURE_PROTOCOLS:
             raise ValidationError(f"unknown protocol {p!r} for a feature bench; choose from "
-                             f"{', '.join(FEATURE_PROTOCOLS)} (finetuning needs images: see bilaf.evaluation.finetune)")
+                                  f"{', '.join(FEATURE_PROTOCOLS)} or finetune")
     if len(set(protocols)) != len(protocols):
         raise ValidationError("a protocol is listed twice")
     X = check_features(X, name="pool features")
@@ -664,7 +715,9 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
                     t1 = time.perf_counter()
                     try:
                         kw = dict(eval_params.get(p, {}))
-                        if p == "knn":
+                        if p == "finetune":
+                            acc = float(finetuner(idx, y[idx], seed))
+                        elif p == "knn":
                             kw.setdefault("device", str(dev))
                             acc = evaluate_features(p, Xsel if dev.type != "cpu" else Xn, y, idx, Tsel, test_y,
                                                     random_state=seed, params=kw)

@@ -38,6 +38,8 @@ __all__ = [
     "write_manifest",
     "read_manifest",
     "manifest_path_for",
+    "legacy_manifest_path_for",
+    "manifest_matches",
     "find_manifest",
     "encode_labels",
     "decode_labels",
@@ -315,7 +317,20 @@ def read_manifest(path: PathLike) -> Dict[str, Any]:
 
 
 def manifest_path_for(selection_path: PathLike) -> Path:
-    """``picks.csv`` -> ``picks.manifest.json`` (also for ``.labelstudio.json``, ``.parquet``...)."""
+    """``picks.csv`` -> ``picks.csv.manifest.json``: the manifest is named after the whole output file name.
+
+    Outputs that share a stem (``r.csv`` and ``r.json``, written by two
+    runs) thus never share a manifest. A manifest's own path is returned
+    unchanged.
+    """
+    p = Path(selection_path)
+    if p.name.lower().endswith(MANIFEST_SUFFIX):
+        return p
+    return p.with_name(p.name + MANIFEST_SUFFIX)
+
+
+def legacy_manifest_path_for(selection_path: PathLike) -> Path:
+    """Where earlier versions of bilaf put the manifest: ``picks.csv`` -> ``picks.manifest.json``."""
     p = Path(selection_path)
     name = p.name
     for compound in (".labelstudio.json", ".ls.json", MANIFEST_SUFFIX):
@@ -325,9 +340,19 @@ def manifest_path_for(selection_path: PathLike) -> Path:
 
 
 def find_manifest(selection_path: PathLike) -> Optional[Path]:
-    """The manifest beside a selection file, if there is one."""
-    cand = manifest_path_for(selection_path)
-    return cand if cand.exists() else None
+    """The manifest beside a selection file, if there is one (``<name>.manifest.json``, else the older
+    ``<stem>.manifest.json``, which another output of the same stem may have written: check
+    :func:`manifest_matches` before trusting it)."""
+    for cand in (manifest_path_for(selection_path), legacy_manifest_path_for(selection_path)):
+        if cand.exists() and cand != Path(selection_path):
+            return cand
+    return None
+
+
+def manifest_matches(manifest: Dict[str, Any], indices: Any) -> bool:
+    """Whether ``indices`` (a selection file's picks, in order) are the picks the manifest records."""
+    want = manifest.get("result", {}).get("indices_sha256")
+    return want is not None and indices_sha256(np.asarray(indices, dtype=np.int64)) == want
 
 
 def features_location(manifest: Dict[str, Any]) -> Optional[Path]:
@@ -405,6 +430,11 @@ def reproduce(manifest: Union[PathLike, Dict[str, Any]], X: Any = None, *, check
     sel = selector_from_manifest(manifest, **overrides)
     lab = manifest.get("labeled")
     labeled = np.asarray(lab["indices"], dtype=np.int64) if lab else None
-    res = sel.select(X, int(manifest["budget"]["count"]), labeled=labeled)
+    con = manifest.get("constraints") or {}
+    from .constraints import constrained_select
+
+    res = constrained_select(sel, X, int(manifest["budget"]["count"]), labeled=labeled,
+                             candidates=(con.get("candidates") or {}).get("indices"),
+                             exclude=(con.get("exclude") or {}).get("indices"), dedup=con.get("dedup"))
     same = indices_sha256(res.indices) == manifest.get("result", {}).get("indices_sha256")
     return res, same

@@ -29,8 +29,8 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, T
 
 import numpy as np
 
-from .param_constraints import NONE, Check, Constraint, Interval, Options, is_boolean, make_constraint
 from .errors import ValidationError, ValidationTypeError
+from .param_constraints import NONE, Check, Constraint, Interval, Options, is_boolean, make_constraint
 
 __all__ = ["Param", "Interval", "Options", "Check", "validate_params", "validate_param", "check_unknown",
            "parse_option", "parse_text_value", "param_table", "ValidationError", "ValidationTypeError"]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +15,73 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 
-__all__ = ["SelectionResult", "atomic_write"]
+__all__ = ["SelectionResult", "atomic_write", "atomic_path", "remove_stale_temporaries"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+_HOST = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname().split(".")[0])[:24] or "host"
+#: A temporary without a writer's pid (written by an earlier version) counts as left over after this long.
+LEGACY_TEMP_AGE_S = 3600.0
+
+
+def _temp_prefix(path: Path) -> str:
+    """``.NAME.PID@HOST.``: whose temporary it is, so a later run can tell a killed writer's from a live one's."""
+    return f".{path.name}.{os.getpid()}@{_HOST}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: PathLike) -> List[Path]:
+    """Remove the temporary files of ``path`` that a killed writer left beside it.
+
+    A temporary of ``path`` is named ``.NAME.PID@HOST.XXXXXXXX<suffix>``; it is
+    removed when it was made on this host by a process that no longer runs
+    (SIGKILL, power loss: no clean-up ran). Temporaries of live writers and of
+    other hosts are left alone. Nameless temporaries of earlier versions
+    (``.NAME.XXXXXXXX<suffix>``) are removed when untouched for an hour.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    head = f".{path.name}."
+    tagged = re.compile(re.escape(head) + r"(\d+)@([A-Za-z0-9-]+)\.")
+    legacy = re.compile(re.escape(head) + r"[a-z0-9_]{8}(" + re.escape(path.suffix) + r"|\.tmp)$")
+    removed: List[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for e in entries:
+        if not e.name.startswith(head):
+            continue
+        try:
+            if not e.is_file(follow_symlinks=False):
+                continue
+            m = tagged.match(e.name)
+            if m:
+                pid = int(m.group(1))
+                if m.group(2) != _HOST or pid == os.getpid() or _alive(pid):
+                    continue
+            elif not (legacy.match(e.name) and time.time() - e.stat().st_mtime > LEGACY_TEMP_AGE_S):
+                continue
+            os.unlink(e.path)
+            removed.append(Path(e.path))
+        except OSError:
+            continue
+    return removed
 
 
 def _default_mode() -> int:
@@ -28,13 +95,16 @@ def _default_mode() -> int:
 def atomic_write(path: PathLike, mode: str = "w", **open_kwargs: Any) -> Iterator[Any]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
 
-    A crash, an exception or a kill leaves no half-written file at ``path``.
+    A crash, an exception or a kill leaves no half-written file at ``path``;
+    the temporary files of writers killed before they could clean up are
+    removed first (:func:`remove_stale_temporaries`).
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.exists():
         raise FileNotFoundError(f"output folder does not exist: {directory}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as fh:
             yield fh
@@ -57,7 +127,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.exists():
         raise FileNotFoundError(f"output folder does not exist: {directory}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=directory)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix or ".tmp", dir=directory)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -6,6 +6,7 @@ for bad types) so that the CLI can print them as they are.
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 from typing import Any, Iterable, Union
@@ -168,10 +169,11 @@ def parse_budget(text: Any) -> Union[int, float]:
 
     ``"500"`` is a count, ``"0.01"`` a fraction of the pool in (0, 1) and
     ``"1%"`` a percentage in (0, 100]; ``"100%"`` is the whole pool and gives
-    ``1.0`` (see :func:`budget_count`). A number that is already an int or a
-    float is returned as it is. Anything else is refused, including numbers
-    whose meaning is unclear: ``"1.0"`` (one sample or the whole pool?),
-    ``"2.5"`` and exponents such as ``"1e2"``.
+    ``1.0`` (see :func:`budget_count`). A count is written in digits; a number
+    with a point or an exponent is a fraction (``"1e-2"``) and must lie in
+    (0, 1), so ``"1.0"`` (one sample or the whole pool?), ``"2.5"`` and
+    ``"1e2"`` are refused. A number that is already an int or a float is
+    returned as it is.
 
     Raises
     ------
@@ -193,13 +195,16 @@ def parse_budget(text: Any) -> Union[int, float]:
         if int(s) >= 1:
             return int(s)
         raise ValidationError(f"bad budget {s!r}: a count must be at least 1; {hint}")
-    if re.fullmatch(r"\+?(\d+\.\d*|\.\d+)", s):
+    try:
         f = float(s)
-        if 0 < f < 1:
-            return f
-        if f.is_integer():
-            raise ValidationError(f"bad budget {s!r}: write {int(f)} for a count or 100% for the whole pool")
-        raise ValidationError(f"bad budget {s!r}: a fraction must lie in (0, 1); {hint}")
+    except ValueError:
+        f = math.nan
+    if math.isfinite(f) and 0 < f < 1:
+        return f
+    if math.isfinite(f) and f >= 1:
+        raise ValidationError(f"bad budget {s!r}: a number with a point or an exponent is a fraction and must lie "
+                              f"in (0, 1); write a count in digits ({int(f) if f.is_integer() else 500}) or 100% "
+                              "for the whole pool")
     raise ValidationError(f"bad budget {s!r}: {hint}")
 
 

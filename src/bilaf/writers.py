@@ -18,10 +18,15 @@ Formats (chosen by the file suffix, or named):
     lower = nearer a boundary, empty for cores).
 ``labelstudio``
     A Label Studio tasks file: ``[{"data": {"image": PATH, "bilaf_rank": ...,
-    "bilaf_role": ..., ...}, "predictions": [{"model_version": ..., "score":
-    SCORE, "result": []}]}, ...]``; the prediction (an empty one carrying the
-    boundary score, so the Data Manager can sort by it) is present only for
-    picks with a score. Suffix ``.labelstudio.json``.
+    "bilaf_role": ..., "bilaf_score": ..., ...}, "predictions":
+    [{"model_version": ..., "score": PRIORITY, "result": []}]}, ...]``. Every
+    task has exactly one (empty) prediction whose score is the pick's
+    priority ``1 - rank / n_picks`` (see :func:`labelstudio_priority`): in
+    (0, 1] as Label Studio requires, highest for bilaf's first pick, so
+    sorting the Data Manager by prediction score, descending, gives bilaf's
+    order for every method and role. The raw per-pick score (BiLAF's
+    boundary score, null for cores) and the role stay in ``data``. Suffix
+    ``.labelstudio.json``.
 ``paths``
     One file path (or id) per line, in selection order; suffix ``.txt``.
 """
@@ -32,6 +37,7 @@ import csv
 import json
 import math
 import os
+import warnings
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -43,6 +49,7 @@ from .result import SelectionResult, atomic_path
 
 __all__ = [
     "FORMATS",
+    "labelstudio_priority",
     "COLUMNS",
     "format_for_path",
     "selection_records",
@@ -176,6 +183,17 @@ def _write_paths(result: SelectionResult, records: List[Dict[str, Any]], path: P
             fh.write((r["path"] or r["id"]) + "\n")
 
 
+def labelstudio_priority(rank: int, n_picks: int) -> float:
+    """The Label Studio prediction score of the pick at ``rank`` (0-based) of ``n_picks``: ``1 - rank / n_picks``.
+
+    In (0, 1] and strictly decreasing with the rank, so a descending sort by
+    prediction score is bilaf's selection order.
+    """
+    if n_picks < 1 or not 0 <= rank < n_picks:
+        raise ValidationError(f"rank {rank} is out of range for {n_picks} picks")
+    return 1.0 - rank / n_picks
+
+
 def _write_labelstudio(result: SelectionResult, records: List[Dict[str, Any]], path: Path, *,
                        data_key: str = "image", model_version: Optional[str] = None,
                        texts: Optional[Mapping[int, str]] = None, **_: Any) -> None:
@@ -184,6 +202,11 @@ def _write_labelstudio(result: SelectionResult, records: List[Dict[str, Any]], p
 
         model_version = f"bilaf-{__version__}-{result.method or 'selection'}"
     tasks = []
+    if texts is None and records and all(not r["path"] for r in records) and all(
+            r["id"] == str(r["index"]) for r in records):
+        warnings.warn(f"the features have no ids or paths: each Label Studio task's {data_key!r} holds a row "
+                      "number, not a file (give the features ids, e.g. a <name>_ids.txt beside a .npy)",
+                      UserWarning, stacklevel=3)
     for r in records:
         value = texts[r["index"]] if texts is not None and r["index"] in texts else (r["path"] or r["id"])
         data = {
@@ -193,14 +216,14 @@ def _write_labelstudio(result: SelectionResult, records: List[Dict[str, Any]], p
             "bilaf_id": r["id"],
             **({"bilaf_path": r["path"]} if texts is not None and r["path"] else {}),
             "bilaf_role": r["role"],
+            "bilaf_score": r["score"],
             "bilaf_pseudo_class": r["pseudo_class"],
             "bilaf_opponent_class": r["opponent_class"],
         }
-        task: Dict[str, Any] = {"data": data}
-        if r["score"] is not None:
-            # Label Studio sorts tasks by prediction score: lowest (nearest a boundary) first
-            task["predictions"] = [{"model_version": model_version, "score": r["score"], "result": []}]
-        tasks.append(task)
+        # Label Studio validates 0 <= score <= 1 and sorts tasks by it: the pick's priority
+        tasks.append({"data": data, "predictions": [{"model_version": model_version,
+                                                     "score": labelstudio_priority(r["rank"], len(records)),
+                                                     "result": []}]})
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(tasks, fh, indent=1)
         fh.write("\n")
@@ -240,6 +263,12 @@ def write_selection(result: SelectionResult, path: PathLike, fmt: Optional[str] 
     -------
     pathlib.Path
         The written file.
+
+    Warns
+    -----
+    UserWarning
+        Label Studio only: when there are neither ids nor paths (nor
+        ``texts``), so each task's ``data_key`` field holds a row number.
 
     Examples
     --------
@@ -378,6 +407,9 @@ def read_selection(path: PathLike, ids: Optional[Sequence[str]] = None) -> Dict[
                     out["indices"] = [r["bilaf_index"] for r in rows]
                     out["roles"] = [r.get("bilaf_role", "selected") for r in rows]
                     out["pseudo_class"] = [r.get("bilaf_pseudo_class", -1) for r in rows]
+                    if any("bilaf_score" in r for r in rows):
+                        out["score"] = [math.nan if r.get("bilaf_score") is None else float(r["bilaf_score"])
+                                        for r in rows]
                 else:
                     key = next((k for k in ("image", "text", "path", "id") if k in rows[0]), None)
                     if key is None:
@@ -457,8 +489,25 @@ def _ids_to_indices(values: Sequence[str], ids: Optional[Sequence[str]], path: P
         raise ValidationError(f"{path} names samples by id or path; the feature file has no ids to match them")
     where = {str(s): i for i, s in enumerate(ids)}
     out = []
+    prefix: Optional[str] = None
     for v in values:
-        if v not in where:
-            raise ValidationError(f"{path}: {v!r} is not an id of the feature file")
-        out.append(where[v])
+        if v in where:
+            out.append(where[v])
+            continue
+        if prefix is None:
+            prefix = _path_prefix_of(v, where)
+        if prefix is not None and v.startswith(prefix) and v[len(prefix):] in where:
+            out.append(where[v[len(prefix):]])
+            continue
+        raise ValidationError(f"{path}: {v!r} is not an id of the feature file")
     return out
+
+
+def _path_prefix_of(value: str, where: Mapping[str, int]) -> Optional[str]:
+    """The ``--path-prefix`` a written path carries: what precedes the longest id it ends with, else None."""
+    for i, ch in enumerate(value):
+        if i and ch == "/" and value[i:] in where:  # an absolute-path id after the prefix
+            return value[:i]
+        if ch in "/=:" and value[i + 1:] in where:
+            return value[:i + 1]
+    return None

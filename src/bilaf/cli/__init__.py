@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from typing import List, Optional
 
 from ..errors import ValidationError
@@ -21,6 +23,14 @@ VERBS = ("embed", "select", "evaluate", "bench", "plot", "demo")
 
 class UserError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, schedulers), raised like Ctrl-C so every clean-up runs as for SIGINT."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,8 +59,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         rc = args.func(args)
+    except Terminated:
+        print(f"bilaf {args.verb}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except (UserError, ValidationError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         # only bad input becomes one line; any other exception is a bug and keeps its traceback
         if isinstance(exc, ValidationError):
@@ -68,6 +84,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"bilaf {args.verb}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(rc or 0)
 
 

@@ -12,8 +12,8 @@ from typing import Any, List, Optional
 
 import numpy as np
 
-from ..errors import ValidationError
 from . import UserError
+from ..errors import ValidationError
 
 __all__ = ["add_parser", "run", "command_line", "host_description"]
 
@@ -28,7 +28,8 @@ examples:
 Method specs: NAME or NAME:key=value,key=value (selector options, e.g. bilaf:n_cores=50,normalize=true);
 in --methods a comma before key=value continues the previous spec. Budgets: percentages (0.5%), fractions
 (0.005) or counts (250). Seeds: a count (5 -> 0..4), a list (0,1,2; seed 3 alone: 3,) or a range (3-4); seed s seeds every method's selection.
-Outputs in --out: NAME.md (tables: accuracy mean +- std per protocol, selection time, failures, the command),
+Outputs in --out: NAME.md (tables: accuracy mean +- std per protocol, each method's paired difference to
+--reference with its 95% CI over shared seeds, selection time, failures, the command),
 NAME.csv (the same, one row per cell), NAME_runs.csv (every run), NAME.png (accuracy vs budget). Each is
 rewritten atomically after every selection, so an interrupted bench leaves complete files; --resume skips
 the runs already in NAME_runs.csv (runs of other methods, budgets or seeds stay in that file, untabulated). A method that fails is reported in the table and the run goes on.
@@ -61,10 +62,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="comma-separated method specs (default: all seven methods with their defaults)")
     p.add_argument("--budgets", metavar="B[,B]", default="0.5%,1%,2%,5%", help="comma-separated budgets (default 0.5%%,1%%,2%%,5%%)")
     p.add_argument("--seeds", metavar="N|LIST", default="5", help="a count (default 5: seeds 0..4), a comma-separated list (0,1,2; a single seed: 3,) or a range (3-4)")
-    p.add_argument("--protocols", metavar="P[,P]", default="linear,knn", help="linear, knn or both (default linear,knn)")
+    p.add_argument("--protocols", metavar="P[,P]", default="linear,knn",
+                   help="comma-separated: linear, knn, finetune (default linear,knn)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("--name", metavar="STEM", default="bench", help="output file stem (default bench)")
     p.add_argument("--title", metavar="TEXT", help="title of the table and plot")
+    p.add_argument("--reference", metavar="METHOD",
+                   help="method the table's paired differences are taken to, as written in --methods "
+                        "(default: the first method)")
     p.add_argument("--labels", metavar="FILE.npy", help="pool labels (.npy), if FEATURES has none")
     p.add_argument("--test-labels", metavar="FILE.npy", help="test labels (.npy), if TEST has none")
     p.add_argument("--subsample", type=int, metavar="N", help="use N random pool rows (seed --subsample-seed)")
@@ -75,6 +80,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--linear-C", type=float, metavar="X", default=None, help="linear probe C (default 10)")
     p.add_argument("--linear-solver", choices=("auto", "torch", "sklearn"), default="auto",
                    help="linear probe solver: same objective; auto = torch on a GPU, scikit-learn on the CPU")
+    g = p.add_argument_group("finetune protocol", "the backbone's top + a new head trained on the selected samples "
+                             "(read back from the ids and the input named in the feature files)")
+    g.add_argument("--finetune-backbone", metavar="NAME",
+                   help="efficientnet_lite0 or minilm (default: the backbone named in FEATURES)")
+    g.add_argument("--pool-source", metavar="PATH",
+                   help="folder, archive or text file the pool was embedded from (default: as FEATURES says)")
+    g.add_argument("--test-source", metavar="PATH",
+                   help="folder, archive or text file the test set was embedded from (default: as TEST says)")
+    g.add_argument("--finetune-top", type=int, metavar="N",
+                   help="blocks (images, default 1) or transformer layers (texts, default 2) trained")
+    g.add_argument("--finetune-image-size", type=int, metavar="PX", help="image side in pixels (default 128)")
     p.add_argument("--resume", action="store_true", help="keep the runs already in OUT/NAME_runs.csv")
     p.add_argument("--render-only", action="store_true",
                    help="make no selection: rewrite the tables and plot from OUT/NAME_runs.csv (cells without "
@@ -90,6 +106,9 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["bilaf", "bench", args.features, "--test", args.test, "--methods", args.methods, "--budgets",
              args.budgets, "--seeds", str(args.seeds), "--protocols", args.protocols]
     for flag, value in (("--labels", args.labels), ("--test-labels", args.test_labels),
+                        ("--finetune-backbone", args.finetune_backbone), ("--pool-source", args.pool_source),
+                        ("--test-source", args.test_source), ("--finetune-top", args.finetune_top),
+                        ("--finetune-image-size", args.finetune_image_size),
                         ("--subsample", args.subsample), ("--test-subsample", args.test_subsample),
                         ("--knn-k", args.knn_k), ("--linear-C", args.linear_C),
                         ("--linear-solver", None if args.linear_solver == "auto" else args.linear_solver)):
@@ -101,6 +120,8 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--device", args.device]
     if args.title:
         parts += ["--title", args.title]
+    if getattr(args, "reference", None):
+        parts += ["--reference", args.reference]
     parts += ["--name", args.name, "--out", args.out]
     return shlex.join(parts)
 
@@ -157,6 +178,21 @@ def _labels(fs: Any, path: Optional[str], what: str, flag: str, file: str) -> np
     return y.astype(np.int64)
 
 
+def _match_class_names(args: argparse.Namespace, pool: Any, y: np.ndarray, test: Any,
+                       ty: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
+    """Pool and test labels on the pool's class ids, by class name when both files carry names."""
+    from ..features.classes import align_labels
+
+    try:
+        al = align_labels(y, pool.classes, ty, test.classes, train_what=args.features, test_what=args.test)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if al.test_only and not args.quiet:
+        print(f"bilaf bench: note: {len(al.test_only)} test class(es) absent from the pool's classes "
+              f"({', '.join(al.test_only[:5])}); their test samples count as errors", file=sys.stderr)
+    return al.train_labels, al.test_labels
+
+
 def _subsample(n: int, k: Optional[int], seed: int, flag: str) -> Optional[np.ndarray]:
     if k is None:
         return None
@@ -175,10 +211,21 @@ def run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     protocols = [t.strip() for t in args.protocols.split(",") if t.strip()]
     for t in protocols:
-        if t not in ("linear", "knn"):
-            raise UserError(f"unknown protocol {t!r}; bench runs linear and/or knn (finetuning: bilaf evaluate)")
+        if t not in ("linear", "knn", "finetune"):
+            raise UserError(f"unknown protocol {t!r} in --protocols; choose from linear, knn, finetune")
+    if "finetune" not in protocols:
+        for flag, v in (("--finetune-backbone", args.finetune_backbone), ("--pool-source", args.pool_source),
+                        ("--test-source", args.test_source), ("--finetune-top", args.finetune_top),
+                        ("--finetune-image-size", args.finetune_image_size)):
+            if v is not None:
+                raise UserError(f"{flag} applies to the finetune protocol; add finetune to --protocols")
+    for flag, v in (("--finetune-top", args.finetune_top), ("--finetune-image-size", args.finetune_image_size)):
+        if v is not None and v < 1:
+            raise UserError(f"{flag} must be a positive integer, got {v}")
     if not protocols:
         raise UserError("--protocols is empty")
+    if args.reference is not None and args.reference not in [s.label for s in specs]:
+        raise UserError(f"--reference {args.reference!r} is not one of --methods ({', '.join(s.label for s in specs)})")
     if not args.name or "/" in args.name or args.name.startswith("."):
         raise UserError(f"--name must be a plain file stem, got {args.name!r}")
     if not args.no_plot:
@@ -190,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
     test = _load(args.test)
     y = _labels(pool, args.labels, "pool labels", "--labels", args.features)
     ty = _labels(test, args.test_labels, "test labels", "--test-labels", args.test)
+    y, ty = _match_class_names(args, pool, y, test, ty)
     if pool.features.shape[1] != test.features.shape[1]:
         raise UserError(f"feature widths differ: {args.features} has {pool.features.shape[1]} columns, "
                         f"{args.test} has {test.features.shape[1]}")
@@ -220,7 +268,21 @@ def run(args: argparse.Namespace) -> int:
         eval_params["linear"] = {"solver": args.linear_solver}
         if args.linear_C is not None:
             eval_params["linear"]["C"] = args.linear_C
-    meta = {"command": command_line(args), "title": args.title, "host": host_description(args.device)}
+    meta = {"command": command_line(args), "title": args.title, "host": host_description(args.device),
+            "reference": args.reference}
+    finetuner = None
+    if "finetune" in protocols and not args.render_only:
+        from ..evaluation import finetuner_for
+
+        try:
+            finetuner = finetuner_for(pool, test, ty, int(max(y.max(), ty.max())) + 1,
+                                      backbone=args.finetune_backbone, pool_source=args.pool_source,
+                                      test_source=args.test_source, pool_rows=rows, test_rows=trows,
+                                      top=args.finetune_top, image_size=args.finetune_image_size,
+                                      device=args.device, verbose=not args.quiet)
+        except (ValueError, FileNotFoundError) as exc:
+            raise UserError(f"finetune: {exc}") from None
+        meta["finetune"] = finetuner.describe()
 
     out.mkdir(parents=True, exist_ok=True)
     title = args.title
@@ -230,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
 
     res = run_bench(X, y, T, ty, specs, budgets, seeds, protocols, device=args.device, eval_params=eval_params,
                     previous=previous, on_progress=None if args.render_only else save, verbose=not args.quiet,
-                    meta=meta, run_missing=not args.render_only)
+                    meta=meta, run_missing=not args.render_only, finetuner=finetuner)
     paths = res.write(out, args.name, plot=not args.no_plot, title=title)
     print(res.to_markdown(title=title))
     if not args.quiet:

@@ -23,6 +23,9 @@ examples:
   bilaf embed images.npy --out feats.npy                        (uint8 (N,H,W) or (N,H,W,3))
   bilaf embed questions.txt --out q.npz                         (one text per line, '<label> <text>' optional)
   bilaf embed photos/ --backbone 'torchscript:/models/dino_vits16.pt?pool=cls' --out dino.npz
+  bilaf embed photos/ --backbone hf:facebook/dinov2-small --out dino.npz   (or hf:/path/to/saved_model)
+  bilaf embed paths.txt --kind image --out feats.npz            (one image path a line, '<path><TAB><label>' optional)
+  bilaf embed s3://bucket/photos/ --out feats.npz               (fsspec URL of a folder or list; needs s3fs)
   bilaf embed --list-backbones
 
 Layouts: root/<split>/<class>/<file>, root/<class>/<file> (label = class folder) or root/<file>
@@ -54,8 +57,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _one_line_errors(p)
     p.add_argument("source", nargs="?", metavar="SOURCE",
-                   help="a folder, a .tar[.gz|.bz2|.xz]/.tgz/.zip archive, a .npy/.npz image array, or a text file "
-                        "with one sample per line")
+                   help="a folder, a .tar[.gz|.bz2|.xz]/.tgz/.zip archive, a .npy/.npz image array, a text file "
+                        "with one sample per line, with --kind image a .txt/.csv file listing image paths "
+                        "(relative to the list's folder), or an fsspec URL of a folder or list")
     p.add_argument("-o", "--out", metavar="FILE",
                    help="output feature file, by suffix: .npz, .parquet or .npy (required)")
     p.add_argument("--kind", choices=("auto", "image", "text"), default="auto",
@@ -67,7 +71,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--backbone", default=None, metavar="SPEC",
                    help="feature extractor (default: efficientnet_lite0 for images, minilm for texts); also "
                         "torchscript:/path/model.pt, torch_export:/path/model.pt2, onnx:/path/model.onnx, "
-                        "state_dict:/path/w.pth?arch=pkg.mod:fn, sentence-transformers:/path/folder, with image "
+                        "state_dict:/path/w.pth|.safetensors?arch=pkg.mod:fn, hf:<hub id or folder>[?pool=..], "
+                        "sentence-transformers:<id or folder>, timm:<name>, open_clip:<name>, with image "
                         "options ?size=224&mean=..&std=..&pool=auto|mean|cls (user models default to 224 px "
                         "bicubic and ImageNet mean/std); see --list-backbones and docs/embed.md")
     p.add_argument("--engine", choices=("auto", "onnx", "torch", "ray"), default="auto",
@@ -96,7 +101,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     r = p.add_mutually_exclusive_group()
     r.add_argument("--resume-dir", default=None, metavar="DIR",
                    help="keep finished shards in DIR so that a killed run continues (default: OUT.partial "
-                        "beside the output, removed when the run succeeds)")
+                        "beside the output, removed when the run succeeds); shards of another run found there "
+                        "(other input or --shard-size) are deleted and the run starts over")
     r.add_argument("--no-resume", action="store_true",
                    help="keep no shards on disk (a killed run starts over)")
     p.add_argument("--shard-size", type=int, default=None, metavar="N",
@@ -151,10 +157,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     if args.shard_size is not None and args.shard_size < 1:
         raise UserError(f"--shard-size must be >= 1, got {args.shard_size}")
-    source = Path(args.source)
-    if not source.exists():
-        raise FileNotFoundError(f"input not found: {source}")
-    kind = args.kind if args.kind != "auto" else guess_kind(source)
+    from ..features.sources import local_or_url
+
+    if local_or_url(args.source):  # an fsspec URL: a folder or a list of image paths
+        source: Any = args.source
+        kind = args.kind if args.kind != "auto" else "image"
+        if kind == "text":
+            raise UserError("texts are read from local files; --kind text does not take a URL")
+    else:
+        source = Path(args.source)
+        if not source.exists():
+            raise FileNotFoundError(f"input not found: {source}")
+        kind = args.kind if args.kind != "auto" else guess_kind(source)
     if kind == "text" and args.split:
         raise UserError("--split applies to image folders and archives, not to a text file")
     default_resume = args.resume_dir is None and not args.no_resume
@@ -162,18 +176,36 @@ def run(args: argparse.Namespace) -> int:
     verbose = not args.quiet and (args.progress or sys.stderr.isatty())
 
     t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SkippedInputWarning)
-        warnings.simplefilter("always", RuntimeWarning)
-        if kind == "image":
-            fs = embed_images(source, backbone=args.backbone or "efficientnet_lite0", batch_size=args.batch_size,
-                              device=args.device, split=args.split, on_error=args.on_error, resume_dir=resume_dir,
-                              verbose=verbose, engine=args.engine, shard_size=args.shard_size,
-                              num_workers=args.workers)
-        else:
-            fs = embed_texts(source, backbone=args.backbone or "minilm", batch_size=args.batch_size,
-                             device=args.device, resume_dir=resume_dir, verbose=verbose,
-                             label_column=args.label_column, shard_size=args.shard_size)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SkippedInputWarning)
+            warnings.simplefilter("always", RuntimeWarning)
+            if kind == "image":
+                fs = embed_images(source, backbone=args.backbone or "efficientnet_lite0",
+                                  batch_size=args.batch_size, device=args.device, split=args.split,
+                                  on_error=args.on_error, resume_dir=resume_dir, verbose=verbose, engine=args.engine,
+                                  shard_size=args.shard_size, num_workers=args.workers, on_mismatch="restart")
+            else:
+                fs = embed_texts(source, backbone=args.backbone or "minilm", batch_size=args.batch_size,
+                                 device=args.device, resume_dir=resume_dir, verbose=verbose,
+                                 label_column=args.label_column, shard_size=args.shard_size, on_mismatch="restart")
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: say what was kept
+        saved = len(list(resume_dir.glob("shard_*.npz"))) if resume_dir is not None and resume_dir.is_dir() else 0
+        if saved:
+            print(f"bilaf embed: {saved} finished shard(s) kept in {resume_dir}: the run can be resumed (run the "
+                  "same command again)", file=sys.stderr)
+        raise
+    resumed = fs.meta.pop("resume", None)
+    if resumed and not args.quiet:
+        if resumed["restarted"]:
+            print(f"bilaf embed: {resume_dir} held shards of another run ({resumed['restarted']}); "
+                  "they were deleted and the run started over", file=sys.stderr)
+        if resumed["loaded"]:
+            print(f"bilaf embed: resumed {resumed['loaded']} of {resumed['shards']} shards from {resume_dir}",
+                  file=sys.stderr)
+        if resumed["redone"]:
+            print(f"bilaf embed: {resumed['redone']} shard(s) in {resume_dir} computed again: their inputs changed "
+                  "since they were written", file=sys.stderr)
     notes: List[str] = []
     for w in caught:
         if issubclass(w.category, (SkippedInputWarning, RuntimeWarning)):

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import ValidationError
 from . import UserError
+from ..errors import ValidationError
 
 __all__ = ["add_parser", "run", "read_labels"]
 
@@ -108,13 +109,34 @@ def _int_labels(arr: Any, where: str) -> np.ndarray:
     return a.astype(np.int64)
 
 
-def read_labels(path: str, n_rows: int, ids: Optional[Sequence[str]] = None,
-                selection: Optional[np.ndarray] = None, what: str = "labels") -> np.ndarray:
-    """Labels for ``n_rows`` pool rows from a file (-1 where the file says nothing).
+def _label_values(texts: Sequence[str], classes: Optional[Sequence[str]]) -> Tuple[List[int], Optional[List[str]]]:
+    """Class ids from label texts: integers as they are, or (when any text is not an integer) class names."""
+    try:
+        return [int(t) for t in texts], (list(classes) if classes else None)
+    except ValueError:
+        pass
+    names = list(classes or [])
+    known = {c: i for i, c in enumerate(names)}
+    for t in sorted(set(texts) - set(known)):  # names the feature file lacks get new ids, in sorted order
+        known[t] = len(names)
+        names.append(t)
+    return [known[t] for t in texts], names
 
-    ``.npy`` / ``.txt``: one class id per pool row, or one per selected sample
+
+def read_labels(path: str, n_rows: int, ids: Optional[Sequence[str]] = None,
+                selection: Optional[np.ndarray] = None, what: str = "labels",
+                classes: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, Optional[List[str]]]:
+    """Labels for ``n_rows`` pool rows from a file (-1 where the file says nothing), and their class names.
+
+    ``.npy`` / ``.txt``: one label per pool row, or one per selected sample
     (in selection order, when ``selection`` is given). ``.csv``: a ``label``
     column and an ``index`` or ``id`` (or ``path``) column naming the rows.
+    A label is a class id (indexing ``classes``, the feature file's class
+    names, when it has them) or, in ``.csv`` and ``.txt`` files, a class name
+    (what annotators send back): names are mapped to their position in
+    ``classes``, and names it lacks get new ids after it. The second value
+    returned is the list of class names (None when neither the file nor
+    ``classes`` gives names).
     """
     p = Path(path)
     if not p.exists():
@@ -135,39 +157,43 @@ def read_labels(path: str, n_rows: int, ids: Optional[Sequence[str]] = None,
         if key is None:
             raise ValidationError(f"{what} file {p.name} needs an 'index' or 'id' column beside 'label'")
         pos = {str(s): i for i, s in enumerate(ids)} if key != "index" and ids is not None else None
-        for r in rows:
-            lab = r["label"].strip()
-            if lab == "":
-                continue
+        rows = [r for r in rows if (r["label"] or "").strip() != ""]
+        texts = [r["label"].strip() for r in rows]
+        texts = [str(int(float(t))) if re.fullmatch(r"[+-]?\d+(\.0*)?", t) else t for t in texts]
+        values, names = _label_values(texts, classes)
+        for r, value in zip(rows, values):
             try:
                 row = int(r[key]) if key == "index" else pos[str(r[key])]  # type: ignore[index]
-                value = int(float(lab))
             except (KeyError, TypeError):
                 raise ValidationError(f"{what} file {p.name}: {key} {r[key]!r} is not a row of the feature file") from None
             except ValueError:
-                raise ValidationError(f"{what} file {p.name}: bad row {key}={r[key]!r}, label={lab!r}") from None
+                raise ValidationError(f"{what} file {p.name}: bad row {key}={r[key]!r}") from None
             if not 0 <= row < n_rows:
                 raise ValidationError(f"{what} file {p.name}: index {row} out of range for {n_rows} rows")
             out[row] = value
-        return out
+        return out, names
+    names = list(classes) if classes else None
     if name.endswith(".npy"):
         try:
             arr = np.load(p, allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise ValidationError(f"cannot read {what} file {p.name}: {exc}") from None
     elif name.endswith(".txt"):
-        try:
-            arr = np.asarray([int(s) for s in p.read_text(encoding="utf-8").split()], dtype=np.int64)
-        except ValueError:
-            raise ValidationError(f"{what} file {p.name}: expected one integer class id per line") from None
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        tokens = " ".join(lines).split()
+        if all(re.fullmatch(r"[+-]?\d+", t) for t in tokens):
+            arr = np.asarray([int(t) for t in tokens], dtype=np.int64)
+        else:  # one class name per line
+            values, names = _label_values(lines, classes)
+            arr = np.asarray(values, dtype=np.int64)
     else:
-        raise ValidationError(f"{what} file {p.name}: use .npy, .txt (class ids) or .csv (index/id, label)")
+        raise ValidationError(f"{what} file {p.name}: use .npy, .txt (class ids or names) or .csv (index/id, label)")
     arr = _int_labels(arr, f"{what} file {p.name}")
     if len(arr) == n_rows:
-        return arr
+        return arr, names
     if selection is not None and len(arr) == len(selection):
         out[selection] = arr
-        return out
+        return out, names
     extra = f" or {len(selection)} (the selected samples)" if selection is not None else ""
     raise ValidationError(f"{what} file {p.name} holds {len(arr)} labels; expected {n_rows} (the rows){extra}")
 
@@ -237,7 +263,8 @@ def _finetune_backbone(spec: str, device: str):
     """A trainable torch module (images -> features) and a batch transform (resize + normalise) from the registry."""
     import torch
 
-    from ..features.backbones import _pool, load_backbone
+    from ..features.backbones import load_backbone
+    from ..features.backbones.base import _pool
 
     bb = load_backbone(spec, kind="image", device="cpu", engine="torch")
     module = getattr(bb, "module", None)
@@ -270,6 +297,25 @@ def _finetune_backbone(spec: str, device: str):
     return Features(module.train()), transform
 
 
+def match_class_names(args: argparse.Namespace, y: np.ndarray, classes: Optional[List[str]],
+                      file_classes: Optional[List[str]], ty: np.ndarray,
+                      test_classes: Optional[List[str]]) -> Tuple[np.ndarray, np.ndarray]:
+    """Pool and test labels on one numbering: by class name when both sides have names, else as integers."""
+    from ..features.classes import align_labels
+
+    if classes and not file_classes and not test_classes:
+        raise UserError(f"--labels gives class names but {args.test} has bare class ids and no class names: "
+                        "pass --test-labels FILE with class names")
+    try:
+        al = align_labels(y, classes, ty, test_classes, train_what=args.features, test_what=args.test)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if al.test_only:
+        _say(args, f"bilaf evaluate: note: {len(al.test_only)} test class(es) absent from the pool's classes "
+                   f"({', '.join(al.test_only[:5])}); their test samples count as errors")
+    return al.train_labels, al.test_labels
+
+
 # -- the verb ----------------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     """Carry out ``bilaf evaluate``. Returns the exit code."""
@@ -294,20 +340,21 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError(f"selection file: {exc}") from None
     idx = check_indices(sel, n, name=f"selection {Path(args.selection).name}")
     if args.labels:
-        y = read_labels(args.labels, n, pool.ids, idx)
+        y, classes = read_labels(args.labels, n, pool.ids, idx, classes=pool.classes)
     elif pool.labels is not None:
-        y = pool.labels
+        y, classes = pool.labels, pool.classes
     else:
-        raise UserError(f"labels missing: {args.features} has no labels; pass --labels FILE (class ids per row, "
-                        "or a .csv with index/id and label)")
+        raise UserError(f"labels missing: {args.features} has no labels; pass --labels FILE (class ids or names "
+                        "per row, or a .csv with index/id and label)")
     unlabeled = int((y[idx] < 0).sum())
     if unlabeled:
         raise UserError(f"labels missing for {unlabeled} of the {len(idx)} selected samples; label them "
                         "(--labels FILE) before evaluating")
     if args.test_labels:
-        ty = read_labels(args.test_labels, len(test), test.ids, None, what="test labels")
+        ty, test_classes = read_labels(args.test_labels, len(test), test.ids, None, what="test labels",
+                                       classes=test.classes)
     elif test.labels is not None:
-        ty = test.labels
+        ty, test_classes = test.labels, test.classes
     else:
         raise UserError(f"labels missing: {args.test} has no labels; pass --test-labels FILE")
     if (ty < 0).any():
@@ -315,6 +362,7 @@ def run(args: argparse.Namespace) -> int:
     if test.features.shape[1] != pool.features.shape[1]:
         raise UserError(f"feature widths differ: {args.features} has {pool.features.shape[1]} columns, "
                         f"{args.test} has {test.features.shape[1]}")
+    y, ty = match_class_names(args, y, classes, pool.classes, ty, test_classes)
     n_classes = int(max(y[idx].max(), ty.max())) + 1
 
     results: Dict[str, float] = {}

@@ -16,8 +16,8 @@ import inspect
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..param_constraints import dict_kind, is_indices
 from ..errors import ValidationError
+from ..param_constraints import dict_kind, is_indices
 from ..params import Param, param_table, parse_option, parse_text_value
 
 __all__ = ["flag_of", "add_selector_options", "selector_params", "available_classes", "signature_defaults"]

@@ -21,9 +21,10 @@ examples:
   bilaf plot feats.npy picks.json --out map.png --projection tsne --max-points 3000
   bilaf plot feats.npy selection.csv --out map.png --color-by label      (true labels from the feature file)
 
-The pseudo-classes, cores and removed noise come from the selection's manifest (<name>.manifest.json beside
-it, written by bilaf select) and from the role column of a .csv/.parquet selection. Without a manifest the
-picks are drawn as circles on a map coloured by true label when known.
+The pseudo-classes, cores and removed noise come from the selection's manifest (<selection file
+name>.manifest.json beside it, written by bilaf select; used only when its picks are the selection's) and
+from the role column of a .csv/.parquet selection. Without a manifest the picks are drawn as circles on a
+map coloured by true label when known.
 """
 
 
@@ -45,7 +46,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="2-D projection: pca (fast), tsne (scikit-learn, on a subsample), umap (needs umap-learn) "
                         "(default: pca)")
     p.add_argument("--manifest", metavar="FILE",
-                   help="the selection's manifest (default: <selection>.manifest.json beside it, if present)")
+                   help="the selection's manifest (default: <selection file name>.manifest.json beside it, if "
+                        "present; a manifest that records other picks is refused)")
     p.add_argument("--labels", metavar="FILE",
                    help="true labels of the pool (.npy or .txt, one int per row), to colour by (default: none)")
     p.add_argument("--color-by", choices=("auto", "pseudo", "label", "none"), default="auto",
@@ -86,7 +88,7 @@ def _read_labels(path: str, n: int) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out ``bilaf plot`` (see ``bilaf plot --help``). Returns the exit code."""
-    from ..manifest import decode_labels, features_sha256, find_manifest, read_manifest
+    from ..manifest import decode_labels, features_sha256, find_manifest, manifest_matches, read_manifest
     from ..plot import save_selection_plot
     from ..validation import check_features, check_indices
     from ..writers import read_selection
@@ -112,6 +114,14 @@ def run(args: argparse.Namespace) -> int:
 
     man_path: Optional[Path] = Path(args.manifest) if args.manifest else find_manifest(args.selection)
     man = read_manifest(man_path) if man_path is not None else None
+    if man is not None and not manifest_matches(man, idx):
+        if args.manifest:
+            raise UserError(f"the manifest {man_path.name} records other picks than {Path(args.selection).name} "
+                            "(another run's manifest); give the manifest written with this selection")
+        if not args.quiet:
+            print(f"bilaf plot: warning: ignoring {man_path.name}: it records other picks than "
+                  f"{Path(args.selection).name} (another run's manifest)", file=sys.stderr)
+        man = None
     pseudo = None
     cores = None
     method = None

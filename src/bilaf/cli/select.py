@@ -8,6 +8,7 @@ and a generic ``--param NAME=VALUE``.
 from __future__ import annotations
 
 import argparse
+import numbers
 import sys
 import time
 import types
@@ -18,7 +19,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from ..errors import ValidationError
-from ..params import parse_text_value
+from ..params import Interval, Param, parse_option, parse_text_value
 from . import UserError
 from .options import add_selector_options, available_classes, selector_params
 
@@ -30,12 +31,14 @@ examples:
   bilaf select feats.parquet -b 500 -m kcenter -o picks.json -o picks.txt
   bilaf select feats.npz -b 0.02 --n-cores 100 --core-selector kmeans --out tasks.labelstudio.json
   bilaf select feats.npy -b 1000 --labeled already_labeled.txt --out more.csv     (warm start)
-  bilaf select --manifest selection.manifest.json                                 (check: same picks?)
-  bilaf select --manifest selection.manifest.json --out again.csv                 (reproduce to a file)
+  bilaf select feats.npy -b 500 --exclude rejected.txt --dedup 0.98 --out picks.csv (constraints)
+  bilaf select --manifest selection.csv.manifest.json                             (check: same picks?)
+  bilaf select --manifest selection.csv.manifest.json --out again.csv             (reproduce to a file)
 
 Output formats, by suffix: .json (a plain list of indices), .csv and .parquet (rank, index, id, path,
 role, pseudo_class, score, opponent_class), .labelstudio.json (Label Studio tasks), .txt (one file path
-per line). A manifest <name>.manifest.json is written beside each output.
+per line). A manifest <output file name>.manifest.json (e.g. picks.csv.manifest.json) is written beside
+each output.
 """
 
 
@@ -122,6 +125,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="warm start: samples already labeled (indices, ids or paths; .txt, .json, .npy, or a "
                         "selection .csv/.parquet). They count as chosen and the rest of the budget is picked "
                         "around them (default: none)")
+    g.add_argument("--candidates", metavar="FILE",
+                   help="pick only among these samples (indices, ids or paths, one per line; .txt, .json, .npy, "
+                        "or a selection .csv/.parquet) (default: the whole pool)")
+    g.add_argument("--exclude", metavar="FILE",
+                   help="never pick these samples (same file kinds as --candidates; --labeled samples still "
+                        "count as chosen) (default: none)")
+    g.add_argument("--dedup", metavar="X",
+                   help="drop near-duplicates before selecting: a sample whose cosine similarity to an earlier "
+                        "kept one is at least X (0 < X <= 1, e.g. 0.98); the dropped samples are listed in the "
+                        "manifest (default: off)")
     g.add_argument("--manifest", metavar="FILE",
                    help="reproduce the selection a manifest records; options given on the command line "
                         "override its values. Without --out, only checks that the picks are identical "
@@ -211,6 +224,43 @@ def pick_texts(fs: Any, indices: Sequence[int]) -> Optional[Dict[int, str]]:
     return out
 
 
+# -- constraints ---------------------------------------------------------------------------------
+
+_DEDUP = Param(Interval(numbers.Real, 0, 1, closed="right"), help="cosine similarity threshold")
+
+def _read_constraints(args: argparse.Namespace, man: Optional[Dict[str, Any]], n: int,
+                      ids: Optional[Sequence[str]]) -> Dict[str, Any]:
+    """--candidates, --exclude and --dedup (else the manifest's), read and checked."""
+    rec = (man or {}).get("constraints") or {}
+    out: Dict[str, Any] = {"candidates": None, "exclude": None, "dedup": None, "paths": {}}
+    for key in ("candidates", "exclude"):
+        path = getattr(args, key, None)
+        if path:
+            out[key] = read_index_file(path, n, ids, key)
+            out["paths"][key] = path
+        elif rec.get(key):
+            out[key] = np.asarray(rec[key]["indices"], dtype=np.int64)
+            out["paths"][key] = rec[key].get("path")
+    raw = getattr(args, "dedup", None)
+    if raw is not None:
+        out["dedup"] = parse_option("dedup", raw, _DEDUP)
+    elif rec.get("dedup") is not None:
+        out["dedup"] = float(rec["dedup"])
+    return out
+
+
+def _constraints_record(c: Dict[str, Any]) -> Dict[str, Any]:
+    """The manifest's ``constraints`` entry (empty when none is set)."""
+    if c["candidates"] is None and c["exclude"] is None and c["dedup"] is None:
+        return {}
+    rec: Dict[str, Any] = {"dedup": c["dedup"]}
+    for key in ("candidates", "exclude"):
+        p = c["paths"].get(key)
+        rec[key] = None if c[key] is None else {"path": str(Path(p).resolve()) if p else None,
+                                                "indices": [int(i) for i in c[key]]}
+    return {"constraints": rec}
+
+
 # -- the verb ------------------------------------------------------------------------------------
 
 def _say(args: argparse.Namespace, msg: str) -> None:
@@ -220,6 +270,7 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out ``bilaf select`` (see ``bilaf select --help``). Returns the exit code."""
+    from ..constraints import constrained_select
     from ..manifest import (build_manifest, features_location, features_sha256, indices_sha256, manifest_path_for,
                             read_manifest, write_manifest)
     from ..selectors import get_selector_class
@@ -309,6 +360,7 @@ def run(args: argparse.Namespace) -> int:
         labeled_path = man["labeled"].get("path")
     if labeled is not None and len(labeled) > count:
         raise UserError(f"{len(labeled)} samples are already labeled, more than the budget {count}")
+    constraints = _read_constraints(args, man, n, ids)
 
     if args.engine == "ray":
         from ..engines.ray import cli_selector
@@ -319,7 +371,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = selector.select(X, count, labeled=labeled)
+        result = constrained_select(selector, X, count, labeled=labeled, candidates=constraints["candidates"],
+                                    exclude=constraints["exclude"], dedup=constraints["dedup"])
     t_sel = time.perf_counter() - t0
     for w in caught:
         if issubclass(w.category, UserWarning):
@@ -345,13 +398,19 @@ def run(args: argparse.Namespace) -> int:
                                features_shape=raw.shape, features_dtype=str(raw.dtype), budget=budget_req, seed=seed,
                                selector_params=sel_params, labeled=labeled, labeled_path=labeled_path, timings=tm,
                                outputs=[(pp, f) for pp, f in outs], command=command,
-                               extra={"reproduced_from": man["_path"]} if man else None)
+                               extra={**({"reproduced_from": man["_path"]} if man else {}),
+                                      **_constraints_record(constraints)} or None)
             write_manifest(m, tmp)
 
         texts = pick_texts(fs, result.indices) if data_key == "text" and any(
             f == "labelstudio" for _, f in outs) else None
-        write_outputs(result, outs, ids=fs.ids, paths=ids, path_prefix=args.path_prefix, data_key=data_key,
-                      texts=texts, extra_files=[(mp, render_manifest) for mp in manifests])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            write_outputs(result, outs, ids=ids, paths=ids, path_prefix=args.path_prefix, data_key=data_key,
+                          texts=texts, extra_files=[(mp, render_manifest) for mp in manifests])
+        for w in caught:
+            if issubclass(w.category, UserWarning):
+                _say(args, f"bilaf select: warning: {w.message}")
     total = time.perf_counter() - t_start
     parts = []
     if len(result.core_indices):
@@ -360,6 +419,14 @@ def run(args: argparse.Namespace) -> int:
         parts.append(f"{len(result.boundary_indices)} boundary")
     if labeled is not None:
         parts.append(f"{len(labeled)} already labeled")
+    info = result.params.get("constraints") or {}
+    if info:
+        parts.append(f"picked among {info['selected_from']:,}")
+    if info.get("dedup") is not None:
+        dropped = info["dedup_dropped"]
+        shown = ", ".join((fs.ids[i] if has_ids else str(i)) for i in dropped[:5])
+        _say(args, f"bilaf select: dropped {len(dropped)} near-duplicate(s) (cosine >= {info['dedup']:g})"
+             + (f": {shown}{', ...' if len(dropped) > 5 else ''} (all listed in the manifest)" if dropped else ""))
     detail = f" ({', '.join(parts)})" if parts else ""
     dest = f" -> {', '.join(str(p) for p, _ in outs)}" if outs else ""
     _say(args, f"bilaf select: {len(result)} of {n:,} samples with {method}{detail} in {total:.1f} s{dest}")

@@ -4,7 +4,9 @@ Three protocols, all returning test accuracy in [0, 1]:
 
 - :func:`linear_probe` -- logistic regression on frozen features;
 - :func:`knn` -- weighted cosine kNN on frozen features (the DINO protocol, k=20);
-- :func:`finetune` -- full finetuning of a torch backbone on the selected images.
+- :func:`finetune` -- full finetuning of a torch backbone on the selected images (for a GPU);
+- :class:`CachedFinetuner` -- finetuning of the backbone's top blocks + a new head from cached activations
+  of the frozen bottom (CPU-feasible; the ``finetune`` protocol of ``bilaf bench``).
 
 :func:`evaluate_features` runs a frozen-feature protocol by name on the rows
 ``indices`` of a labeled pool.
@@ -19,13 +21,15 @@ import numpy as np
 from ..errors import ValidationError
 from ..validation import check_choice, check_indices
 from ._checks import check_labels, check_split
+from .cached_finetune import RECIPES, CachedFinetuner, FinetuneRecipe, finetuner_for
 from .finetune import FINETUNE_DEFAULTS, as_image_tensor, finetune, random_resized_crop_flip
 from .knn import KNN_DEFAULTS, knn
 from .linear import LINEAR_DEFAULTS, linear_probe
 
 __all__ = ["linear_probe", "knn", "finetune", "evaluate_features", "FEATURE_PROTOCOLS", "PROTOCOLS",
            "check_labels", "check_split", "as_image_tensor", "random_resized_crop_flip",
-           "LINEAR_DEFAULTS", "KNN_DEFAULTS", "FINETUNE_DEFAULTS"]
+           "LINEAR_DEFAULTS", "KNN_DEFAULTS", "FINETUNE_DEFAULTS", "CachedFinetuner", "FinetuneRecipe",
+           "RECIPES", "finetuner_for"]
 
 FEATURE_PROTOCOLS = {"linear": linear_probe, "knn": knn}
 PROTOCOLS = ("linear", "knn", "finetune")

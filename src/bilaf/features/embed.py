@@ -26,7 +26,8 @@ import numpy as np
 
 from ..errors import ValidationError, ValidationTypeError, escape
 from ..validation import check_positive_int
-from .backbones import DEFAULT_BACKBONES, Backbone, _usable_cpus, load_backbone
+from .backbones import DEFAULT_BACKBONES, Backbone, load_backbone
+from .backbones.base import _usable_cpus
 from .readers import ImageSource, open_image_source, read_texts
 from .store import FeatureSet
 
@@ -107,11 +108,24 @@ def _prefetch(gen: Iterator[Any], depth: int = 2) -> Iterator[Any]:
 
 
 class _ShardStore:
-    """Finished shards in a work folder, guarded by a manifest naming the run."""
+    """Finished shards in a work folder, guarded by a manifest naming the run.
 
-    def __init__(self, folder: Optional[Union[str, Path]], manifest: Dict[str, Any]) -> None:
+    Each shard also records a stamp of its inputs (file sizes and times, archive
+    member sizes, pixel digests): a shard whose inputs changed since it was
+    written is computed again. A folder holding shards of another run (another
+    input, backbone or shard size) is refused (``on_mismatch="error"``) or
+    emptied of its shards first (``"restart"``).
+    """
+
+    def __init__(self, folder: Optional[Union[str, Path]], manifest: Dict[str, Any],
+                 on_mismatch: str = "error") -> None:
+        if on_mismatch not in ("error", "restart"):
+            raise ValidationError(f"on_mismatch must be 'error' or 'restart', got {on_mismatch!r}")
         self.folder = Path(folder) if folder is not None else None
         self.manifest = manifest
+        self.restarted: Optional[str] = None  # why the shards found were dropped
+        self.loaded = 0  # shards taken from the folder
+        self.redone = 0  # shards found but computed again because their inputs changed
         if self.folder is None:
             return
         if self.folder.exists() and not self.folder.is_dir():
@@ -119,6 +133,7 @@ class _ShardStore:
         path = self.folder / MANIFEST
         self._text = json.dumps(manifest, sort_keys=True, indent=1)
         self._written = path.exists()
+        what = None
         if path.exists():
             try:
                 old = json.loads(path.read_text())
@@ -129,11 +144,20 @@ class _ShardStore:
                 if isinstance(old, dict):
                     diff = [k for k in sorted(set(old) | set(manifest)) if old.get(k) != manifest.get(k)]
                     what = "different " + ", ".join(diff)
-                raise ValidationError(f"resume folder {self.folder} holds shards of another run ({what}); "
-                                 f"remove it or choose another folder")
         elif self.folder.is_dir() and any(self.folder.glob("shard_*.npz")):
-            raise ValidationError(f"resume folder {self.folder} holds shards but no {MANIFEST}; "
+            what = f"no {MANIFEST}"
+        if what is None:
+            return
+        if on_mismatch == "error":
+            raise ValidationError(f"resume folder {self.folder} holds shards of another run ({what}); "
                              f"remove it or choose another folder")
+        for f in list(self.folder.glob("shard_*.npz")) + [path]:
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+        self._written = False
+        self.restarted = what
 
     def _write_manifest(self) -> None:
         """Create the folder and its manifest on the first finished shard (a run failing early leaves nothing)."""
@@ -150,20 +174,28 @@ class _ShardStore:
         assert self.folder is not None
         return self.folder / f"shard_{k:06d}.npz"
 
-    def load(self, k: int, m: int) -> Optional[Tuple[np.ndarray, np.ndarray, List[Tuple[int, str]]]]:
+    def has(self, k: int) -> bool:
+        return self.folder is not None and self._path(k).is_file()
+
+    def load(self, k: int, m: int, stamp: str) -> Optional[Tuple[np.ndarray, np.ndarray, List[Tuple[int, str]]]]:
         if self.folder is None or not self._path(k).is_file():
             return None
         try:
             with np.load(self._path(k), allow_pickle=False) as z:
                 feats, ok = z["features"], z["ok"].astype(bool)
                 errors = [(int(p), str(r)) for p, r in zip(z["error_pos"], z["error_reason"])]
+                old_stamp = str(z["stamp"]) if "stamp" in z.files else None
         except Exception:  # a damaged shard is simply computed again
             return None
         if ok.shape != (m,) or feats.shape[0] != m:
             return None
+        if old_stamp != stamp:  # an input was replaced under the same name
+            self.redone += 1
+            return None
+        self.loaded += 1
         return feats, ok, errors
 
-    def save(self, k: int, feats: np.ndarray, ok: np.ndarray, errors: List[Tuple[int, str]]) -> None:
+    def save(self, k: int, feats: np.ndarray, ok: np.ndarray, errors: List[Tuple[int, str]], stamp: str) -> None:
         if self.folder is None:
             return
         from ..result import atomic_write
@@ -172,23 +204,37 @@ class _ShardStore:
         with atomic_write(self._path(k), "wb") as fh:
             np.savez(fh, features=feats, ok=ok,
                      error_pos=np.asarray([p for p, _ in errors], dtype=np.int64),
-                     error_reason=np.asarray([r for _, r in errors], dtype=str))
+                     error_reason=np.asarray([r for _, r in errors], dtype=str), stamp=np.asarray(stamp))
+
+    def report(self, n_shards: int) -> Dict[str, Any]:
+        """What the resume folder gave this run (for ``FeatureSet.meta["resume"]``)."""
+        return {"folder": str(self.folder), "shards": n_shards, "loaded": self.loaded, "redone": self.redone,
+                "restarted": self.restarted}
 
 
 def _run_shards(n: int, shard_size: int, compute: Callable[[int, int, Any], Tuple[np.ndarray, np.ndarray,
                 List[Tuple[int, str]]]], store: _ShardStore, on_error: str, describe: Callable[[int], str],
-                verbose: bool, desc: str, unit: str) -> Tuple[np.ndarray, np.ndarray, List[Tuple[int, str]]]:
-    """Compute (or load) every shard; return (features of ok rows, their positions, errors)."""
+                verbose: bool, desc: str, unit: str,
+                stamp: Callable[[int, int], str] = lambda start, stop: "",
+                ) -> Tuple[np.ndarray, np.ndarray, List[Tuple[int, str]]]:
+    """Compute (or load) every shard; return (features of ok rows, their positions, errors).
+
+    ``stamp(start, stop)`` digests the inputs of a shard; it is taken before the
+    shard is read, so an input changed during the run is redone on the next.
+    """
     from tqdm.auto import tqdm
 
     n_shards = math.ceil(n / shard_size)
     results: List[Any] = [None] * n_shards
+    stamps: List[str] = [""] * n_shards
     done = 0
     for k in range(n_shards):
-        m = min(n, (k + 1) * shard_size) - k * shard_size
-        results[k] = store.load(k, m)
+        start, stop = k * shard_size, min(n, (k + 1) * shard_size)
+        if store.has(k):
+            stamps[k] = stamp(start, stop)
+            results[k] = store.load(k, stop - start, stamps[k])
         if results[k] is not None:
-            done += m
+            done += stop - start
     bar = tqdm(total=n, initial=done, desc=desc, unit=unit, disable=not verbose, dynamic_ncols=True, leave=False,
                smoothing=0.1)
     try:
@@ -197,9 +243,11 @@ def _run_shards(n: int, shard_size: int, compute: Callable[[int, int, Any], Tupl
                 _raise_on_error(results[k][2], on_error, describe)
                 continue
             start, stop = k * shard_size, min(n, (k + 1) * shard_size)
+            if store.folder is not None:
+                stamps[k] = stamp(start, stop)
             feats, ok, errors = compute(start, stop, bar)
             _raise_on_error(errors, on_error, describe)
-            store.save(k, feats, ok, errors)
+            store.save(k, feats, ok, errors, stamps[k])
             results[k] = (feats, ok, errors)
     finally:
         bar.close()
@@ -219,8 +267,7 @@ def _raise_on_error(errors: List[Tuple[int, str]], on_error: str, describe: Call
         pos, reason = errors[0]
         more = f" ({len(errors)} such in this shard)" if len(errors) > 1 else ""
         raise ValidationError(escape(f"cannot read {describe(pos)}: {reason}{more}; use ")
-                              + "{setting} to skip bad files",
-                              setting=("on_error", "skip"))
+                              + "{setting} to skip bad files", setting=("on_error", "skip"))
 
 
 def _warn_skipped(skipped: List[Tuple[str, str]], n_total: int, what: str) -> None:
@@ -274,17 +321,22 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
                  device: Any = "auto", split: Optional[str] = None, on_error: str = "skip",
                  resume_dir: Optional[Union[str, Path]] = None, verbose: bool = True, *, labels: Any = None,
                  engine: str = "auto", shard_size: Optional[int] = None,
-                 num_workers: Optional[int] = None) -> FeatureSet:
+                 num_workers: Optional[int] = None, on_mismatch: str = "error") -> FeatureSet:
     """Embed images with a pretrained backbone.
 
     Parameters
     ----------
-    source : path, array-like, list of paths or ImageSource
+    source : path, URL, array-like, list, datasets.Dataset or ImageSource
         A folder tree (``root/<split>/<class>/<file>``, ``root/<class>/<file>`` or
         ``root/<file>``), a tar (any compression) or zip archive of the same (read
-        without extracting), a ``.npy`` / ``.npz`` image array, an in-memory uint8
-        array (N, H, W) (grey, turned to RGB) or (N, H, W, 3), or a list of image
-        file paths. See :mod:`bilaf.features.readers`.
+        without extracting), a ``.npy`` / ``.npz`` image array, a ``.txt`` /
+        ``.csv`` file listing image paths (relative to the list's folder, with an
+        optional label column), an in-memory uint8 array (N, H, W) (grey, turned
+        to RGB) or (N, H, W, 3), a list of image file paths or URLs, a list of
+        ``PIL.Image`` objects or arrays of any sizes, a Hugging Face
+        ``datasets.Dataset`` with an image column, or an fsspec URL of a folder or
+        list file. See :mod:`bilaf.features.readers` and
+        :mod:`bilaf.features.sources`.
     backbone : str or Backbone, default "efficientnet_lite0"
         A registered name or spec (``torchscript:/path/model.pt``...); see
         :mod:`bilaf.features.backbones`.
@@ -298,7 +350,10 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
         at the end, the ids in ``meta["skipped"]``) or stop with an error.
     resume_dir : path, optional
         Work folder for finished shards: a killed run, restarted with the same
-        arguments, continues where it stopped.
+        arguments, continues where it stopped. A shard whose images were
+        replaced since (other size or time, other archive member) is computed
+        again. ``meta["resume"]`` says how many shards were loaded, redone, and
+        whether the folder's shards were dropped.
     verbose : bool, default True
         Show a progress bar.
     labels : array-like, optional
@@ -307,6 +362,9 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
         For the built-in backbone: ONNX Runtime on CPU when installed, else torch.
     shard_size : int, optional
         Samples per resumable shard (default about 2048).
+    on_mismatch : {"error", "restart"}, default "error"
+        When ``resume_dir`` holds shards of another run (another input,
+        backbone or shard size): refuse, or delete those shards and start over.
     num_workers : int, optional
         Threads decoding and resizing images. Default: 1 (beside the model) when
         the model runs on the CPU, which then has no core to spare; up to 8 when
@@ -327,8 +385,8 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
         if src.rejected and on_error == "stop":
             name, reason = src.rejected[0]
             more = f" ({len(src.rejected)} such files)" if len(src.rejected) > 1 else ""
-            raise ValidationError(escape(f"cannot read {name}: {reason}{more}; use ") + "{setting} to skip bad files",
-                                  setting=("on_error", "skip"))
+            raise ValidationError(escape(f"cannot read {name}: {reason}{more}; use ")
+                                  + "{setting} to skip bad files", setting=("on_error", "skip"))
         bb = load_backbone(backbone, kind="image", device=device, engine=engine)
         if not callable(getattr(bb, "preprocess", None)):
             raise ValidationTypeError(f"image backbone {bb.name!r} has no preprocess(image) -> array")
@@ -337,9 +395,9 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
             on_gpu = str(bmeta.get("device", "cpu")).startswith("cuda")
             num_workers = min(8, _usable_cpus()) if on_gpu else 1
         check_positive_int(num_workers, "num_workers")
-        manifest = {"format": 1, "kind": "image", "source": src.fingerprint(), "shard_size": shard_size,
+        manifest = {"format": 2, "kind": "image", "source": src.fingerprint(), "shard_size": shard_size,
                     "backbone": {k: bmeta.get(k) for k in ("backbone", "preprocess", "pool")}}
-        store = _ShardStore(resume_dir, manifest)
+        store = _ShardStore(resume_dir, manifest, on_mismatch)
         n = len(src)
 
         def compute(start: int, stop: int, bar: Any):
@@ -371,7 +429,8 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
             if num_workers > 1 else None
         try:
             feats, positions, errors = _run_shards(n, shard_size, compute, store, on_error,
-                                                   lambda p: src.ids[p], verbose, "embed images", "img")
+                                                   lambda p: src.ids[p], verbose, "embed images", "img",
+                                                   stamp=src.stamp)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -393,6 +452,8 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
     meta.update({"source": src.description, "n_skipped": len(skipped),
                  "skipped": [f"{i}: {r}" for i, r in skipped]})
     meta["dim"] = int(feats.shape[1])
+    if resume_dir is not None:
+        meta["resume"] = store.report(math.ceil(n / shard_size))
     return FeatureSet(features=feats, ids=[src.ids[p] for p in positions],
                       labels=labels_out if has_labels else None,
                       classes=src.classes if has_labels else None, meta=meta)
@@ -403,20 +464,26 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
 
 def embed_texts(source_or_list: Any, backbone: Union[str, Backbone] = "minilm", batch_size: int = 64,
                 device: Any = "auto", resume_dir: Optional[Union[str, Path]] = None, verbose: bool = True, *,
-                label_column: str = "auto", shard_size: Optional[int] = None) -> FeatureSet:
+                label_column: str = "auto", shard_size: Optional[int] = None,
+                on_mismatch: str = "error") -> FeatureSet:
     """Embed texts (one sample per line of a file, or a list of strings).
 
     Parameters
     ----------
-    source_or_list : path, sequence of str or TextSamples
+    source_or_list : path, sequence of str, datasets.Dataset or TextSamples
         A UTF-8 file with one sample per non-empty line, optionally
-        ``<label> <text>``; or the texts.
+        ``<label> <text>``; the texts; or a Hugging Face dataset with a text
+        column (labels from its ``ClassLabel`` / ``label`` column).
     backbone : str or Backbone, default "minilm"
-        all-MiniLM-L6-v2 (384-d) or ``sentence-transformers:/path/to/folder``.
+        all-MiniLM-L6-v2 (384-d), ``sentence-transformers:<hub id or folder>``,
+        ``hf:<hub id or folder>`` (transformers, mean over tokens by default) or
+        ``open_clip:<name>``; see :mod:`bilaf.features.backbones`.
     batch_size : int, default 64
     device : {"auto", "cpu", "cuda", "cuda:N"}, default "auto"
     resume_dir : path, optional
         Work folder for finished shards (see :func:`embed_images`).
+    on_mismatch : {"error", "restart"}, default "error"
+        See :func:`embed_images`.
     verbose : bool, default True
     label_column : {"auto", "first", "none"}, default "auto"
         Whether each line starts with a label; ``auto``: when every line starts
@@ -431,9 +498,9 @@ def embed_texts(source_or_list: Any, backbone: Union[str, Backbone] = "minilm", 
     batch_size, shard_size = _check_common(batch_size, "skip", shard_size)
     samples = read_texts(source_or_list, label_column=label_column)
     bb = load_backbone(backbone if backbone is not None else DEFAULT_BACKBONES["text"], kind="text", device=device)
-    manifest = {"format": 1, "kind": "text", "source": samples.fingerprint(), "shard_size": shard_size,
+    manifest = {"format": 2, "kind": "text", "source": samples.fingerprint(), "shard_size": shard_size,
                 "backbone": {"backbone": bb.meta().get("backbone")}}
-    store = _ShardStore(resume_dir, manifest)
+    store = _ShardStore(resume_dir, manifest, on_mismatch)
     n = len(samples)
 
     def compute(start: int, stop: int, bar: Any):
@@ -451,6 +518,8 @@ def embed_texts(source_or_list: Any, backbone: Union[str, Backbone] = "minilm", 
                                       "embed texts", "text")
     meta = dict(bb.meta())
     meta.update({"source": samples.description, "dim": int(feats.shape[1]), "n_skipped": 0})
+    if resume_dir is not None:
+        meta["resume"] = store.report(math.ceil(n / shard_size))
     labels = samples.labels[positions] if samples.labels is not None else None
     return FeatureSet(features=feats, ids=[samples.ids[p] for p in positions], labels=labels,
                       classes=samples.classes if labels is not None else None, meta=meta)

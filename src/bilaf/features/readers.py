@@ -112,6 +112,20 @@ class ImageSource:
         """
         raise NotImplementedError
 
+    def item_stamp(self, pos: int) -> str:
+        """What changes when item ``pos`` is replaced under the same name (e.g. its size and time); "" if unknown."""
+        return ""
+
+    def stamp(self, start: int, stop: int) -> str:
+        """A digest of :meth:`item_stamp` over ``start .. stop-1``: a resumed shard whose stamp differs is redone."""
+        import hashlib
+
+        h = hashlib.sha1()
+        for pos in range(start, stop):
+            h.update(self.item_stamp(pos).encode("utf-8", "surrogateescape"))
+            h.update(b"\0")
+        return h.hexdigest()
+
     def fingerprint(self) -> Dict[str, Any]:
         """What identifies this input for resuming (kind, size, a digest of the ids)."""
         import hashlib
@@ -224,6 +238,13 @@ class FolderSource(FileTreeSource):
         self._index(names, split, f"folder {root}", strip_common_root=False)
         self.description = f"folder:{root.resolve()}" + (f"[{split}]" if split else "")
 
+    def item_stamp(self, pos: int) -> str:
+        try:
+            st = os.stat(self.root / self.ids[pos])
+        except OSError:
+            return "missing"
+        return f"{st.st_size}:{st.st_mtime_ns}"
+
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
         stop = len(self.ids) if stop is None else stop
         for pos in range(start, stop):
@@ -251,17 +272,25 @@ class TarSource(FileTreeSource):
         self.path = path
         try:
             with tarfile.open(path, "r:*") as tf:
-                members = list(dict.fromkeys(m.name for m in tf if m.isfile()))  # a repeated name: first copy
+                info: Dict[str, str] = {}
+                for m in tf:
+                    if m.isfile() and m.name not in info:  # a repeated name: first copy
+                        info[m.name] = f"{m.size}:{m.mtime}"
+                members = list(info)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise ValidationError(f"cannot read tar archive {path}: {exc}") from None
         if not members:
             raise ValidationError(f"archive is empty: {path}")
         kept = self._index(members, split, f"archive {path}", strip_common_root=True)
         self._wanted = {self.ids[i]: i for i in range(len(self.ids))}
+        self._member_stamps = info
         del kept
         self.description = f"tar:{path.resolve()}" + (f"[{split}]" if split else "")
         self._tf: Optional[tarfile.TarFile] = None
         self._next = 0  # next source position the open stream will yield
+
+    def item_stamp(self, pos: int) -> str:
+        return self._member_stamps.get(self.ids[pos], "")
 
     def _reopen(self) -> None:
         self.close()
@@ -310,7 +339,9 @@ class ZipSource(FileTreeSource):
         self.path = path
         try:
             with zipfile.ZipFile(path) as zf:
-                members = [i.filename for i in zf.infolist() if not i.is_dir()]
+                infos = [i for i in zf.infolist() if not i.is_dir()]
+                members = [i.filename for i in infos]
+                self._member_stamps = {i.filename: f"{i.file_size}:{i.CRC}" for i in infos}
         except (zipfile.BadZipFile, OSError) as exc:
             raise ValidationError(f"cannot read zip archive {path}: {exc}") from None
         if not members:
@@ -318,6 +349,9 @@ class ZipSource(FileTreeSource):
         self._index(members, split, f"archive {path}", strip_common_root=True)
         self.description = f"zip:{path.resolve()}" + (f"[{split}]" if split else "")
         self._zf: Optional[zipfile.ZipFile] = None
+
+    def item_stamp(self, pos: int) -> str:
+        return self._member_stamps.get(self.ids[pos], "")
 
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
         stop = len(self.ids) if stop is None else stop
@@ -349,6 +383,9 @@ def as_uint8_images(arr: Any, what: str = "image array") -> np.ndarray:
             arr = arr.detach().cpu().numpy()
     except ImportError:  # pragma: no cover
         pass
+    if isinstance(arr, (list, tuple)) and len({np.shape(x) for x in arr}) > 1:
+        raise ValidationError(f"{what}: images of different sizes cannot form one array; pass them as a list "
+                         f"(each is resized by the backbone), e.g. embed_images(list_of_images)")
     a = np.asarray(arr)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise ValidationTypeError(f"{what} must be numeric, got dtype {a.dtype}")
@@ -466,6 +503,11 @@ class ArraySource(ImageSource):
         fp["pixels_sha1"] = h.hexdigest()
         return fp
 
+    def stamp(self, start: int, stop: int) -> str:
+        import hashlib
+
+        return hashlib.sha1(np.ascontiguousarray(self.images[start:stop]).tobytes()).hexdigest()
+
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
         stop = len(self.ids) if stop is None else stop
         for pos in range(start, stop):
@@ -476,10 +518,14 @@ class FileListSource(ImageSource):
     """Images named by a list of file paths (ids are the paths as given, labels unknown)."""
 
     def __init__(self, paths: Sequence[PathLike], labels: Any = None) -> None:
+        from .sources import _check_protocol, is_url
+
         super().__init__()
-        self.paths = [Path(p) for p in paths]
+        self.paths = [p if is_url(p) else Path(p) for p in paths]
         if not self.paths:
             raise ValidationError("empty list of image files")
+        for proto in sorted({p.split("://", 1)[0] for p in self.paths if isinstance(p, str)}):
+            _check_protocol(f"{proto}://")
         self.ids = [str(p) for p in paths]
         n = len(self.ids)
         if labels is not None:
@@ -490,16 +536,29 @@ class FileListSource(ImageSource):
         else:
             self.labels = np.full(n, -1, dtype=np.int64)
         self.rejected = [(str(p), "not an image file (unknown extension)")
-                         for p in self.paths if not _is_image_name(p.name)]
+                         for p in self.paths if not _is_image_name(PurePosixPath(str(p)).name)]
         self.description = f"files:{n}"
+
+    def item_stamp(self, pos: int) -> str:
+        try:
+            st = os.stat(self.paths[pos])
+        except OSError:
+            return "missing"
+        return f"{st.st_size}:{st.st_mtime_ns}"
 
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
         stop = len(self.ids) if stop is None else stop
         for pos in range(start, stop):
             try:
-                yield pos, self.paths[pos].read_bytes()
-            except OSError as exc:
+                yield pos, _read(str(self.paths[pos]))
+            except (OSError, ValueError) as exc:
                 yield pos, exc
+
+
+def _read(loc: str) -> bytes:
+    from .sources import _read as read
+
+    return read(loc)
 
 
 def _has_suffix(path: Path, suffixes: Sequence[str]) -> bool:
@@ -512,17 +571,31 @@ def open_image_source(source: Any, split: Optional[str] = None, labels: Any = No
 
     Parameters
     ----------
-    source : path, array-like, list of paths or ImageSource
+    source : path, URL, array-like, list, datasets.Dataset or ImageSource
         A folder tree, a ``.tar[.gz|.bz2|.xz]`` / ``.tgz`` / ``.zip`` archive, a
-        ``.npy`` / ``.npz`` image array, an in-memory uint8 array (N, H, W) or
-        (N, H, W, 3), a list of image file paths, or an :class:`ImageSource`.
+        ``.npy`` / ``.npz`` image array, a text / CSV file listing image paths,
+        an in-memory uint8 array (N, H, W) or (N, H, W, 3), a list of image file
+        paths or URLs, a list of ``PIL.Image`` objects or of arrays of varying
+        sizes, a Hugging Face ``datasets.Dataset`` with an image column, an fsspec
+        URL of a folder or of a list file, or an :class:`ImageSource`. See
+        :mod:`bilaf.features.sources`.
     split : str, optional
         Sub-folder to read in a ``root/<split>/<class>/<file>`` layout.
     labels : array-like, optional
         Labels for array or list inputs.
     """
+    from . import hf_datasets, sources
+
     if isinstance(source, ImageSource):
         return source
+    if hf_datasets.is_dataset(source):
+        if split is not None or labels is not None:
+            raise ValidationError("split and labels= do not apply to a dataset; use DatasetSource(ds, label_column=...)")
+        return hf_datasets.DatasetSource(source)
+    if sources.local_or_url(source):
+        if labels is not None:
+            raise ValidationError("labels= applies to arrays and lists, not to a URL")
+        return sources.open_url(source, split=split)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -541,9 +614,13 @@ def open_image_source(source: Any, split: Optional[str] = None, labels: Any = No
             src = TarSource(path, split=split)
         elif zipfile.is_zipfile(path):
             src = ZipSource(path, split=split)
+        elif _has_suffix(path, sources.LIST_SUFFIXES) or _looks_like_text(path):
+            if split is not None:
+                raise ValidationError("split applies to folders and archives, not to a list of image paths")
+            src = sources.PathListSource(path)
         else:
-            raise ValidationError(f"cannot read images from {path}: expected a folder, a .tar/.tar.gz/.zip archive "
-                             f"or a .npy/.npz array")
+            raise ValidationError(f"cannot read images from {path}: expected a folder, a .tar/.tar.gz/.zip archive, "
+                             f"a .npy/.npz array or a text file listing image paths")
         if labels is not None and not isinstance(src, ArraySource):
             raise ValidationError("labels= applies to arrays and file lists; folders and archives take labels "
                              "from their class folders")
@@ -552,9 +629,22 @@ def open_image_source(source: Any, split: Optional[str] = None, labels: Any = No
         if split is not None:
             raise ValidationError("split applies to folders and archives, not to a list of files")
         return FileListSource(source, labels=labels)
+    if sources.is_image_list(source):
+        if split is not None:
+            raise ValidationError("split applies to folders and archives, not to a list of images")
+        return sources.ImageListSource(source, labels=labels)
     if split is not None:
         raise ValidationError("split applies to folders and archives, not to an image array")
     return ArraySource(source, labels=labels)
+
+
+def _looks_like_text(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return bool(head) and b"\0" not in head
 
 
 def guess_kind(source: PathLike) -> str:
@@ -619,8 +709,9 @@ def read_texts(source: Any, label_column: str = "auto") -> TextSamples:
 
     Parameters
     ----------
-    source : path or sequence of str or TextSamples
-        A text file (UTF-8) or the texts themselves.
+    source : path, sequence of str, datasets.Dataset or TextSamples
+        A text file (UTF-8), the texts themselves, or a Hugging Face dataset with a
+        text column (see :func:`bilaf.features.hf_datasets.texts_from_dataset`).
     label_column : {"auto", "first", "none"}
         ``"first"``: each line is ``<label><whitespace or tab><text>`` (labels are
         integers or class names). ``"none"``: the whole line is the text.
@@ -631,6 +722,10 @@ def read_texts(source: Any, label_column: str = "auto") -> TextSamples:
         raise ValidationError(f"label_column must be 'auto', 'first' or 'none', got {label_column!r}")
     if isinstance(source, TextSamples):
         return source
+    from .hf_datasets import is_dataset, texts_from_dataset
+
+    if is_dataset(source):
+        return texts_from_dataset(source, label_column="none" if label_column == "none" else None)
     if isinstance(source, (str, os.PathLike)) and not (isinstance(source, str) and "\n" in source):
         path = Path(source)
         if not path.exists():

@@ -17,6 +17,7 @@ _REGISTRY: Dict[str, str] = {
     "bilaf": "bilaf:BiLAF",
     "typiclust": "typiclust:TypiClust",
     "probcover": "probcover:ProbCover",
+    "maxherding": "maxherding:MaxHerding",
 }
 
 METHODS = tuple(_REGISTRY)

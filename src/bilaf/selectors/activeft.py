@@ -8,10 +8,10 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..kernels import TrackedArgmax, nearest_distinct_samples, progress, row_chunks, scatter_rows
-from ..result import SelectionResult
 from ..errors import ValidationError
+from ..kernels import TrackedArgmax, nearest_distinct_samples, progress, row_chunks, scatter_rows
 from ..params import Interval, Options, Param
+from ..result import SelectionResult
 from ..validation import check_indices
 from .base import BaseSelector, Timer
 

@@ -9,19 +9,19 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from ..errors import ValidationError
 from ..kernels import mean_distances_within, progress
 from ..method.assign import assign_to_cores
 from ..method.boundary import CRITERIA, OPPONENTS, PROCESSES, select_boundary
 from ..method.budget import split_budget
 from ..method.denoise import DENOISE_METHODS, denoise
 from ..method.n_cores import auto_n_cores
-from ..result import SelectionResult
-from ..errors import ValidationError
 from ..params import Interval, Options, Param, validate_params
+from ..result import SelectionResult
 from ..validation import check_indices
 from .base import BaseSelector, Timer
 
-CORE_SELECTORS = ("auto", "activeft", "kmeans", "kcenter", "random")
+CORE_SELECTORS = ("auto", "activeft", "kmeans", "kcenter", "maxherding", "random")
 #: What ``core_selector="auto"`` runs with the automatic K: spherical k-means (k-means on L2-normalised features)
 AUTO_K_CORES = ("kmeans", {"normalize": True})
 
@@ -80,7 +80,7 @@ class BiLAF(BaseSelector):
         K, only ``budget`` cores are used (a warning says so).
     core_selector : str or array-like of int
         ``"auto"`` (default), ``"activeft"``, ``"kmeans"``, ``"kcenter"``,
-        ``"random"``, or the pool indices of given cores (then ``n_cores`` is
+        ``"maxherding"``, ``"random"``, or the pool indices of given cores (then ``n_cores`` is
         their count). ``"auto"`` is the paper's ActiveFT when K is given
         (``n_cores=<int>`` or a fraction), and spherical k-means (``"kmeans"``
         on L2-normalised features) with ``n_cores="auto"``: across the 70
@@ -152,7 +152,7 @@ class BiLAF(BaseSelector):
         "core_selector": Param(
             Options(CORE_SELECTORS), "indices", metavar="NAME|FILE",
             help="stage 1: auto (spherical k-means with the automatic K, the paper's activeft with a given K), "
-                 "activeft, kmeans, kcenter or random, or a FILE of core indices (.json, .txt, .npy)"),
+                 "activeft, kmeans, kcenter, maxherding or random, or a FILE of core indices (.json, .txt, .npy)"),
         "density_k": Param(Interval(numbers.Integral, 1, None), help="k of the kNN density used in denoising"),
         "cycle_fraction": Param(Interval(numbers.Real, 0, 1, closed="right"),
                                 help="P_in: share of a pseudo-class added per IDC ring"),

@@ -11,8 +11,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..kernels import TrackedArgmax, nearest_centers, nearest_distinct_samples, progress, scatter_rows
 from ..errors import ValidationError
+from ..kernels import TrackedArgmax, nearest_centers, nearest_distinct_samples, progress, scatter_rows
 from ..params import Interval, Options, Param
 from ..result import SelectionResult
 from .base import BaseSelector, Timer

@@ -9,10 +9,10 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ..kernels import pairwise_distances, progress, row_chunks, sq_norms
-from ..result import SelectionResult
 from ..errors import ValidationError
+from ..kernels import pairwise_distances, progress, row_chunks, sq_norms
 from ..params import Interval, Options, Param
+from ..result import SelectionResult
 from ..validation import parse_memory_budget
 from .base import BaseSelector, Timer
 from .kmeans import check_faiss

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from ..kernels import knn_distances_within, nearest_centers, progress
-from ..result import SelectionResult
 from ..params import Interval, Options, Param
+from ..result import SelectionResult
 from ..validation import parse_memory_budget
 from .base import BaseSelector, Timer
 from .kmeans import MINIBATCH_ABOVE, check_faiss, kmeans_centers
