@@ -52,9 +52,10 @@ def test_parse_budgets_and_seeds():
     b = parse_budgets("0.5%,1%,250,0.02")
     assert [x.label for x in b] == ["0.5%", "1%", "250", "2%"]
     assert [x.count(50000) for x in b] == [250, 500, 250, 1000]
-    for bad in ("0%", "100%", "1.5", "-3", "abc"):
+    for bad in ("0%", "101%", "1.5", "-3", "abc", "1.0", "1e2"):
         with pytest.raises(ValueError, match="bad budget"):
             parse_budgets(bad)
+    assert parse_budgets("100%")[0].count(50) == 50  # the command line's rule: 100% is the whole pool
     with pytest.raises(ValueError, match="twice"):
         parse_budgets("1%,0.01")
     assert parse_seeds(3) == [0, 1, 2] and parse_seeds("4") == [0, 1, 2, 3] and parse_seeds("0,5,7") == [0, 5, 7]

@@ -68,7 +68,7 @@ def test_parse_budget(text, want):
     assert type(parse_budget(text)) is type(want)
 
 
-@pytest.mark.parametrize("text", ["abc", "0", "-3", "0%", "150%", "1.5", "nan", "", "inf"])
+@pytest.mark.parametrize("text", ["abc", "0", "-3", "0%", "150%", "1.5", "nan", "", "inf", "1e3", "1.0"])
 def test_parse_budget_rejects(text):
     with pytest.raises(ValueError, match="bad budget"):
         parse_budget(text)

@@ -66,7 +66,7 @@ def test_bilaf_auto_on_clustered_pool_picks_boundary_samples():
     assert len(res.boundary_indices) == 300 - sel.n_cores_
     sel.set_params(n_cores=20).select(X, 300)  # a refit with a fixed K drops the earlier automatic choice
     assert sel.auto_cores_ is None and sel.n_cores_ == 20
-    with pytest.raises(ValueError, match="no parameter 'ncores'"):
+    with pytest.raises(TypeError, match="BiLAF got unknown option.s. ncores"):
         sel.set_params(ncores=5)
 
 

@@ -71,12 +71,12 @@ def test_unknown_method_and_option():
 
 
 @pytest.mark.parametrize("kw,msg", [
-    (dict(denoise="idk"), "unknown denoise"),
-    (dict(criterion="x"), "unknown criterion"),
-    (dict(process="x"), "unknown process"),
-    (dict(opponent="max"), "unknown opponent"),
-    (dict(core_selector="dbscan"), "unknown core_selector"),
-    (dict(dtype="float16"), "unknown dtype"),
+    (dict(denoise="idk"), "denoise must be one of"),
+    (dict(criterion="x"), "criterion must be one of"),
+    (dict(process="x"), "process must be one of"),
+    (dict(opponent="max"), "opponent must be one of"),
+    (dict(core_selector="dbscan"), "core_selector must be one of"),
+    (dict(dtype="float16"), "dtype must be one of"),
     (dict(opponent_penalty=0.5), "opponent_penalty"),
     (dict(remove_fraction=1.0), "remove_fraction"),
     (dict(cycle_fraction=0.0), "cycle_fraction"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .constraints import constrained_select
+from .params import validate_params
 from .result import SelectionResult
 from .selectors import get_selector_class
-from .validation import reject_unknown
 
 
 def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None, labeled: Any = None,
@@ -52,8 +52,7 @@ def select(X: Any, budget: Any, method: str = "bilaf", random_state: Any = None,
     20
     """
     cls = get_selector_class(method)
-    allowed = [p for p in cls._param_names() if p != "random_state"]
-    reject_unknown(params, allowed, f"method {method!r}")
+    validate_params(cls, params, owner=f"method {method!r}", exclude=("random_state",))
     selector = cls(random_state=random_state, **params)
     return constrained_select(selector, X, budget, labeled=labeled, candidates=candidates, exclude=exclude,
                               dedup=dedup)

@@ -28,11 +28,13 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from .errors import ValidationError, escape
 from .evaluation import FEATURE_PROTOCOLS, evaluate_features
 from .evaluation._checks import check_labels
+from .params import param_table, parse_option, parse_text_value, validate_params
 from .result import atomic_path, atomic_write
 from .selectors import METHODS, get_selector_class
-from .validation import check_budget, check_features
+from .validation import budget_count, check_features, parse_budget
 
 __all__ = ["MethodSpec", "Budget", "BenchResult", "parse_methods", "parse_method_spec", "parse_budgets",
            "parse_seeds", "run_bench", "RUN_FIELDS", "SUMMARY_FIELDS"]
@@ -45,22 +47,6 @@ PROTOCOL_TITLES = {"linear": "linear probe", "knn": "kNN (k=20, cosine, weighted
 
 
 # -- specs -------------------------------------------------------------------------------------------
-def _parse_value(text: str) -> Any:
-    low = text.strip().lower()
-    if low == "true":
-        return True
-    if low == "false":
-        return False
-    if text.strip() in ("None", "null"):  # lower-case "none" stays a string (e.g. denoise=none)
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text.strip()
-
-
 @dataclass(frozen=True)
 class MethodSpec:
     """A selection method with fixed hyper-parameters, e.g. ``bilaf:n_cores=50,normalize=true``.
@@ -81,30 +67,41 @@ class MethodSpec:
 
 
 def parse_method_spec(spec: Union[str, MethodSpec]) -> MethodSpec:
-    """Parse ``NAME`` or ``NAME:key=value,key=value`` (values: int, float, true/false, None or null, text).
+    """Parse ``NAME`` or ``NAME:key=value,key=value``.
 
-    The parameter names are checked against the selector's constructor, so a
-    typo fails before any work.
+    Each value is read by the selector's parameter table, as the command line
+    reads its flags (:func:`bilaf.params.parse_option`): ``none`` is None for
+    an option that takes None and has no ``"none"`` choice, a percentage works
+    where the command line takes one, and a bad value fails here, before any
+    work. Names are checked against the table too (:func:`parse_methods`).
     """
     if isinstance(spec, MethodSpec):
         return spec
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"a method spec must be a non-empty string like 'bilaf:n_cores=50', got {spec!r}")
+        raise ValidationError(f"a method spec must be a non-empty string like 'bilaf:n_cores=50', got {spec!r}")
     text = spec.strip()
     name, _, rest = text.partition(":")
     name = name.strip()
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r} in {text!r}; choose one of {', '.join(METHODS)}")
+        raise ValidationError(f"unknown method {name!r} in {text!r}; choose one of {', '.join(METHODS)}")
     params: Dict[str, Any] = {}
     if rest.strip():
         for item in rest.split(","):
             key, eq, value = item.partition("=")
             key = key.strip()
             if not eq or not key.isidentifier():
-                raise ValueError(f"bad option {item.strip()!r} in method spec {text!r}; write key=value")
+                raise ValidationError(f"bad option {item.strip()!r} in method spec {text!r}; write key=value")
             if key == "random_state":
-                raise ValueError(f"method spec {text!r}: the seed comes from --seeds, not random_state")
-            params[key] = _parse_value(value)
+                raise ValidationError(f"method spec {text!r}: the seed comes from --seeds, not random_state")
+            params[key] = value
+    try:
+        table = param_table(get_selector_class(name))
+    except ImportError:  # a selector this installation cannot import: its runs fail later, one by one
+        table = {}
+    try:
+        params = {k: parse_option(k, v, table[k]) if k in table else parse_text_value(v) for k, v in params.items()}
+    except ValidationError as exc:  # a spec names options as Python does (key=value): so does its error
+        raise type(exc)(escape(f"method spec {text!r}: {exc.render()}")) from None
     return MethodSpec(label=text, method=name, params=params)
 
 
@@ -114,11 +111,12 @@ def _check_spec_params(spec: MethodSpec) -> None:
         cls = get_selector_class(spec.method)
     except ImportError:
         return
-    allowed = set(cls._param_names()) - {"random_state"}
-    unknown = sorted(set(spec.params) - allowed)
-    if unknown:
-        raise ValueError(f"method spec {spec.label!r}: unknown option(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(sorted(allowed))}")
+    try:
+        validate_params(cls, spec.params, owner=f"method spec {spec.label!r}", exclude=("random_state",))
+    except ValidationError as exc:
+        if exc.refs:  # a bad value: name it as the spec does
+            raise type(exc)(escape(f"method spec {spec.label!r}: {exc.render()}")) from None
+        raise
 
 
 def parse_methods(methods: Union[str, Iterable[Union[str, MethodSpec]]]) -> List[MethodSpec]:
@@ -142,11 +140,11 @@ def parse_methods(methods: Union[str, Iterable[Union[str, MethodSpec]]]) -> List
         items = list(methods)
     specs = [parse_method_spec(m) for m in items]
     if not specs:
-        raise ValueError("no methods given")
+        raise ValidationError("no methods given")
     labels = [s.label for s in specs]
     dup = sorted({lab for lab in labels if labels.count(lab) > 1})
     if dup:
-        raise ValueError(f"method(s) listed twice: {', '.join(dup)}")
+        raise ValidationError(f"method(s) listed twice: {', '.join(dup)}")
     for s in specs:
         _check_spec_params(s)
     return specs
@@ -160,42 +158,22 @@ class Budget:
     value: Union[int, float]
 
     def count(self, n_samples: int) -> int:
-        return check_budget(self.value, n_samples)
+        return budget_count(self.value, n_samples)
 
 
 def _parse_budget(token: Union[str, int, float, Budget]) -> Budget:
+    """A budget as written (the command line's rule, :func:`bilaf.validation.parse_budget`), labelled."""
     if isinstance(token, Budget):
         return token
-    if isinstance(token, bool):
-        raise ValueError(f"bad budget {token!r}")
-    if isinstance(token, numbers.Integral):
-        return Budget(str(int(token)), int(token))
-    if isinstance(token, numbers.Real):
-        if not 0 < float(token) < 1:
-            raise ValueError(f"bad budget {token!r}: a float budget is a fraction and must lie in (0, 1); "
-                             "pass an int for a count")
-        return Budget(f"{100 * float(token):g}%", float(token))
-    text = str(token).strip()
-    try:
-        if text.endswith("%"):
-            pct = float(text[:-1])
-            if not 0 < pct < 100:
-                raise ValueError
-            return Budget(f"{pct:g}%", pct / 100.0)
-        if text.isdigit():
-            return Budget(text, int(text))
-        f = float(text)
-        if f >= 1 and math.isfinite(f):
-            raise ValueError(f"bad budget {text!r}: a number with a point or an exponent is a fraction and must "
-                             "lie in (0, 1); write a count in digits ('250')")
-        if not 0 < f < 1:
-            raise ValueError
-        return Budget(f"{100 * f:g}%", f)
-    except ValueError as exc:
-        if str(exc).startswith("bad budget"):
-            raise
-        raise ValueError(f"bad budget {text!r}: write a percentage ('0.5%'), a fraction in (0, 1) "
-                         "('0.005') or a count ('250')") from None
+    if isinstance(token, (bool, np.bool_)):
+        raise ValidationError(f"bad budget {token!r}")
+    if isinstance(token, numbers.Real) and not isinstance(token, numbers.Integral) and not 0 < float(token) < 1:
+        raise ValidationError(f"bad budget {token!r}: a float budget is a fraction and must lie in (0, 1); "
+                              "pass an int for a count")
+    value = parse_budget(token if isinstance(token, numbers.Real) else str(token))
+    if isinstance(value, numbers.Integral):
+        return Budget(str(int(value)), int(value))
+    return Budget(f"{100 * float(value):g}%", float(value))
 
 
 def parse_budgets(budgets: Union[str, Iterable[Any]]) -> List[Budget]:
@@ -203,10 +181,10 @@ def parse_budgets(budgets: Union[str, Iterable[Any]]) -> List[Budget]:
     items = [t for t in budgets.split(",") if t.strip()] if isinstance(budgets, str) else list(budgets)
     out = [_parse_budget(t) for t in items]
     if not out:
-        raise ValueError("no budgets given")
+        raise ValidationError("no budgets given")
     labels = [b.label for b in out]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"a budget is listed twice: {', '.join(labels)}")
+        raise ValidationError(f"a budget is listed twice: {', '.join(labels)}")
     return out
 
 
@@ -232,17 +210,17 @@ def parse_seeds(seeds: Union[int, str, Iterable[int]]) -> List[int]:
             else:
                 raise ValueError
         except ValueError:
-            raise ValueError(f"bad seeds {text!r}: a count ('5' = 0..4), a list ('0,1,2', or '3,' for seed 3 alone) "
+            raise ValidationError(f"bad seeds {text!r}: a count ('5' = 0..4), a list ('0,1,2', or '3,' for seed 3 alone) "
                              f"or a range ('3-4')") from None
     if isinstance(seeds, bool):
-        raise ValueError(f"bad seeds {seeds!r}")
+        raise ValidationError(f"bad seeds {seeds!r}")
     if isinstance(seeds, numbers.Integral):
         if int(seeds) < 1:
-            raise ValueError(f"the number of seeds must be at least 1, got {seeds}")
+            raise ValidationError(f"the number of seeds must be at least 1, got {seeds}")
         return list(range(int(seeds)))
     out = [int(s) for s in seeds]
     if not out or any(s < 0 for s in out) or len(set(out)) != len(out):
-        raise ValueError(f"seeds must be distinct non-negative ints, got {out}")
+        raise ValidationError(f"seeds must be distinct non-negative ints, got {out}")
     return out
 
 
@@ -415,7 +393,7 @@ class BenchResult:
         if ref is None or len(self.methods) < 2:
             return []
         if ref not in self.methods:
-            raise ValueError(f"reference method {ref!r} is not in this bench ({', '.join(self.methods)})")
+            raise ValidationError(f"reference method {ref!r} is not in this bench ({', '.join(self.methods)})")
         labels = {b: f"{b} ({counts.get(b, '?')})" for b in self.budgets}
         lines: List[str] = []
         for p in self.protocols:
@@ -539,7 +517,7 @@ def read_runs_csv(path: Union[str, Path]) -> List[Dict[str, Any]]:
         for r in csv.DictReader(fh):
             missing = set(RUN_FIELDS) - set(r) - {"host", "code"}
             if missing:
-                raise ValueError(f"{path} is not a bench runs file (no column {sorted(missing)[0]!r})")
+                raise ValidationError(f"{path} is not a bench runs file (no column {sorted(missing)[0]!r})")
             rows.append({
                 "method": r["method"], "budget": r["budget"], "budget_count": int(r["budget_count"]),
                 "seed": int(r["seed"]), "protocol": r["protocol"],
@@ -639,29 +617,29 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
     slist = parse_seeds(seeds)
     protocols = list(protocols)
     if not protocols:
-        raise ValueError("no evaluation protocols given")
+        raise ValidationError("no evaluation protocols given")
     for p in protocols:
         if p == "finetune":
             if finetuner is None:
-                raise ValueError("the finetune protocol needs a finetuner (bilaf.evaluation.CachedFinetuner): "
-                                 "it trains the backbone on the raw samples, not on the features")
+                raise ValidationError("the finetune protocol needs a finetuner (bilaf.evaluation.CachedFinetuner): "
+                                      "it trains the backbone on the raw samples, not on the features")
         elif p not in FEATURE_PROTOCOLS:
-            raise ValueError(f"unknown protocol {p!r} for a feature bench; choose from "
-                             f"{', '.join(FEATURE_PROTOCOLS)} or finetune")
+            raise ValidationError(f"unknown protocol {p!r} for a feature bench; choose from "
+                                  f"{', '.join(FEATURE_PROTOCOLS)} or finetune")
     if len(set(protocols)) != len(protocols):
-        raise ValueError("a protocol is listed twice")
+        raise ValidationError("a protocol is listed twice")
     X = check_features(X, name="pool features")
     test_X = check_features(test_X, min_samples=1, name="test features")
     n = int(X.shape[0])
     if int(test_X.shape[1]) != int(X.shape[1]):
-        raise ValueError(f"pool features have {X.shape[1]} columns but test features have {test_X.shape[1]}")
+        raise ValidationError(f"pool features have {X.shape[1]} columns but test features have {test_X.shape[1]}")
     y = check_labels(y, n, name="pool labels", rows_name="pool rows")
     test_y = check_labels(test_y, int(test_X.shape[0]), name="test labels", rows_name="test rows")
     counts = {b.label: b.count(n) for b in blist}
     eval_params = dict(eval_params or {})
     unknown = sorted(set(eval_params) - set(protocols))
     if unknown:
-        raise ValueError(f"eval_params for protocol(s) not run: {', '.join(unknown)}")
+        raise ValidationError(f"eval_params for protocol(s) not run: {', '.join(unknown)}")
 
     import torch
 
@@ -684,7 +662,7 @@ def run_bench(X: Any, y: Any, test_X: Any, test_y: Any, methods: Any, budgets: A
     for r in previous or []:
         if r["method"] in labels and r["budget"] in counts and r["seed"] in slist and r["protocol"] in protocols:
             if int(r["budget_count"]) != counts[r["budget"]]:
-                raise ValueError(f"the previous runs were made on another pool (budget {r['budget']} was "
+                raise ValidationError(f"the previous runs were made on another pool (budget {r['budget']} was "
                                  f"{r['budget_count']} samples, now {counts[r['budget']]}); use a new output name")
             done[(r["method"], r["budget"], r["seed"], r["protocol"])] = r
         else:

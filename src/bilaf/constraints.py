@@ -19,6 +19,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 import torch
 
+from .errors import ValidationError, ValidationTypeError
 from .kernels import DEFAULT_MEMORY_BUDGET, resolve_device, to_tensor
 from .result import SelectionResult
 from .validation import check_budget, check_features, check_indices, parse_memory_budget
@@ -35,10 +36,10 @@ def _check_dedup(dedup: Any) -> Optional[float]:
     if dedup is None or dedup is False:
         return None
     if isinstance(dedup, (bool, np.bool_)) or not isinstance(dedup, (int, float, np.floating, np.integer)):
-        raise TypeError(f"dedup must be a cosine-similarity threshold in (0, 1], got {dedup!r}")
+        raise ValidationTypeError(f"dedup must be a cosine-similarity threshold in (0, 1], got {dedup!r}")
     t = float(dedup)
     if not np.isfinite(t) or t <= 0.0 or t > 1.0:
-        raise ValueError(f"dedup must be a cosine-similarity threshold in (0, 1], got {dedup!r}")
+        raise ValidationError(f"dedup must be a cosine-similarity threshold in (0, 1], got {dedup!r}")
     return t
 
 
@@ -88,7 +89,7 @@ def near_duplicates(X: Any, threshold: float, *, order: Optional[Any] = None,
     """
     t = _check_dedup(threshold)
     if t is None:
-        raise ValueError("near_duplicates needs a threshold")
+        raise ValidationError("near_duplicates needs a threshold")
     X = check_features(X, min_samples=1, name="X")
     n, d = int(X.shape[0]), int(X.shape[1])
     order = np.arange(n, dtype=np.int64) if order is None else check_indices(order, n, name="order", allow_empty=True)
@@ -103,7 +104,7 @@ def near_duplicates(X: Any, threshold: float, *, order: Optional[Any] = None,
     if block_rows is not None:
         step = int(block_rows)
         if step < 1:
-            raise ValueError(f"block_rows must be at least 1, got {block_rows!r}")
+            raise ValidationError(f"block_rows must be at least 1, got {block_rows!r}")
     kept_rows: list = []  # normalised float32 tensors, one per chunk
     kept_ids: list = []
     dropped, dup_of = [], []
@@ -253,7 +254,7 @@ def constrained_select(selector: Any, X: Any, budget: Any, *, labeled: Any = Non
                      "before selecting")
     info["selected_from"] = int(len(pool))
     if count > len(pool):
-        raise ValueError(f"budget {count} exceeds the {len(pool)} samples left to pick from after the "
+        raise ValidationError(f"budget {count} exceeds the {len(pool)} samples left to pick from after the "
                          "candidates/exclude/dedup constraints")
     pos = np.full(n, -1, dtype=np.int64)
     pos[pool] = np.arange(len(pool))
@@ -264,7 +265,7 @@ def constrained_select(selector: Any, X: Any, budget: Any, *, labeled: Any = Non
     else:
         Xs = np.asarray(X[pool])
     if len(pool) < 2:
-        raise ValueError(f"only {len(pool)} sample(s) left to pick from after the candidates/exclude/dedup "
+        raise ValidationError(f"only {len(pool)} sample(s) left to pick from after the candidates/exclude/dedup "
                          "constraints")
     sub = sel.select(Xs, count, labeled=sub_lab)
     if sel is not selector:
@@ -287,7 +288,7 @@ def _remap_index_params(selector: Any, pos: np.ndarray) -> Any:
         idx = check_indices(v, len(pos), name=name)
         p = pos[idx]
         if (p < 0).any():
-            raise ValueError(f"{name} holds pool index {int(idx[p < 0][0])}, which the candidates/exclude/dedup "
+            raise ValidationError(f"{name} holds pool index {int(idx[p < 0][0])}, which the candidates/exclude/dedup "
                              "constraints leave out")
         change[name] = p.tolist()
     if not change:

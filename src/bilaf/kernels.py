@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy.linalg import blas as _blas  # loaded here so that bilaf.threads limits its thread pool too
 
+from .errors import ValidationError
 from .validation import parse_memory_budget
 
 __all__ = [
@@ -85,13 +86,13 @@ def resolve_device(device: Any = "cpu") -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not isinstance(device, str):
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+        raise ValidationError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but torch sees no CUDA GPU")
+        raise ValidationError(f"device {device!r} was asked for but torch sees no CUDA GPU")
     try:
         return torch.device(device)
     except RuntimeError:
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from None
+        raise ValidationError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from None
 
 
 def torch_dtype(dtype: str) -> torch.dtype:
@@ -99,7 +100,7 @@ def torch_dtype(dtype: str) -> torch.dtype:
         return torch.float32
     if dtype == "float64":
         return torch.float64
-    raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    raise ValidationError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
 
 
 def to_tensor(X: Any, device: torch.device, dtype: Optional[torch.dtype] = None) -> torch.Tensor:

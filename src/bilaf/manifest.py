@@ -25,6 +25,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .errors import ValidationError, ValidationTypeError
+from .params import validate_params
 from .result import SelectionResult, atomic_write
 
 __all__ = [
@@ -159,10 +161,10 @@ def decode_labels(packed: Optional[Dict[str, Any]]) -> Optional[np.ndarray]:
     if not packed:
         return None
     if packed.get("encoding") != "int32-le+zlib+base64":
-        raise ValueError(f"unknown label encoding {packed.get('encoding')!r} in manifest")
+        raise ValidationError(f"unknown label encoding {packed.get('encoding')!r} in manifest")
     arr = np.frombuffer(zlib.decompress(base64.b64decode(packed["data"])), dtype="<i4").astype(np.int64)
     if arr.shape[0] != int(packed["n"]):
-        raise ValueError("corrupt pseudo-labels in manifest")
+        raise ValidationError("corrupt pseudo-labels in manifest")
     return arr
 
 
@@ -183,7 +185,7 @@ def _jsonable(v: Any) -> Any:
         return [_jsonable(x) for x in v]
     if v is None or isinstance(v, (str, int, float, bool)):
         return v
-    raise TypeError(f"cannot record parameter value {v!r} ({type(v).__name__}) in a manifest")
+    raise ValidationTypeError(f"cannot record parameter value {v!r} ({type(v).__name__}) in a manifest")
 
 
 def _round_timings(t: Any) -> Any:
@@ -301,15 +303,15 @@ def read_manifest(path: PathLike) -> Dict[str, Any]:
     try:
         man = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not a bilaf manifest (not JSON: {exc})") from None
+        raise ValidationError(f"{path} is not a bilaf manifest (not JSON: {exc})") from None
     if not isinstance(man, dict) or "bilaf_manifest" not in man:
-        raise ValueError(f"{path} is not a bilaf manifest (no 'bilaf_manifest' key)")
+        raise ValidationError(f"{path} is not a bilaf manifest (no 'bilaf_manifest' key)")
     if int(man["bilaf_manifest"]) > MANIFEST_VERSION:
-        raise ValueError(f"{path} is a manifest of version {man['bilaf_manifest']}; this bilaf reads "
+        raise ValidationError(f"{path} is a manifest of version {man['bilaf_manifest']}; this bilaf reads "
                          f"version {MANIFEST_VERSION}")
     for key in ("features", "method", "budget", "params", "pool_size"):
         if key not in man:
-            raise ValueError(f"{path}: manifest lacks {key!r}")
+            raise ValidationError(f"{path}: manifest lacks {key!r}")
     man["_path"] = str(path.resolve())
     return man
 
@@ -377,11 +379,7 @@ def selector_from_manifest(manifest: Dict[str, Any], **overrides: Any):
 
     cls = get_selector_class(manifest["method"])
     params = dict(manifest["params"])
-    allowed = cls._param_names()
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValueError(f"manifest parameters {', '.join(unknown)} are not options of method "
-                         f"{manifest['method']!r} in this bilaf version")
+    validate_params(cls, params, owner=f"the manifest's method {manifest['method']!r} (in this version of bilaf)")
     params.update(overrides)
     params.setdefault("random_state", manifest.get("seed"))
     if "random_state" not in overrides:
@@ -422,12 +420,12 @@ def reproduce(manifest: Union[PathLike, Dict[str, Any]], X: Any = None, *, check
 
         loc = features_location(manifest)
         if loc is None:
-            raise ValueError("the manifest records no feature file; pass the features")
+            raise ValidationError("the manifest records no feature file; pass the features")
         X = FeatureSet.load(loc).features
     if check_hash:
         h = features_sha256(X)
         if h != manifest["features"]["sha256"]:
-            raise ValueError(f"the features' hash {h[:12]}... differs from the manifest's "
+            raise ValidationError(f"the features' hash {h[:12]}... differs from the manifest's "
                              f"{manifest['features']['sha256'][:12]}...")
     sel = selector_from_manifest(manifest, **overrides)
     lab = manifest.get("labeled")

@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .errors import ValidationError, ValidationTypeError
 from .result import atomic_path
 
 __all__ = ["PROJECTIONS", "project_2d", "plot_selection", "save_selection_plot", "class_colors"]
@@ -37,7 +38,7 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise ValueError("plotting needs matplotlib: pip install 'bilaf[plot]'") from None
+        raise ValidationError("plotting needs matplotlib: pip install 'bilaf[plot]'") from None
     if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
         try:
             matplotlib.use("Agg", force=True)
@@ -105,7 +106,7 @@ def project_2d(X: Any, projection: str = "pca", *, random_state: int = 0,
     X = np.asarray(X, dtype=np.float32)
     m, d = X.shape
     if m < 3:
-        raise ValueError(f"need at least 3 points to draw a map, got {m}")
+        raise ValidationError(f"need at least 3 points to draw a map, got {m}")
     if projection == "pca" or d <= 2:
         if d == 1:
             return np.column_stack([X[:, 0], np.zeros(m)])
@@ -125,7 +126,7 @@ def project_2d(X: Any, projection: str = "pca", *, random_state: int = 0,
     try:
         import umap  # type: ignore
     except ImportError:
-        raise ValueError("projection 'umap' needs umap-learn: pip install umap-learn") from None
+        raise ValidationError("projection 'umap' needs umap-learn: pip install umap-learn") from None
     return umap.UMAP(n_components=2, random_state=random_state).fit_transform(Z)
 
 
@@ -189,7 +190,7 @@ def plot_selection(X: Any, indices: Any, *, roles: Optional[Sequence[str]] = Non
     idx = check_indices(indices, n, name="selection")
     check_choice(color_by, "color_by", ("auto", "pseudo", "label", "none"))
     if max_points is not None and (isinstance(max_points, bool) or int(max_points) < 0):
-        raise ValueError(f"max_points must be a non-negative integer or None, got {max_points!r}")
+        raise ValidationError(f"max_points must be a non-negative integer or None, got {max_points!r}")
     pseudo = _per_sample(pseudo_labels, n, "pseudo_labels")
     truth = _per_sample(labels, n, "labels")
     cores = np.asarray(core_indices if core_indices is not None else [], dtype=np.int64)
@@ -198,14 +199,14 @@ def plot_selection(X: Any, indices: Any, *, roles: Optional[Sequence[str]] = Non
     else:
         roles_arr = np.asarray(roles, dtype=object)
         if roles_arr.shape[0] != idx.shape[0]:
-            raise ValueError(f"{roles_arr.shape[0]} roles for {idx.shape[0]} picks")
+            raise ValidationError(f"{roles_arr.shape[0]} roles for {idx.shape[0]} picks")
 
     if color_by == "auto":
         color_by = "label" if truth is not None and (truth >= 0).any() else ("pseudo" if pseudo is not None else "none")
     if color_by == "label" and truth is None:
-        raise ValueError("color_by='label' needs the true labels")
+        raise ValidationError("color_by='label' needs the true labels")
     if color_by == "pseudo" and pseudo is None:
-        raise ValueError("color_by='pseudo' needs the pseudo-labels (a BiLAF selection's manifest)")
+        raise ValidationError("color_by='pseudo' needs the pseudo-labels (a BiLAF selection's manifest)")
     colour_of = truth if color_by == "label" else (pseudo if color_by == "pseudo" else None)
 
     rng = np.random.default_rng(random_state)
@@ -299,12 +300,12 @@ def _per_sample(a: Any, n: int, name: str) -> Optional[np.ndarray]:
         return None
     arr = np.asarray(a)
     if arr.shape != (n,):
-        raise ValueError(f"{name} must hold one value per pool sample ({n}), got shape {arr.shape}")
+        raise ValidationError(f"{name} must hold one value per pool sample ({n}), got shape {arr.shape}")
     if arr.dtype.kind not in "iu":
         if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         else:
-            raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
+            raise ValidationTypeError(f"{name} must be integers, got dtype {arr.dtype}")
     return arr.astype(np.int64)
 
 
@@ -327,7 +328,7 @@ def save_selection_plot(path: Union[str, Path], X: Any, indices: Any, *, dpi: in
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".png", ".svg", ".pdf"):
-        raise ValueError(f"cannot tell the image format of {str(path)!r}; use .png, .svg or .pdf")
+        raise ValidationError(f"cannot tell the image format of {str(path)!r}; use .png, .svg or .pdf")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise FileNotFoundError(f"output folder does not exist: {parent}")

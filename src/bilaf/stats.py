@@ -29,6 +29,8 @@ from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Seq
 import numpy as np
 from scipy import stats as _st
 
+from .errors import ValidationError
+
 __all__ = ["PairedDifference", "paired_difference", "welch_difference", "paired_table", "summarize", "verdict",
            "format_difference", "cells_markdown", "summary_markdown", "matrix_markdown"]
 
@@ -45,7 +47,7 @@ class PairedDifference(NamedTuple):
 def _check_confidence(confidence: float) -> float:
     c = float(confidence)
     if not 0.0 < c < 1.0:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
+        raise ValidationError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     return c
 
 
@@ -77,12 +79,12 @@ def paired_difference(a: Any, b: Any, *, confidence: float = 0.95) -> PairedDiff
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
-        raise ValueError(f"paired values must be two 1-d arrays of one length, got shapes {a.shape} and {b.shape}")
+        raise ValidationError(f"paired values must be two 1-d arrays of one length, got shapes {a.shape} and {b.shape}")
     n = int(a.shape[0])
     if n == 0:
-        raise ValueError("no paired values: the two methods share no seed")
+        raise ValidationError("no paired values: the two methods share no seed")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("paired values must be finite (a failed run has no value: leave its seed out)")
+        raise ValidationError("paired values must be finite (a failed run has no value: leave its seed out)")
     d = a - b
     mean = float(d.mean())
     if n == 1:
@@ -116,9 +118,9 @@ def welch_difference(a: Any, b: Any, *, confidence: float = 0.95) -> PairedDiffe
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.ndim != 1 or b.ndim != 1 or a.size == 0 or b.size == 0:
-        raise ValueError(f"values must be two non-empty 1-d arrays, got shapes {a.shape} and {b.shape}")
+        raise ValidationError(f"values must be two non-empty 1-d arrays, got shapes {a.shape} and {b.shape}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("values must be finite (a failed run has no value: leave it out)")
+        raise ValidationError("values must be finite (a failed run has no value: leave it out)")
     mean = float(a.mean() - b.mean())
     n = min(a.size, b.size)
     if n == 1:
@@ -154,7 +156,7 @@ def _by_seed(runs: Iterable[Mapping[str, Any]], methods: Sequence[str], by: Sequ
     for r in runs:
         for k in ("method", "seed", value, *by):
             if k not in r:
-                raise ValueError(f"a run row has no field {k!r}")
+                raise ValidationError(f"a run row has no field {k!r}")
         if r["method"] not in methods or not _usable(r, value):
             continue
         cell = tuple(r[k] for k in by)
@@ -166,7 +168,7 @@ def _by_seed(runs: Iterable[Mapping[str, Any]], methods: Sequence[str], by: Sequ
         slot = acc.setdefault(cell, {}).setdefault(r["method"], {})
         if seed in slot and slot[seed] != v:
             where = ", ".join(f"{k} {c}" for k, c in zip(by, cell))
-            raise ValueError(f"two different runs of {r['method']} with seed {seed} ({where}): "
+            raise ValidationError(f"two different runs of {r['method']} with seed {seed} ({where}): "
                              f"{slot[seed]:g} and {v:g}")
         slot[seed] = v
     return order, acc
@@ -274,7 +276,7 @@ def summarize(cells: Sequence[Mapping[str, Any]], *, unit: str = "cell", confide
     """
     c = _check_confidence(confidence)
     if not cells:
-        raise ValueError("no cells to summarize: the two methods share no cell")
+        raise ValidationError("no cells to summarize: the two methods share no cell")
     means = np.array([float(r["mean"]) for r in cells])
     tally = [verdict(float(r["lo"]), float(r["hi"])) for r in cells]
     if unit == "cell":
@@ -282,10 +284,10 @@ def summarize(cells: Sequence[Mapping[str, Any]], *, unit: str = "cell", confide
         mean, lo, hi = pd.mean, pd.lo, pd.hi
     elif unit == "seed":
         if int(n_boot) < 1:
-            raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+            raise ValidationError(f"n_boot must be at least 1, got {n_boot}")
         mean, lo, hi = _seed_bootstrap(cells, c, strata, int(n_boot), random_state)
     else:
-        raise ValueError(f"unit must be 'cell' or 'seed', got {unit!r}")
+        raise ValidationError(f"unit must be 'cell' or 'seed', got {unit!r}")
     return dict(unit=unit, n_cells=len(cells), mean=mean, lo=lo, hi=hi, verdict=verdict(lo, hi),
                 win=tally.count("win"), tie=tally.count("tie"), loss=tally.count("loss"))
 

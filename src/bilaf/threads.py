@@ -31,6 +31,8 @@ from typing import Iterator, List, Optional, Tuple, Union
 
 import torch
 
+from .errors import ValidationError
+
 __all__ = ["set_thread_policy", "get_thread_policy", "free_cores", "choose_threads", "limit_threads", "thread_limited",
            "auto_threads"]
 
@@ -51,9 +53,9 @@ def _parse_policy(value: Union[str, int, None]) -> Union[str, int]:
     try:
         n = int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"threads must be 'auto' or a positive integer, got {value!r}") from None
+        raise ValidationError(f"threads must be 'auto' or a positive integer, got {value!r}") from None
     if isinstance(value, bool) or n < 1 or (isinstance(value, float) and n != value):
-        raise ValueError(f"threads must be 'auto' or a positive integer, got {value!r}")
+        raise ValidationError(f"threads must be 'auto' or a positive integer, got {value!r}")
     return n
 
 

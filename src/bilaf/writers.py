@@ -44,6 +44,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .errors import ValidationError
 from .result import SelectionResult, atomic_path
 
 __all__ = [
@@ -81,14 +82,14 @@ def format_for_path(path: PathLike, fmt: Optional[str] = None) -> str:
     """
     if fmt is not None:
         if fmt not in FORMATS:
-            raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+            raise ValidationError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
         return fmt
     name = Path(path).name.lower()
     if name.endswith(".labelstudio.json") or name.endswith(".ls.json"):
         return "labelstudio"
     suffix = Path(name).suffix
     if suffix not in _SUFFIXES:
-        raise ValueError(f"cannot tell the output format of {str(path)!r} from its suffix; use .json, .csv, "
+        raise ValidationError(f"cannot tell the output format of {str(path)!r} from its suffix; use .json, .csv, "
                          ".parquet, .txt or .labelstudio.json")
     return _SUFFIXES[suffix]
 
@@ -101,14 +102,14 @@ def check_output_path(path: PathLike, fmt: Optional[str] = None) -> str:
     if not parent.is_dir():
         raise FileNotFoundError(f"output folder does not exist: {parent}")
     if p.is_dir():
-        raise ValueError(f"output path is a folder: {p}")
+        raise ValidationError(f"output path is a folder: {p}")
     if not os.access(parent, os.W_OK):
         raise PermissionError(f"cannot write to the output folder {parent}")
     if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401  (only checks that it is installed)
         except ImportError:
-            raise ValueError("Parquet output needs pyarrow: pip install 'bilaf[io]'") from None
+            raise ValidationError("Parquet output needs pyarrow: pip install 'bilaf[io]'") from None
     return fmt
 
 
@@ -189,7 +190,7 @@ def labelstudio_priority(rank: int, n_picks: int) -> float:
     prediction score is bilaf's selection order.
     """
     if n_picks < 1 or not 0 <= rank < n_picks:
-        raise ValueError(f"rank {rank} is out of range for {n_picks} picks")
+        raise ValidationError(f"rank {rank} is out of range for {n_picks} picks")
     return 1.0 - rank / n_picks
 
 
@@ -314,7 +315,7 @@ def write_outputs(result: SelectionResult, targets: Sequence[Union[PathLike, Tup
     for p in [q for q, _ in plan] + [Path(q) for q, _ in extra_files]:
         key = os.path.abspath(p)
         if key in seen:
-            raise ValueError(f"output {p} is given twice")
+            raise ValidationError(f"output {p} is given twice")
         seen.add(key)
     records = selection_records(result, ids=ids, paths=paths, path_prefix=path_prefix)
     # write every temporary file inside nested atomic_path contexts: all are renamed on success,
@@ -390,7 +391,7 @@ def read_selection(path: PathLike, ids: Optional[Sequence[str]] = None) -> Dict[
     if not path.exists():
         raise FileNotFoundError(f"selection file not found: {path}")
     if path.is_dir():
-        raise ValueError(f"expected a selection file, got a folder: {path}")
+        raise ValidationError(f"expected a selection file, got a folder: {path}")
     name = path.name.lower()
     out: Dict[str, Any] = {}
     try:
@@ -412,12 +413,12 @@ def read_selection(path: PathLike, ids: Optional[Sequence[str]] = None) -> Dict[
                 else:
                     key = next((k for k in ("image", "text", "path", "id") if k in rows[0]), None)
                     if key is None:
-                        raise ValueError(f"{path}: Label Studio tasks without a bilaf_index, image or text field")
+                        raise ValidationError(f"{path}: Label Studio tasks without a bilaf_index, image or text field")
                     out["indices"] = _ids_to_indices([str(r[key]) for r in rows], ids, path)
             elif isinstance(data, list):
                 out["indices"] = _values_to_indices(data, ids, path)
             else:
-                raise ValueError(f"{path}: expected a JSON list of indices")
+                raise ValidationError(f"{path}: expected a JSON list of indices")
         elif name.endswith((".csv", ".parquet", ".pq")):
             if name.endswith(".csv"):
                 with open(path, newline="", encoding="utf-8") as fh:
@@ -432,7 +433,7 @@ def read_selection(path: PathLike, ids: Optional[Sequence[str]] = None) -> Dict[
             elif "id" in cols or "path" in cols:
                 out["indices"] = _ids_to_indices([str(v) for v in cols.get("id", cols.get("path"))], ids, path)
             else:
-                raise ValueError(f"{path}: no 'index', 'id' or 'path' column")
+                raise ValidationError(f"{path}: no 'index', 'id' or 'path' column")
             if "role" in cols:
                 out["roles"] = [str(v) for v in cols["role"]]
             for k in ("pseudo_class", "opponent_class"):
@@ -444,13 +445,13 @@ def read_selection(path: PathLike, ids: Optional[Sequence[str]] = None) -> Dict[
             lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
             out["indices"] = _values_to_indices(lines, ids, path)
     except (UnicodeDecodeError, json.JSONDecodeError, csv.Error, KeyError, OSError) as exc:
-        raise ValueError(f"cannot read selection file {path}: {exc}") from None
+        raise ValidationError(f"cannot read selection file {path}: {exc}") from None
     idx = np.asarray(out["indices"])
     if idx.dtype.kind not in "iu":
         if idx.size and idx.dtype.kind == "f" and np.all(idx == np.round(idx)):
             idx = idx.astype(np.int64)
         elif idx.size:
-            raise ValueError(f"{path}: expected integer indices, got {idx.dtype}")
+            raise ValidationError(f"{path}: expected integer indices, got {idx.dtype}")
     out["indices"] = idx.astype(np.int64).ravel()
     for k in ("pseudo_class", "opponent_class"):
         if k in out:
@@ -485,7 +486,7 @@ def _values_to_indices(values: Sequence[Any], ids: Optional[Sequence[str]], path
 
 def _ids_to_indices(values: Sequence[str], ids: Optional[Sequence[str]], path: Path) -> List[int]:
     if ids is None:
-        raise ValueError(f"{path} names samples by id or path; the feature file has no ids to match them")
+        raise ValidationError(f"{path} names samples by id or path; the feature file has no ids to match them")
     where = {str(s): i for i, s in enumerate(ids)}
     out = []
     prefix: Optional[str] = None
@@ -498,7 +499,7 @@ def _ids_to_indices(values: Sequence[str], ids: Optional[Sequence[str]], path: P
         if prefix is not None and v.startswith(prefix) and v[len(prefix):] in where:
             out.append(where[v[len(prefix):]])
             continue
-        raise ValueError(f"{path}: {v!r} is not an id of the feature file")
+        raise ValidationError(f"{path}: {v!r} is not an id of the feature file")
     return out
 
 

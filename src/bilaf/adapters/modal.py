@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 
 from ..api import select
+from ..errors import ValidationError
 
 __all__ = ["bilaf_query", "make_query_strategy"]
 
@@ -57,17 +58,17 @@ def bilaf_query(classifier: Any, X_pool: Any, n_instances: int = 1, *, method: s
     """
     X_pool_arr = np.asarray(X_pool)
     if X_pool_arr.ndim != 2:
-        raise ValueError(f"X_pool must be a 2-d array of features, got shape {X_pool_arr.shape}")
+        raise ValidationError(f"X_pool must be a 2-d array of features, got shape {X_pool_arr.shape}")
     n_instances = int(n_instances)
     if not 1 <= n_instances <= len(X_pool_arr):
-        raise ValueError(f"n_instances must be between 1 and the pool size {len(X_pool_arr)}, got {n_instances}")
+        raise ValidationError(f"n_instances must be between 1 and the pool size {len(X_pool_arr)}, got {n_instances}")
     X_train = _training_rows(classifier)
     if X_train is None:
         res = select(X_pool_arr, n_instances, method=method, random_state=random_state, **params)
         idx = res.indices
     else:
         if X_train.shape[1] != X_pool_arr.shape[1]:
-            raise ValueError(f"the learner's training data has {X_train.shape[1]} features, X_pool "
+            raise ValidationError(f"the learner's training data has {X_train.shape[1]} features, X_pool "
                              f"{X_pool_arr.shape[1]}")
         n_lab = len(X_train)
         X = np.concatenate([X_train.astype(X_pool_arr.dtype, copy=False), X_pool_arr])

@@ -13,6 +13,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the pack
     raise ImportError("bilaf.adapters.BilafQueryStrategy needs scikit-activeml: pip install scikit-activeml") from exc
 
 from ..api import select
+from ..errors import ValidationError
 
 __all__ = ["BilafQueryStrategy"]
 
@@ -85,7 +86,7 @@ class BilafQueryStrategy(SingleAnnotatorPoolQueryStrategy):
         params = dict(self.params or {})
         for key in ("labeled", "candidates", "exclude", "random_state", "method"):
             if key in params:
-                raise ValueError(f"params must not set {key!r}: the query's y, candidates and the strategy's "
+                raise ValidationError(f"params must not set {key!r}: the query's y, candidates and the strategy's "
                                  f"own {key if key in ('method', 'random_state') else 'arguments'} do")
         seed = self.random_state if isinstance(self.random_state, (int, np.integer)) else \
             int(self.random_state_.randint(2**31 - 1))

@@ -2,7 +2,9 @@
 
 Each verb lives in its own module exposing ``add_parser(subparsers)`` (which
 registers the verb and sets ``func``). The layer is thin: it parses, calls
-the library, and turns user errors into one line on stderr with exit code 2.
+the library, and turns bad input (:class:`UserError`, the library's
+:class:`~bilaf.errors.ValidationError`, missing files) into one line on stderr
+with exit code 2; any other exception is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import signal
 import sys
 import threading
 from typing import List, Optional
+
+from ..errors import ValidationError
 
 VERBS = ("embed", "select", "evaluate", "bench", "plot", "demo")
 
@@ -63,8 +67,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Terminated:
         print(f"bilaf {args.verb}: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
-    except (UserError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-        msg = str(exc) or type(exc).__name__
+    except (UserError, ValidationError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        # only bad input becomes one line; any other exception is a bug and keeps its traceback
+        if isinstance(exc, ValidationError):
+            from .options import flag_of
+
+            # option names as this verb's flags spell them: its FLAG_NAMES first (e.g. bench's --knn-k for k)
+            own = getattr(sys.modules.get(getattr(args.func, "__module__", "")), "FLAG_NAMES", {})
+            msg = exc.render(lambda name: own.get(name) or flag_of(name))
+        else:
+            msg = str(exc) or type(exc).__name__
         if isinstance(exc, FileNotFoundError) and exc.filename and str(exc.filename) not in msg:
             msg = f"{msg}: {exc.filename}"
         print(f"bilaf {args.verb}: error: {msg}", file=sys.stderr)

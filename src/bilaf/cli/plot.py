@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..errors import ValidationError
 from . import UserError
 from .select import load_feature_file, one_line_errors
 
@@ -57,7 +58,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="most pool samples drawn besides the picks, a random subsample (default: 5000)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the subsample and projection "
                                                                       "(default: 0)")
-    p.add_argument("--title", default=None, help="figure title (default: method, budget and pool size)")
+    p.add_argument("--title", default=None, metavar="TEXT", help="figure title (default: method, budget and pool size)")
     p.add_argument("--dpi", type=int, default=150, metavar="N", help="resolution of a PNG (default: 150)")
     p.add_argument("--ignore-hash", action="store_true",
                    help="draw even if the features' hash differs from the manifest's")
@@ -76,12 +77,12 @@ def _read_labels(path: str, n: int) -> np.ndarray:
         else:
             y = np.asarray([int(s) for s in f.read_text(encoding="utf-8").split()])
     except ValueError as exc:
-        raise ValueError(f"cannot read labels file {f}: {exc}") from None
+        raise ValidationError(f"cannot read labels file {f}: {exc}") from None
     y = np.asarray(y).ravel()
     if y.shape[0] != n:
-        raise ValueError(f"labels file {f} holds {y.shape[0]} labels for a pool of {n}")
+        raise ValidationError(f"labels file {f} holds {y.shape[0]} labels for a pool of {n}")
     if y.dtype.kind not in "iu":
-        raise ValueError(f"labels file {f} must hold integers, got {y.dtype}")
+        raise ValidationError(f"labels file {f} must hold integers, got {y.dtype}")
     return y.astype(np.int64)
 
 

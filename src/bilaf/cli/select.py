@@ -1,28 +1,27 @@
 """``bilaf select``: features in, a selection (and its manifest) out.
 
-Every option of the Python API is reachable: first-class flags for BiLAF's
-options and the options common to all methods, flags generated from the
-other selectors' constructors (with their docstrings as help), and a generic
-``--param NAME=VALUE``.
+Every option of the Python API is reachable: a flag for each parameter of each
+selector, generated from the selectors' parameter tables (:mod:`bilaf.cli.options`),
+and a generic ``--param NAME=VALUE``.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
-import json
-import math
-import re
+import numbers
 import sys
 import time
 import types
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
+from ..errors import ValidationError
+from ..params import Interval, Param, parse_option, parse_text_value
 from . import UserError
+from .options import add_selector_options, available_classes, selector_params
 
 __all__ = ["add_parser", "run", "parse_budget", "read_index_file", "parse_value", "one_line_errors"]
 
@@ -46,62 +45,15 @@ each output.
 # -- small parsers ---------------------------------------------------------------------------
 
 def parse_budget(text: Any) -> Any:
-    """Turn ``"1%"``, ``"0.01"`` or ``"500"`` into what :func:`bilaf.select` takes.
+    """A budget as written on the command line: see :func:`bilaf.validation.parse_budget` (one rule for every verb)."""
+    from ..validation import parse_budget as _parse
 
-    Returns an int count (digits only: ``"500"``), a float fraction in (0, 1)
-    (``"0.01"``), or, for a percentage, the fraction it names; ``"100%"`` is
-    returned as 1.0, which the caller reads as the whole pool. A number
-    written with a point or an exponent that is 1 or more (``"1.0"``,
-    ``"1e2"``) is refused: as a fraction it is out of range, and reading it
-    as a count would hide a typo, as in the Python API, where a float budget
-    must lie in (0, 1).
-
-    Raises
-    ------
-    ValueError
-        For anything else (one line).
-    """
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return text
-    s = str(text).strip()
-    hint = "give a count (500), a fraction (0.01) or a percentage (1%)"
-    try:
-        if s.endswith("%"):
-            p = float(s[:-1])
-            if not math.isfinite(p) or p <= 0 or p > 100:
-                raise ValueError
-            return 1.0 if p == 100 else p / 100.0
-        if re.fullmatch(r"[+]?\d+", s):
-            v = int(s)
-            if v < 1:
-                raise ValueError
-            return v
-        f = float(s)
-        if not math.isfinite(f) or f <= 0:
-            raise ValueError
-        if f < 1:
-            return f
-    except ValueError:
-        raise ValueError(f"bad budget {text!r}: {hint}") from None
-    raise ValueError(f"bad budget {text!r}: a number with a point or an exponent is a fraction and must lie "
-                     f"in (0, 1); write a count in digits ({int(f) if f.is_integer() else 500}) or 100% for "
-                     "the whole pool")
+    return _parse(text)
 
 
 def parse_value(text: str) -> Any:
-    """Parse an option value: JSON (numbers, true/false/null, lists, dicts), Python's None/True/False, else the string."""
-    s = text.strip()
-    low = s.lower()
-    if low in ("none", "null"):
-        return None
-    if low == "true":
-        return True
-    if low == "false":
-        return False
-    try:
-        return json.loads(s)
-    except ValueError:
-        return s
+    """An option value with no parameter table: JSON, true/false, none/null, else the text."""
+    return parse_text_value(text)
 
 
 def read_index_file(path: str, n_samples: int, ids: Optional[Sequence[str]], what: str) -> np.ndarray:
@@ -120,159 +72,8 @@ def read_index_file(path: str, n_samples: int, ids: Optional[Sequence[str]], wha
     try:
         got = read_selection(p, ids=ids)["indices"]
     except ValueError as exc:
-        raise ValueError(f"{what} file: {exc}") from None
+        raise ValidationError(f"{what} file: {exc}") from None
     return check_indices(got, n_samples, name=f"{what} file {p.name}", allow_empty=True)
-
-
-# -- the selectors' options ----------------------------------------------------------------------
-
-def _docstring_params(cls: type) -> Dict[str, Tuple[str, str]]:
-    """name -> (type line, description) from a numpydoc 'Parameters' section (class and bases)."""
-    out: Dict[str, Tuple[str, str]] = {}
-    for klass in reversed(cls.__mro__):
-        doc = inspect.getdoc(klass) or ""
-        lines = doc.splitlines()
-        try:
-            start = next(i for i, ln in enumerate(lines)
-                         if ln.strip() in ("Parameters", "Common parameters") and i + 1 < len(lines)
-                         and set(lines[i + 1].strip()) == {"-"})
-        except StopIteration:
-            continue
-        i = start + 2
-        cur: List[str] = []
-        cur_type = ""
-        while i < len(lines):
-            ln = lines[i]
-            if ln.strip() and not ln.startswith(" ") and i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}:
-                break  # next section
-            if ln.strip() and not ln.startswith(" "):
-                names, _, typ = ln.partition(" : ")
-                cur = [n.strip() for n in names.split(",") if n.strip()]
-                cur_type = typ.strip()
-                for n in cur:
-                    out[n] = (cur_type, "")
-            elif ln.strip() and cur:
-                for n in cur:
-                    t, d = out[n]
-                    out[n] = (t, (d + " " + ln.strip()).strip())
-            i += 1
-    return out
-
-
-def _signature_defaults(cls: type) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for klass in cls.__mro__:
-        if klass is object:
-            continue
-        for p in inspect.signature(klass.__init__).parameters.values():
-            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in out:
-                out[p.name] = p.default
-    return out
-
-
-def _available_classes() -> Dict[str, type]:
-    from ..selectors import METHODS, get_selector_class
-
-    out = {}
-    for m in METHODS:
-        try:
-            out[m] = get_selector_class(m)
-        except (ImportError, AttributeError):  # a method whose module is not in this build
-            continue
-    return out
-
-
-# first-class options: (param, flags, value kind, help). Defaults are read from the constructors.
-_N_CORES_HELP = ("BiLAF: number of cores K (pseudo-class centres): a count, a fraction of the pool "
-                 "(0.002 or 0.2%%), or auto: chosen without labels from the pool's coverage curve: the whole "
-                 "budget (every pick a core) unless the pool shows clear clusters, then about two cores per "
-                 "cluster and boundary samples for the rest")
-COMMON = [
-    ("normalize", ("--normalize",), "bool", "L2-normalise the features before selecting"),
-    ("dtype", ("--dtype",), ("float32", "float64"), "precision of the distance computations"),
-    ("device", ("--device",), ("cpu", "cuda", "auto"), "where the computation runs (torch)"),
-    ("memory_budget", ("--memory-budget",), "str",
-     "bound on the temporaries of each chunked pass, e.g. 1GB, 512MB"),
-]
-BILAF = [
-    ("n_cores", ("--n-cores", "-k"), "n_cores", _N_CORES_HELP),
-    ("core_selector", ("--core-selector",), "core_selector",
-     "BiLAF stage 1: auto (spherical k-means with the automatic K, the paper's activeft with a given K), activeft, "
-     "kmeans, kcenter, maxherding or random, or a FILE of core indices (.json, .txt, .npy)"),
-    ("denoise", ("--denoise",), ("idc", "density", "distance", "none"),
-     "how noisy members of each pseudo-class are removed (idc: the paper's iterative density clustering)"),
-    ("criterion", ("--criterion",), ("boundary", "distance"),
-     "boundary: the paper's Boundary Score; distance: distance to the opponent core only"),
-    ("process", ("--process",), ("iterative", "oneshot"),
-     "iterative: pick one boundary sample at a time with removal and penalty; oneshot: top scores at once"),
-    ("opponent", ("--opponent",), ("nearest", "min"),
-     "nearest: the opponent class is the nearest other core (published code); min: the paper's Eq. 7"),
-    ("opponent_penalty", ("--opponent-penalty",), "float",
-     "delta >= 1: score penalty per earlier pick against the same opponent class (1 = off)"),
-    ("remove_fraction", ("--remove-fraction",), "float", "P_rm: share of each pseudo-class removed as noise"),
-    ("cycle_fraction", ("--cycle-fraction",), "float", "P_in: share of a pseudo-class added per IDC ring"),
-    ("density_k", ("--density-k",), "int", "k of the kNN density used in denoising"),
-]
-# help for options whose docstrings give only a type
-_FALLBACK_HELP = {
-    "n_init": "number of k-means runs with different seeds (the best is kept)",
-    "max_iter": "most k-means iterations per run",
-    "lr": "learning rate of Adam",
-    "temperature": "softmax temperature tau",
-    "n_iter": "number of optimisation steps",
-}
-_FIRST_CLASS = {p for p, *_ in COMMON + BILAF} | {"random_state", "verbose", "core_params"}
-# our own flag names that a generated option must not take
-_RESERVED = {"budget", "method", "seed", "out", "format", "labeled", "manifest", "param", "help", "quiet",
-             "progress", "path_prefix", "ls_data_key", "ignore_hash", "core_param", "candidates", "exclude", "dedup"}
-
-
-def _fmt_default(v: Any) -> str:
-    if v is None:
-        return "none"
-    if isinstance(v, bool):
-        return "on" if v else "off"
-    return str(v)
-
-
-def _auto_options(classes: Dict[str, type]) -> List[Dict[str, Any]]:
-    """Flags for the other methods' constructor options, with their docstrings as help."""
-    opts: Dict[str, Dict[str, Any]] = {}
-    for method, cls in classes.items():
-        if method == "bilaf":
-            continue
-        docs = _docstring_params(cls)
-        for name, default in _signature_defaults(cls).items():
-            if name in _FIRST_CLASS or name in _RESERVED:
-                continue
-            typ, desc = docs.get(name, ("", ""))
-            o = opts.setdefault(name, {"name": name, "default": default, "type": typ, "desc": desc,
-                                       "defaults": {}, "descs": {}})
-            o["defaults"][method] = default  # its keys: the methods that take this option, in order
-            o["descs"][method] = desc
-            if not o["desc"] and desc:
-                o["desc"], o["type"] = desc, typ
-    for o in opts.values():
-        if len({repr(v) for v in o["defaults"].values()}) > 1:  # methods disagree: show each one's default
-            o["default"] = "; ".join(f"{m}: {_fmt_default(v)}" for m, v in o["defaults"].items())
-        other = [m for m, d in o["descs"].items() if d and d != o["desc"]]
-        if other:  # the help text is the first method's; say that the others document their own
-            o["desc"] += f" [{', '.join(other)}: see docs/baselines.md]"
-    return list(opts.values())
-
-
-def _value_kind(opt: Dict[str, Any]) -> Any:
-    typ = opt["type"]
-    if "array-like" in typ:
-        return "indices"
-    m = re.match(r"\{(.*)\}", typ)
-    if m:
-        choices = tuple(s.strip().strip("\"'") for s in m.group(1).split(","))
-        return choices
-    d = opt["default"]
-    if isinstance(d, bool):
-        return "bool"
-    return "scalar"
 
 
 # -- the parser ---------------------------------------------------------------------------------
@@ -301,8 +102,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``bilaf select``."""
     from ..selectors import METHODS
 
-    classes = _available_classes()
-    bilaf_defaults = _signature_defaults(classes["bilaf"]) if "bilaf" in classes else {}
+    classes = available_classes()
     p = subparsers.add_parser(
         "select", help="choose the samples to label from a feature file",
         description="Choose, in one shot and without labels, the samples of a pool worth labeling, and write "
@@ -368,147 +168,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     verb.add_argument("--progress", action="store_true",
                       help="show progress bars even when stderr is not a terminal (default: only on a terminal)")
 
-    def add_opt(group: Any, param: str, flags: Sequence[str], kind: Any, help_text: str, default: Any,
-                methods: str = "", doc_type: str = "") -> None:
-        suffix = f" ({methods}default: {_fmt_default(default)})"
-        dest = f"opt_{param}"
-        if kind == "bool":
-            group.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction, default=None,
-                               help=help_text.replace("%", "%%") + suffix)
-        elif isinstance(kind, tuple):
-            group.add_argument(*flags, dest=dest, choices=kind, default=None, help=help_text + suffix)
-        else:
-            meta = {"int": "N", "float": "X", "indices": "FILE", "core_selector": "NAME|FILE",
-                    "n_cores": "K"}.get(kind, "VALUE")
-            if kind == "scalar" and isinstance(default, (int, float)) and not isinstance(default, bool):
-                meta = "N" if isinstance(default, int) else "X"
-            elif kind == "scalar" and doc_type:
-                meta = "N" if re.match(r"int\b", doc_type) else ("X" if re.match(r"float\b", doc_type) else meta)
-            group.add_argument(*flags, dest=dest, default=None, metavar=meta,
-                               help=help_text + suffix)
-
-    gb = p.add_argument_group("BiLAF options (method bilaf)")
-    for param, flags, kind, help_text in BILAF:
-        default = bilaf_defaults.get(param)
-        add_opt(gb, param, flags, kind, help_text, "auto" if param == "n_cores" and default is None else default)
-    gb.add_argument("--core-param", action="append", default=[], metavar="NAME=VALUE",
-                    help="an option of the core selector (e.g. n_iter=100 for activeft, max_iter=50 for kmeans); may be repeated "
-                         "(default: none)")
-    gc = p.add_argument_group("options of every method")
-    for param, flags, kind, help_text in COMMON:
-        base = bilaf_defaults.get(param)
-        others = {m: _signature_defaults(c).get(param, base) for m, c in classes.items()}
-        odd = {m: v for m, v in others.items() if v != base}
-        shown = _fmt_default(base)
-        if odd:  # a method with its own default: say so
-            shown += "; " + ", ".join(f"{m}: {_fmt_default(v)}" for m, v in odd.items())
-        add_opt(gc, param, flags, kind, help_text, shown)
-    auto = _auto_options(classes)
-    if auto:
-        ga = p.add_argument_group("options of the other methods")
-        for opt in auto:
-            kind = _value_kind(opt)
-            typ = re.sub(r",?\s*default\s*=.*$", "", opt["type"]).strip()
-            desc = opt["desc"] or _FALLBACK_HELP.get(opt["name"]) or (f"{opt['name'].replace('_', ' ')} ({typ})" if typ else opt["name"].replace("_", " "))
-            desc = re.sub(r":\w+:`~?([^`]+)`", r"\1", desc).replace("``", "").replace("%", "%%")
-            flag = "--" + opt["name"].replace("_", "-")
-            add_opt(ga, opt["name"], (flag,), kind, desc, opt["default"], f"{', '.join(opt['defaults'])}; ", typ)
+    add_selector_options(p, classes)
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="any constructor option of the chosen method by its Python name (value as JSON, or a "
                         "file of indices for index options); may be repeated")
-    p.set_defaults(func=run, _auto_kinds={o["name"]: _value_kind(o) for o in auto})
+    p.set_defaults(func=run)
     return p
-
-
-# -- turning arguments into a selector -----------------------------------------------------------
-
-def _kv(items: Sequence[str], flag: str) -> Dict[str, str]:
-    out = {}
-    for item in items:
-        name, eq, value = item.partition("=")
-        if not eq or not name.strip():
-            raise UserError(f"{flag} expects NAME=VALUE, got {item!r}")
-        out[name.strip().replace("-", "_")] = value
-    return out
-
-
-def _convert(param: str, raw: Any, kind: Any, n: int, ids: Optional[Sequence[str]]) -> Any:
-    if raw is None or isinstance(raw, bool):
-        return raw
-    if kind == "int":
-        try:
-            return int(raw)
-        except ValueError:
-            raise UserError(f"{param.replace('_', '-')} must be an integer, got {raw!r}") from None
-    if kind == "float":
-        try:
-            return float(raw)
-        except ValueError:
-            raise UserError(f"{param.replace('_', '-')} must be a number, got {raw!r}") from None
-    if kind == "n_cores":
-        s = str(raw).strip()
-        if s.lower() in ("none", "default"):
-            return None
-        if s.lower() == "auto":
-            return "auto"
-        try:
-            if s.endswith("%"):
-                return float(s[:-1]) / 100.0
-            return int(s) if re.fullmatch(r"\d+", s) else float(s)
-        except ValueError:
-            raise UserError(f"n-cores must be a count, a fraction or 'auto', got {raw!r}") from None
-    if kind == "core_selector":
-        from ..selectors.bilaf import CORE_SELECTORS
-
-        if raw in CORE_SELECTORS:
-            return raw
-        if not Path(raw).exists():
-            raise UserError(f"core-selector {raw!r} is neither a method ({', '.join(CORE_SELECTORS)}) nor a file "
-                            "of core indices")
-        return read_index_file(raw, n, ids, "core-selector").tolist()
-    if kind == "indices":
-        s = str(raw)
-        if s.lower() in ("none", "null"):
-            return None
-        return read_index_file(s, n, ids, param.replace("_", "-")).tolist()
-    if kind == "scalar":
-        return parse_value(str(raw))
-    return raw  # choices and strings
-
-
-def selector_params(args: argparse.Namespace, method: str, n: int, ids: Optional[Sequence[str]]) -> Dict[str, Any]:
-    """The constructor options the command line sets (only those given), checked against ``method``."""
-    from ..selectors import get_selector_class
-
-    cls = get_selector_class(method)
-    allowed = [x for x in cls._param_names() if x != "random_state"]
-    given: Dict[str, Any] = {}
-    flags: Dict[str, str] = {}
-    kinds = {param: kind for param, _f, kind, _h in COMMON + BILAF}
-    kinds.update(getattr(args, "_auto_kinds", {}) or {})
-    for param, kind in kinds.items():
-        raw = getattr(args, f"opt_{param}", None)
-        if raw is not None:
-            given[param] = _convert(param, raw, kind, n, ids)
-            flags[param] = "--" + param.replace("_", "-")
-    core = _kv(args.core_param, "--core-param")
-    if core:
-        given["core_params"] = {k: parse_value(v) for k, v in core.items()}
-        flags["core_params"] = "--core-param"
-    for name, value in _kv(args.param, "--param").items():
-        if name == "random_state":
-            raise UserError("use --seed for random_state")
-        kind = kinds.get(name, "scalar")
-        if kind == "scalar" and name in ("core_selector",):
-            kind = "core_selector"
-        given[name] = _convert(name, value, kind, n, ids)
-        flags[name] = f"--param {name}"
-    for name in given:
-        if name not in allowed:
-            shown = {"core_params": "core-param", "verbose": "progress"}
-            raise UserError(f"option {flags[name]} does not apply to method {method!r} (its options: "
-                            f"{', '.join('--' + shown.get(a, a.replace('_', '-')) for a in allowed)})")
-    return given
 
 
 def load_feature_file(path: str):
@@ -528,8 +193,8 @@ def load_feature_file(path: str):
         if "pickled" in msg or "allow_pickle" in msg:
             msg = "not a numeric NumPy array file"
         if Path(path).name in msg:
-            raise ValueError(msg) from None
-        raise ValueError(f"cannot read feature file {path}: {msg}") from None
+            raise ValidationError(msg) from None
+        raise ValidationError(f"cannot read feature file {path}: {msg}") from None
 
 
 def pick_texts(fs: Any, indices: Sequence[int]) -> Optional[Dict[int, str]]:
@@ -561,6 +226,8 @@ def pick_texts(fs: Any, indices: Sequence[int]) -> Optional[Dict[int, str]]:
 
 # -- constraints ---------------------------------------------------------------------------------
 
+_DEDUP = Param(Interval(numbers.Real, 0, 1, closed="right"), help="cosine similarity threshold")
+
 def _read_constraints(args: argparse.Namespace, man: Optional[Dict[str, Any]], n: int,
                       ids: Optional[Sequence[str]]) -> Dict[str, Any]:
     """--candidates, --exclude and --dedup (else the manifest's), read and checked."""
@@ -576,13 +243,7 @@ def _read_constraints(args: argparse.Namespace, man: Optional[Dict[str, Any]], n
             out["paths"][key] = rec[key].get("path")
     raw = getattr(args, "dedup", None)
     if raw is not None:
-        try:
-            t = float(raw)
-        except ValueError:
-            raise UserError(f"--dedup must be a number in (0, 1], got {raw!r}") from None
-        if not math.isfinite(t) or not 0 < t <= 1:
-            raise UserError(f"--dedup must be a number in (0, 1], got {raw!r}")
-        out["dedup"] = t
+        out["dedup"] = parse_option("dedup", raw, _DEDUP)
     elif rec.get("dedup") is not None:
         out["dedup"] = float(rec["dedup"])
     return out
@@ -613,7 +274,8 @@ def run(args: argparse.Namespace) -> int:
     from ..manifest import (build_manifest, features_location, features_sha256, indices_sha256, manifest_path_for,
                             read_manifest, write_manifest)
     from ..selectors import get_selector_class
-    from ..validation import check_budget, check_features
+    from ..params import validate_params
+    from ..validation import budget_count, check_features
     from ..writers import check_output_path, write_outputs
 
     t_start = time.perf_counter()
@@ -679,19 +341,14 @@ def run(args: argparse.Namespace) -> int:
         budget = int(man["budget"]["count"])
     else:
         raise UserError("no budget: give --budget (a count like 500, a fraction like 0.01, or 1%)")
-    if budget == 1.0 and isinstance(budget, float):
-        budget = n
-    count = check_budget(budget, n)
+    count = budget_count(budget, n)
     seed = args.seed if args.seed is not None else (man.get("seed") if man else 0)
     params: Dict[str, Any] = {}
     if man is not None and method == man["method"]:
-        known = get_selector_class(method)._param_names()
-        unknown = sorted(set(man["params"]) - set(known))
-        if unknown:
-            raise UserError(f"the manifest's option(s) {', '.join(unknown)} are not options of method {method!r} "
-                            "in this version of bilaf")
+        validate_params(get_selector_class(method), man["params"],
+                        owner=f"the manifest's method {method!r} (in this version of bilaf)")
         params.update(man["params"])
-    params.update(selector_params(args, method, n, ids))
+    params.update(selector_params(args, method, lambda path, what: read_index_file(path, n, ids, what).tolist()))
     params["verbose"] = bool(args.progress or (not args.quiet and sys.stderr.isatty()))
     labeled = None
     labeled_path = None

@@ -35,10 +35,11 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..errors import ValidationError
 from ..method.assign import assign_to_cores
 from ..result import SelectionResult
 from ..selectors.bilaf import BiLAF
-from ..validation import check_positive_int
+from ..validation import check_positive_int, check_positive_number
 
 __all__ = ["RayBiLAF", "select_with_ray", "init_ray", "import_ray", "cli_selector"]
 
@@ -263,10 +264,9 @@ class RayBiLAF(BiLAF):
             v = getattr(self, name)
             if v is None and name == "task_cpus":
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+            check_positive_number(v, name, allow_zero=True)
         if self.task_cpus is not None and self.task_cpus == 0 and self.task_gpus == 0:
-            raise ValueError("task_cpus and task_gpus cannot both be 0")
+            raise ValidationError("task_cpus and task_gpus cannot both be 0")
 
     def select(self, X: Any, budget: Any, labeled: Any = None) -> SelectionResult:
         self._check_engine()
@@ -412,10 +412,9 @@ def select_with_ray(X: Any, budget: Any, *, random_state: Any = None, labeled: A
     -------
     SelectionResult
     """
-    from ..validation import reject_unknown
+    from ..params import validate_params
 
-    allowed = [p for p in RayBiLAF._param_names() if p != "random_state"]
-    reject_unknown(params, allowed, "method 'bilaf'")
+    validate_params(RayBiLAF, params, owner="method 'bilaf'", exclude=("random_state",))
     if isinstance(X, (str, os.PathLike)):
         from .ray_embed import load_any_features
 
@@ -435,9 +434,9 @@ def cli_selector(method: str, params: Dict[str, Any], random_state: Any, address
     Raises ``ValueError`` (one line) for a method other than ``bilaf``.
     """
     if method != "bilaf":
-        raise ValueError(f"--engine ray runs method bilaf only, not {method!r} (run {method} without --engine ray)")
+        raise ValidationError(f"--engine ray runs method bilaf only, not {method!r} (run {method} without --engine ray)")
     try:
         init_ray(address)
     except ImportError as exc:  # the CLI prints one line for a ValueError
-        raise ValueError(str(exc)) from None
+        raise ValidationError(str(exc)) from None
     return RayBiLAF(random_state=random_state, **params)

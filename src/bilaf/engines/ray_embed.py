@@ -40,6 +40,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 
+from ..errors import ValidationError, ValidationTypeError, escape
+from ..validation import check_positive_int
 from .ray import import_ray, init_ray
 
 __all__ = ["embed_with_ray", "read_feature_shards", "load_any_features", "SIDECAR"]
@@ -115,9 +117,9 @@ class _Embedder:
         else:  # a factory: backbone() -> Backbone
             bb = backbone()
             if not isinstance(bb, Backbone):
-                raise TypeError(f"the backbone factory returned {type(bb).__name__}, not a Backbone")
+                raise ValidationTypeError(f"the backbone factory returned {type(bb).__name__}, not a Backbone")
         if not callable(getattr(bb, "preprocess", None)):
-            raise TypeError(f"image backbone {bb.name!r} has no preprocess(image) -> array")
+            raise ValidationTypeError(f"image backbone {bb.name!r} has no preprocess(image) -> array")
         self.bb = bb
         self.on_error = on_error
         self.errors_dir = errors_dir
@@ -159,12 +161,14 @@ class _Embedder:
                     except Exception as exc:  # noqa: BLE001 - any decode failure is a bad input
                         reason = _reason(exc)
                 if self.on_error == "stop":
-                    raise ValueError(f"cannot read {ids[k]}: {reason}; use on_error='skip' to skip bad files")
+                    raise ValidationError(escape(f"cannot read {ids[k]}: {reason}; use ")
+                                          + "{setting} to skip bad files",
+                                          setting=("on_error", "skip"))
                 errors.append((int(rows[k]), ids[k], reason))
             if ok:
                 out = np.asarray(self.bb.embed(np.stack(arrays)), dtype=np.float32)
                 if out.ndim != 2 or out.shape[0] != len(ok):
-                    raise ValueError(f"backbone {self.bb.name!r} returned shape {out.shape} for {len(ok)} "
+                    raise ValidationError(f"backbone {self.bb.name!r} returned shape {out.shape} for {len(ok)} "
                                      f"images; it must return (batch, d)")
                 parts.append(out)
                 keep += ok
@@ -257,9 +261,9 @@ def embed_with_ray(source: Any, backbone: Union[str, Any, Callable[[], Any]] = "
 
     batch_size, shard_size = _check_common(batch_size, on_error, shard_size)
     if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int) or num_actors < 1):
-        raise ValueError(f"num_actors must be a positive integer, got {num_actors!r}")
+        raise ValidationError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if num_actors is not None:
+        check_positive_int(num_actors, "num_actors")
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise FileExistsError(f"output folder exists: {out} (remove it or pass overwrite=True)")
@@ -267,7 +271,8 @@ def embed_with_ray(source: Any, backbone: Union[str, Any, Callable[[], Any]] = "
     src.close()
     if src.rejected and on_error == "stop":
         name, reason = src.rejected[0]
-        raise ValueError(f"cannot read {name}: {reason}; use on_error='skip' to skip bad files")
+        raise ValidationError(escape(f"cannot read {name}: {reason}; use ") + "{setting} to skip bad files",
+                              setting=("on_error", "skip"))
     n = len(src)
     order = src.output_order() if hasattr(src, "output_order") else np.arange(n)
     rank = np.empty(n, dtype=np.int64)
@@ -280,7 +285,7 @@ def embed_with_ray(source: Any, backbone: Union[str, Any, Callable[[], Any]] = "
     gpus = int(res.get("GPU", 0))
     use_gpu = device == "cuda" or (device == "auto" and gpus > 0)
     if device == "cuda" and gpus == 0:
-        raise ValueError("device='cuda' but the Ray cluster has no GPU")
+        raise ValidationError("device='cuda' but the Ray cluster has no GPU")
     cpus = max(1, int(res.get("CPU", 1)))
     if num_actors is None:
         num_actors = max(1, gpus) if use_gpu else max(1, int(cpus // max(actor_cpus, 1e-9)))
@@ -330,7 +335,7 @@ def embed_with_ray(source: Any, backbone: Union[str, Any, Callable[[], Any]] = "
         skipped = list(src.rejected) + [(i, r) for _, i, r in errors]
         if n_ok == 0:
             first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
-            raise ValueError(f"no readable images in {src.description or 'the input'}{first}")
+            raise ValidationError(f"no readable images in {src.description or 'the input'}{first}")
         has_labels = bool((src.labels >= 0).any())
         meta = _backbone_meta(backbone, engine)
         meta.update({"source": src.description, "n_skipped": len(skipped), "skipped": [f"{i}: {r}" for i, r in skipped],
@@ -401,16 +406,16 @@ def read_feature_shards(folder: Union[str, Path]):
         raise FileNotFoundError(f"feature shard folder not found: {folder}")
     files = _shard_files(folder)
     if not files:
-        raise ValueError(f"no Parquet shards in {folder}")
+        raise ValidationError(f"no Parquet shards in {folder}")
     tables = [pq.read_table(p) for p in files]
     tables = [t for t in tables if t.num_rows]
     for p, t in zip(files, tables):
         missing = {"row", "id", "features"} - set(t.column_names)
         if missing:
-            raise ValueError(f"{p}: not a bilaf feature shard (missing column(s) {', '.join(sorted(missing))})")
+            raise ValidationError(f"{p}: not a bilaf feature shard (missing column(s) {', '.join(sorted(missing))})")
     table = pa.concat_tables(tables) if tables else None
     if table is None or table.num_rows == 0:
-        raise ValueError(f"no rows in the Parquet shards of {folder}")
+        raise ValidationError(f"no rows in the Parquet shards of {folder}")
     order = np.argsort(table.column("row").to_numpy(), kind="stable")
     col = table.column("features").combine_chunks()
     d = col.type.list_size

@@ -19,6 +19,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from ..threads import thread_limited
+from ..errors import ValidationError
 from ..validation import check_choice, check_indices
 from ._checks import check_labels, check_split
 from .cached_finetune import RECIPES, CachedFinetuner, FinetuneRecipe, finetuner_for
@@ -61,12 +62,12 @@ def evaluate_features(protocol: str, X: Any, y: Any, indices: Any, test_X: Any, 
     n = int(X.shape[0])
     idx = check_indices(indices, n, name="selection")
     if y is None:
-        raise ValueError("labels are missing: evaluation needs the true class of every selected sample")
+        raise ValidationError("labels are missing: evaluation needs the true class of every selected sample")
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"{y.shape[0] if y.ndim else 0} labels for {n} feature rows")
+        raise ValidationError(f"{y.shape[0] if y.ndim else 0} labels for {n} feature rows")
     sel_y = y[idx]
     if (sel_y < 0).any():
-        raise ValueError(f"{int((sel_y < 0).sum())} of the {len(idx)} selected samples have no label")
+        raise ValidationError(f"{int((sel_y < 0).sum())} of the {len(idx)} selected samples have no label")
     train_X = np.asarray(X[np.sort(idx)])[np.argsort(np.argsort(idx))]  # sorted read from a memory map
     return FEATURE_PROTOCOLS[protocol](train_X, sel_y, test_X, test_y, random_state=random_state, **(params or {}))

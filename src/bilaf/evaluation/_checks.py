@@ -6,6 +6,7 @@ from typing import Any, Tuple
 
 import numpy as np
 
+from ..errors import ValidationError, ValidationTypeError
 from ..validation import check_features
 
 __all__ = ["check_labels", "check_split"]
@@ -19,21 +20,21 @@ def check_labels(y: Any, n_rows: int, *, name: str = "labels", rows_name: str = 
     :class:`~bilaf.features.FeatureSet`).
     """
     if y is None:
-        raise ValueError(f"{name} are missing: evaluation needs the true class of every sample")
+        raise ValidationError(f"{name} are missing: evaluation needs the true class of every sample")
     arr = np.asarray(y)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be integer class ids, got dtype {arr.dtype}")
+        raise ValidationTypeError(f"{name} must be integer class ids, got dtype {arr.dtype}")
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+        raise ValidationError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.shape[0] != n_rows:
-        raise ValueError(f"{arr.shape[0]} {name} for {n_rows} {rows_name}")
+        raise ValidationError(f"{arr.shape[0]} {name} for {n_rows} {rows_name}")
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise TypeError(f"{name} must be integer class ids, got non-integer values")
+            raise ValidationTypeError(f"{name} must be integer class ids, got non-integer values")
     arr = arr.astype(np.int64)
     missing = int((arr < 0).sum())
     if missing:
-        raise ValueError(f"{name}: {missing} of {n_rows} samples have no label (negative class id); "
+        raise ValidationError(f"{name}: {missing} of {n_rows} samples have no label (negative class id); "
                          "label them or leave them out")
     return arr
 
@@ -45,7 +46,7 @@ def check_split(train_X: Any, train_y: Any, test_X: Any, test_y: Any) -> Tuple[A
     train_y = check_labels(train_y, int(train_X.shape[0]), name="train_y", rows_name="train_X rows")
     test_y = check_labels(test_y, int(test_X.shape[0]), name="test_y", rows_name="test_X rows")
     if int(train_X.shape[1]) != int(test_X.shape[1]):
-        raise ValueError(f"train_X has {train_X.shape[1]} feature columns but test_X has {test_X.shape[1]}")
+        raise ValidationError(f"train_X has {train_X.shape[1]} feature columns but test_X has {test_X.shape[1]}")
     return train_X, train_y, test_X, test_y
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ..errors import ValidationError
 from ..validation import check_random_state
 from ._checks import check_labels
 from .trunks import Trunk
@@ -70,17 +71,17 @@ class FinetuneRecipe:
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+            raise ValidationError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
         for name in ("lr", "head_lr_scale", "epochs"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
+                raise ValidationError(f"{name} must be a positive number, got {v!r}")
         for name in ("weight_decay", "warmup", "label_smoothing"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a non-negative number, got {v!r}")
+                raise ValidationError(f"{name} must be a non-negative number, got {v!r}")
         if not (1 <= self.min_steps <= self.max_steps) or self.batch_size < 1:
-            raise ValueError("need 1 <= min_steps <= max_steps and batch_size >= 1")
+            raise ValidationError("need 1 <= min_steps <= max_steps and batch_size >= 1")
 
     def steps(self, n: int) -> int:
         """Optimiser steps for ``n`` labeled samples."""
@@ -186,7 +187,7 @@ class CachedFinetuner:
         self.test_y = check_labels(test_y, len(test_y), name="test labels", rows_name="test rows")
         self.n_classes = int(n_classes)
         if self.n_classes <= int(self.test_y.max()):
-            raise ValueError(f"n_classes={n_classes} but the test labels go up to {int(self.test_y.max())}")
+            raise ValidationError(f"n_classes={n_classes} but the test labels go up to {int(self.test_y.max())}")
         self.recipe = recipe if recipe is not None else RECIPES[trunk.kind]
         self.pool = ActivationCache(trunk, load_pool, n_pool, "pool", verbose)
         self.test = ActivationCache(trunk, load_test, len(self.test_y), "test", verbose)
@@ -209,15 +210,14 @@ class CachedFinetuner:
         rows = np.asarray(rows, dtype=np.int64).ravel()
         y = check_labels(y, rows.shape[0], name="labels of the selected rows", rows_name="selected rows")
         if rows.shape[0] < 1:
-            raise ValueError("no labeled rows to finetune on")
+            raise ValidationError("no labeled rows to finetune on")
         if int(y.max()) >= self.n_classes:
-            raise ValueError(f"label {int(y.max())} outside the {self.n_classes} classes")
+            raise ValidationError(f"label {int(y.max())} outside the {self.n_classes} classes")
         rng = check_random_state(random_state)
         seed = int(rng.integers(0, 2**62))
         gen = torch.Generator().manual_seed(seed)
         flips = np.random.default_rng(seed)
         acts = self.pool.get(rows)
-        r = self.recipe
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # dropout inside the top, if any
             top = self.trunk.make_top()
@@ -323,29 +323,29 @@ def finetuner_for(pool: Any, test: Any, test_y: Any, n_classes: int, *, backbone
 
     name = backbone or (pool.meta or {}).get("backbone")
     if not name:
-        raise ValueError("the pool feature file does not name its backbone; pass --finetune-backbone")
+        raise ValidationError("the pool feature file does not name its backbone; pass --finetune-backbone")
     name = str(name)
     if name not in TRUNKS:
-        raise ValueError(f"cannot finetune backbone {name!r}: finetuning knows {', '.join(TRUNKS)}")
+        raise ValidationError(f"cannot finetune backbone {name!r}: finetuning knows {', '.join(TRUNKS)}")
     kind = TRUNKS[name].kind
     tmeta = test.meta or {}
     if not backbone and tmeta.get("backbone") not in (None, name):
-        raise ValueError(f"the pool was embedded with {name} but the test set with {tmeta.get('backbone')}")
+        raise ValidationError(f"the pool was embedded with {name} but the test set with {tmeta.get('backbone')}")
     options: Dict[str, Any] = {"device": device}
     if top is not None:
         options["top_blocks" if kind == "image" else "top_layers"] = int(top)
     if image_size is not None:
         if kind != "image":
-            raise ValueError("an image size applies to image backbones only")
+            raise ValidationError("an image size applies to image backbones only")
         options["image_size"] = int(image_size)
     src_pool = pool_source or (pool.meta or {}).get("source")
     src_test = test_source or tmeta.get("source")
     for what, src, fs in (("pool", src_pool, pool), ("test", src_test, test)):
         if not src:
-            raise ValueError(f"the {what} feature file does not say which input it was made from; pass the "
+            raise ValidationError(f"the {what} feature file does not say which input it was made from; pass the "
                              f"{what} samples' folder, archive or text file")
         if not fs.ids or len(fs.ids) != len(fs):
-            raise ValueError(f"the {what} feature file has no ids, so its samples cannot be found")
+            raise ValidationError(f"the {what} feature file has no ids, so its samples cannot be found")
     load_pool = sample_loader(src_pool, list(pool.ids), kind)
     load_test = sample_loader(src_test, list(test.ids), kind)
     if pool_rows is not None:

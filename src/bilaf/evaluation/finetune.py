@@ -9,9 +9,10 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 import torch
 
+from ..errors import ValidationError, ValidationTypeError
 from ..kernels import progress, resolve_device
 from ..threads import thread_limited
-from ..validation import check_positive_int, check_random_state
+from ..validation import check_positive_int, check_positive_number, check_random_state
 from ._checks import check_labels
 
 __all__ = ["finetune", "as_image_tensor", "random_resized_crop_flip", "FINETUNE_DEFAULTS"]
@@ -34,10 +35,10 @@ def as_image_tensor(images: Any, *, name: str = "images") -> torch.Tensor:
     else:
         arr = np.asarray(images)
         if arr.dtype == object or arr.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must be a numeric image array, got dtype {arr.dtype}")
+            raise ValidationTypeError(f"{name} must be a numeric image array, got dtype {arr.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if t.dtype == torch.bool:
-        raise TypeError(f"{name} must be a numeric image array, got dtype bool")
+        raise ValidationTypeError(f"{name} must be a numeric image array, got dtype bool")
     integer = not torch.is_floating_point(t)
     t = t.to(torch.float32)
     if integer:
@@ -48,14 +49,14 @@ def as_image_tensor(images: Any, *, name: str = "images") -> torch.Tensor:
         if t.shape[1] not in (1, 3) and t.shape[-1] in (1, 3):
             t = t.permute(0, 3, 1, 2)
         elif t.shape[1] not in (1, 3):
-            raise ValueError(f"{name} must have 1 or 3 channels (N, C, H, W or N, H, W, C), got shape "
+            raise ValidationError(f"{name} must have 1 or 3 channels (N, C, H, W or N, H, W, C), got shape "
                              f"{tuple(t.shape)}")
     else:
-        raise ValueError(f"{name} must be (N, C, H, W), (N, H, W, C) or (N, H, W), got shape {tuple(t.shape)}")
+        raise ValidationError(f"{name} must be (N, C, H, W), (N, H, W, C) or (N, H, W), got shape {tuple(t.shape)}")
     if t.shape[0] < 1:
-        raise ValueError(f"{name} is empty")
+        raise ValidationError(f"{name} is empty")
     if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or inf values")
+        raise ValidationError(f"{name} contains NaN or inf values")
     return t.contiguous()
 
 
@@ -183,28 +184,27 @@ def finetune(backbone: torch.nn.Module, train_images: Any, train_y: Any, test_im
         Only when ``return_model``.
     """
     if not isinstance(backbone, torch.nn.Module):
-        raise TypeError(f"backbone must be a torch.nn.Module, got {type(backbone).__name__}")
+        raise ValidationTypeError(f"backbone must be a torch.nn.Module, got {type(backbone).__name__}")
     Xtr = as_image_tensor(train_images, name="train_images")
     Xte = as_image_tensor(test_images, name="test_images")
     ytr = check_labels(train_y, Xtr.shape[0], name="train_y", rows_name="train images")
     yte = check_labels(test_y, Xte.shape[0], name="test_y", rows_name="test images")
     if Xtr.shape[1:] != Xte.shape[1:]:
-        raise ValueError(f"train images are {tuple(Xtr.shape[1:])} but test images are {tuple(Xte.shape[1:])}")
+        raise ValidationError(f"train images are {tuple(Xtr.shape[1:])} but test images are {tuple(Xte.shape[1:])}")
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     eval_batch_size = check_positive_int(eval_batch_size, "eval_batch_size")
     for name, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay),
                     ("warmup_epochs", warmup_epochs), ("label_smoothing", label_smoothing)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-            raise ValueError(f"{name} must be a non-negative number, got {v!r}")
-    if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
-        raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
+        check_positive_number(v, name, allow_zero=True)
+    if grad_clip is not None:
+        check_positive_number(grad_clip, "grad_clip")
     top = int(max(ytr.max(), yte.max())) + 1
     if n_classes is None:
         n_classes = top
     n_classes = check_positive_int(n_classes, "n_classes")
     if n_classes < top:
-        raise ValueError(f"n_classes={n_classes} but the labels go up to {top - 1}")
+        raise ValidationError(f"n_classes={n_classes} but the labels go up to {top - 1}")
 
     rng = check_random_state(random_state)
     gen = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))

@@ -9,7 +9,7 @@ import torch
 
 from ..kernels import DEFAULT_MEMORY_BUDGET, resolve_device, row_chunks
 from ..threads import thread_limited
-from ..validation import check_positive_int
+from ..validation import check_positive_int, check_positive_number
 from ._checks import check_split
 
 __all__ = ["knn", "KNN_DEFAULTS"]
@@ -63,8 +63,7 @@ def knn(train_X: Any, train_y: Any, test_X: Any, test_y: Any, *, k: int = KNN_DE
     """
     train_X, train_y, test_X, test_y = check_split(train_X, train_y, test_X, test_y)
     k = check_positive_int(k, "k")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    check_positive_number(temperature, "temperature")
     dev = resolve_device(device)
     A = torch.nn.functional.normalize(_as_tensor(train_X, dev), dim=1)
     n_train = A.shape[0]

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..threads import thread_limited
-from ..validation import check_choice
+from ..validation import check_choice, check_positive_number
 from ._checks import check_split, l2_normalize, to_numpy32
 
 __all__ = ["linear_probe", "LINEAR_DEFAULTS"]
@@ -83,8 +83,7 @@ def linear_probe(train_X: Any, train_y: Any, test_X: Any, test_y: Any, *, C: flo
     """
     train_X, train_y, test_X, test_y = check_split(train_X, train_y, test_X, test_y)
     check_choice("none" if normalize is None else normalize, "normalize", ("l2", "standard", "none"))
-    if isinstance(C, bool) or not isinstance(C, (int, float)) or not np.isfinite(C) or C <= 0:
-        raise ValueError(f"C must be a positive number, got {C!r}")
+    check_positive_number(C, "C")
     A, B = _prepare(to_numpy32(train_X), to_numpy32(test_X), None if normalize == "none" else normalize)
     classes = np.unique(train_y)
     check_choice(solver, "solver", ("auto", "torch", "sklearn"))

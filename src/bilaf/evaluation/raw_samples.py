@@ -15,6 +15,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import ValidationError
+
 __all__ = ["parse_source", "sample_loader"]
 
 _SOURCE = re.compile(r"^(tar|zip|folder|text):(.*?)(?:\[([^\[\]]+)\])?$")
@@ -49,7 +51,7 @@ def _text_loader(path: Path, ids: Sequence[str]) -> Callable[[np.ndarray], List[
     texts = samples.texts
     missing = [i for i in ids if i not in where]
     if missing:
-        raise ValueError(f"{len(missing)} of the {len(ids)} ids are not lines of {path} (first: {missing[0]}); "
+        raise ValidationError(f"{len(missing)} of the {len(ids)} ids are not lines of {path} (first: {missing[0]}); "
                          "is it the file the features were made from?")
     order = np.asarray([where[i] for i in ids], dtype=np.int64)
 
@@ -67,7 +69,7 @@ def _image_loader(path: Path, split: Optional[str], ids: Sequence[str]) -> Calla
     missing = [i for i in ids if i not in where]
     if missing:
         src.close()
-        raise ValueError(f"{len(missing)} of the {len(ids)} ids are not images of {path}"
+        raise ValidationError(f"{len(missing)} of the {len(ids)} ids are not images of {path}"
                          f"{f' [{split}]' if split else ''} (first: {missing[0]}); is it the input the features "
                          "were made from?")
     order = np.asarray([where[i] for i in ids], dtype=np.int64)
@@ -81,11 +83,11 @@ def _image_loader(path: Path, split: Optional[str], ids: Sequence[str]) -> Calla
                 if p not in wanted:
                     continue
                 if isinstance(data, Exception):
-                    raise ValueError(f"cannot read {src.ids[p]} from {path}: {data}")
+                    raise ValidationError(f"cannot read {src.ids[p]} from {path}: {data}")
                 found[p] = data
         gone = [src.ids[p] for p in sorted(wanted - set(found))]
         if gone:
-            raise ValueError(f"{gone[0]} could not be read back from {path}")
+            raise ValidationError(f"{gone[0]} could not be read back from {path}")
         return [found[p] for p in pos.tolist()]
 
     return load
@@ -112,16 +114,16 @@ def sample_loader(source: Any, ids: Sequence[str], kind: str) -> Callable[[np.nd
         An id is not in the source.
     """
     if source is None or not str(source).strip():
-        raise ValueError("the feature file does not say which input it was made from")
+        raise ValidationError("the feature file does not say which input it was made from")
     how, path, split = parse_source(str(source))
     if not path.exists():
         raise FileNotFoundError(f"the samples behind the features are not here: {path}")
     if kind == "text":
         if how != "text":
-            raise ValueError(f"a text backbone needs a text file, got the {how} {path}")
+            raise ValidationError(f"a text backbone needs a text file, got the {how} {path}")
         return _text_loader(path, ids)
     if kind != "image":
-        raise ValueError(f"kind must be 'image' or 'text', got {kind!r}")
+        raise ValidationError(f"kind must be 'image' or 'text', got {kind!r}")
     if how == "text":
-        raise ValueError(f"an image backbone needs a folder or an archive, got the text file {path}")
+        raise ValidationError(f"an image backbone needs a folder or an archive, got the text file {path}")
     return _image_loader(path, split, ids)

@@ -28,6 +28,8 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ..errors import ValidationError
+
 __all__ = ["Trunk", "EfficientNetLite0Trunk", "MiniLMTrunk", "TRUNKS", "load_trunk"]
 
 
@@ -100,7 +102,7 @@ class EfficientNetLite0Trunk(Trunk):
         self.net = module.net.eval()
         n_blocks = len(self.net._blocks)
         if not 1 <= int(top_blocks) <= n_blocks:
-            raise ValueError(f"top_blocks must lie in [1, {n_blocks}], got {top_blocks}")
+            raise ValidationError(f"top_blocks must lie in [1, {n_blocks}], got {top_blocks}")
         self.top_blocks = int(top_blocks)
         self.image_size = int(image_size)
         self.batch_size = int(batch_size)
@@ -219,7 +221,7 @@ class MiniLMTrunk(Trunk):
                 hf_logging.enable_progress_bar()
         layers = self.model.encoder.layer
         if not 1 <= int(top_layers) <= len(layers):
-            raise ValueError(f"top_layers must lie in [1, {len(layers)}], got {top_layers}")
+            raise ValidationError(f"top_layers must lie in [1, {len(layers)}], got {top_layers}")
         self.top_layers = int(top_layers)
         self.batch_size = int(batch_size)
         self.max_length = 256
@@ -273,6 +275,6 @@ TRUNKS = {"efficientnet_lite0": EfficientNetLite0Trunk, "minilm": MiniLMTrunk}
 def load_trunk(backbone: str, **options: Any) -> Trunk:
     """The split of a built-in backbone by its ``bilaf embed`` name (``efficientnet_lite0`` or ``minilm``)."""
     if backbone not in TRUNKS:
-        raise ValueError(f"finetuning knows the backbones {', '.join(TRUNKS)}; the features were made with "
+        raise ValidationError(f"finetuning knows the backbones {', '.join(TRUNKS)}; the features were made with "
                          f"{backbone!r} (pass --finetune-backbone to name one of them)")
     return TRUNKS[backbone](**options)

@@ -13,6 +13,8 @@ from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from ..errors import ValidationError
+
 __all__ = ["LabelAlignment", "align_labels"]
 
 
@@ -43,10 +45,10 @@ def _checked_names(classes: Optional[Sequence[str]], labels: np.ndarray, what: s
     names = [str(c) for c in classes]
     if len(set(names)) != len(names):
         dup = next(c for c in names if names.count(c) > 1)
-        raise ValueError(f"{what}: class name {dup!r} is listed twice")
+        raise ValidationError(f"{what}: class name {dup!r} is listed twice")
     top = int(labels.max()) if labels.size else -1
     if top >= len(names):
-        raise ValueError(f"{what}: label {top} but only {len(names)} class names")
+        raise ValidationError(f"{what}: label {top} but only {len(names)} class names")
     return names
 
 
@@ -88,7 +90,7 @@ def align_labels(train_labels: np.ndarray, train_classes: Optional[Sequence[str]
     used = sorted(set(int(v) for v in np.unique(ty) if v >= 0))
     known = {c: i for i, c in enumerate(names)}
     if used and not any(tnames[v] in known for v in used):
-        raise ValueError(f"the class names of {test_what} ({', '.join(repr(tnames[v]) for v in used[:3])}"
+        raise ValidationError(f"the class names of {test_what} ({', '.join(repr(tnames[v]) for v in used[:3])}"
                          f"{', ...' if len(used) > 3 else ''}) match none of {train_what}'s "
                          f"({', '.join(repr(c) for c in names[:3])}{', ...' if len(names) > 3 else ''})")
     classes = list(names)

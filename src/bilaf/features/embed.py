@@ -24,6 +24,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
+from ..errors import ValidationError, ValidationTypeError, escape
+from ..validation import check_positive_int
 from .backbones import DEFAULT_BACKBONES, Backbone, load_backbone
 from .backbones.base import _usable_cpus
 from .readers import ImageSource, open_image_source, read_texts
@@ -44,15 +46,13 @@ class SkippedInputWarning(UserWarning):
 
 
 def _check_common(batch_size: Any, on_error: str, shard_size: Any) -> Tuple[int, int]:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     if on_error not in ("skip", "stop"):
-        raise ValueError(f"on_error must be 'skip' or 'stop', got {on_error!r}")
+        raise ValidationError(f"on_error must be 'skip' or 'stop', got {on_error!r}")
     batch_size = int(batch_size)
     if shard_size is None:
         shard_size = max(batch_size, (DEFAULT_SHARD_SIZE // batch_size) * batch_size)
-    if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
-        raise ValueError(f"shard_size must be a positive integer, got {shard_size!r}")
+    check_positive_int(shard_size, "shard_size")
     return batch_size, int(shard_size)
 
 
@@ -121,7 +121,7 @@ class _ShardStore:
     def __init__(self, folder: Optional[Union[str, Path]], manifest: Dict[str, Any],
                  on_mismatch: str = "error") -> None:
         if on_mismatch not in ("error", "restart"):
-            raise ValueError(f"on_mismatch must be 'error' or 'restart', got {on_mismatch!r}")
+            raise ValidationError(f"on_mismatch must be 'error' or 'restart', got {on_mismatch!r}")
         self.folder = Path(folder) if folder is not None else None
         self.manifest = manifest
         self.restarted: Optional[str] = None  # why the shards found were dropped
@@ -150,7 +150,7 @@ class _ShardStore:
         if what is None:
             return
         if on_mismatch == "error":
-            raise ValueError(f"resume folder {self.folder} holds shards of another run ({what}); "
+            raise ValidationError(f"resume folder {self.folder} holds shards of another run ({what}); "
                              f"remove it or choose another folder")
         for f in list(self.folder.glob("shard_*.npz")) + [path]:
             try:
@@ -267,7 +267,8 @@ def _raise_on_error(errors: List[Tuple[int, str]], on_error: str, describe: Call
     if errors and on_error == "stop":
         pos, reason = errors[0]
         more = f" ({len(errors)} such in this shard)" if len(errors) > 1 else ""
-        raise ValueError(f"cannot read {describe(pos)}: {reason}{more}; use on_error='skip' to skip bad files")
+        raise ValidationError(escape(f"cannot read {describe(pos)}: {reason}{more}; use ")
+                              + "{setting} to skip bad files", setting=("on_error", "skip"))
 
 
 def _warn_skipped(skipped: List[Tuple[str, str]], n_total: int, what: str) -> None:
@@ -386,16 +387,16 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
         if src.rejected and on_error == "stop":
             name, reason = src.rejected[0]
             more = f" ({len(src.rejected)} such files)" if len(src.rejected) > 1 else ""
-            raise ValueError(f"cannot read {name}: {reason}{more}; use on_error='skip' to skip bad files")
+            raise ValidationError(escape(f"cannot read {name}: {reason}{more}; use ")
+                                  + "{setting} to skip bad files", setting=("on_error", "skip"))
         bb = load_backbone(backbone, kind="image", device=device, engine=engine)
         if not callable(getattr(bb, "preprocess", None)):
-            raise TypeError(f"image backbone {bb.name!r} has no preprocess(image) -> array")
+            raise ValidationTypeError(f"image backbone {bb.name!r} has no preprocess(image) -> array")
         bmeta = bb.meta()
         if num_workers is None:
             on_gpu = str(bmeta.get("device", "cpu")).startswith("cuda")
             num_workers = min(8, _usable_cpus()) if on_gpu else 1
-        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
-            raise ValueError(f"num_workers must be a positive integer, got {num_workers!r}")
+        check_positive_int(num_workers, "num_workers")
         manifest = {"format": 2, "kind": "image", "source": src.fingerprint(), "shard_size": shard_size,
                     "backbone": {k: bmeta.get(k) for k in ("backbone", "preprocess", "pool")}}
         store = _ShardStore(resume_dir, manifest, on_mismatch)
@@ -414,7 +415,7 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
                 if batch is not None:
                     out = bb.embed(batch)
                     if out.ndim != 2 or out.shape[0] != len(pos_list):
-                        raise ValueError(f"backbone {bb.name!r} returned shape {out.shape} for {len(pos_list)} "
+                        raise ValidationError(f"backbone {bb.name!r} returned shape {out.shape} for {len(pos_list)} "
                                          f"images; it must return (batch, d)")
                     if feats is None:
                         feats = np.zeros((m, out.shape[1]), dtype=np.float32)
@@ -440,7 +441,7 @@ def embed_images(source: Any, backbone: Union[str, Backbone] = "efficientnet_lit
     skipped = list(src.rejected) + [(src.ids[p], r) for p, r in errors]
     if feats.shape[0] == 0:
         first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
-        raise ValueError(f"no readable images in {src.description or 'the input'}{first}")
+        raise ValidationError(f"no readable images in {src.description or 'the input'}{first}")
     if hasattr(src, "output_order") and getattr(src, "sort_output", False):
         rank = np.empty(n, dtype=np.int64)
         rank[src.output_order()] = np.arange(n)
@@ -511,7 +512,7 @@ def embed_texts(source_or_list: Any, backbone: Union[str, Backbone] = "minilm", 
             chunk = samples.texts[b:min(stop, b + batch_size)]
             out = bb.embed(chunk)
             if out.ndim != 2 or out.shape[0] != len(chunk):
-                raise ValueError(f"backbone {bb.name!r} returned shape {out.shape} for {len(chunk)} texts")
+                raise ValidationError(f"backbone {bb.name!r} returned shape {out.shape} for {len(chunk)} texts")
             parts.append(out)
             bar.update(len(chunk))
         return np.concatenate(parts).astype(np.float32), np.ones(stop - start, dtype=bool), []

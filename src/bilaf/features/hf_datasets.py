@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import ValidationError, ValidationTypeError
 from .readers import ImageSource, TextSamples, _labels_from_tokens
 from .sources import _read
 
@@ -27,7 +28,7 @@ def is_dataset(source: Any) -> bool:
     if isinstance(source, (str, bytes, dict)) or not (hasattr(source, "features") and hasattr(source, "column_names")):
         return False
     if not hasattr(source, "__getitem__") or not hasattr(source, "__len__"):
-        raise TypeError("a streaming (iterable) dataset cannot be embedded as it is; materialise it, e.g. "
+        raise ValidationTypeError("a streaming (iterable) dataset cannot be embedded as it is; materialise it, e.g. "
                         "datasets.Dataset.from_list(list(ds.take(n)))")
     return True
 
@@ -40,7 +41,7 @@ def _pick(dataset: Any, given: Optional[str], want: str, names: Sequence[str], t
     cols = list(dataset.column_names)
     if given is not None:
         if given not in cols:
-            raise ValueError(f"dataset has no column {given!r} (columns: {', '.join(cols)})")
+            raise ValidationError(f"dataset has no column {given!r} (columns: {', '.join(cols)})")
         return given
     typed = [c for c in cols if test(dataset.features[c])]
     if len(typed) == 1:
@@ -49,7 +50,7 @@ def _pick(dataset: Any, given: Optional[str], want: str, names: Sequence[str], t
     if named:
         return named[0]
     if len(typed) > 1:
-        raise ValueError(f"dataset has several {want} columns ({', '.join(typed)}); name one, e.g. "
+        raise ValidationError(f"dataset has several {want} columns ({', '.join(typed)}); name one, e.g. "
                          f"DatasetSource(ds, image_column=...) or ds.select_columns([...])")
     return None
 
@@ -70,13 +71,13 @@ def _dataset_labels(dataset: Any, label_column: Optional[str]) -> Tuple[Optional
         return lab, [str(c) for c in range(int(lab.max()) + 1)] if (lab >= 0).any() else None
     if all(isinstance(v, str) for v in raw):
         return _labels_from_tokens(raw)
-    raise ValueError(f"dataset column {col!r} holds neither integers nor class names; pass label_column='none'")
+    raise ValidationError(f"dataset column {col!r} holds neither integers nor class names; pass label_column='none'")
 
 
 def _dataset_ids(dataset: Any, id_column: Optional[str]) -> List[str]:
     if id_column is not None:
         if id_column not in dataset.column_names:
-            raise ValueError(f"dataset has no column {id_column!r}")
+            raise ValidationError(f"dataset has no column {id_column!r}")
         return [str(v) for v in dataset[id_column]]
     return [str(i) for i in range(len(dataset))]
 
@@ -114,11 +115,11 @@ class DatasetSource(ImageSource):
                  id_column: Optional[str] = None) -> None:
         super().__init__()
         if len(dataset) == 0:
-            raise ValueError("the dataset is empty")
+            raise ValidationError("the dataset is empty")
         col = _pick(dataset, image_column, "image", ("image", "img", "images", "picture"),
                     lambda f: _feature_type(f) == "Image")
         if col is None:
-            raise ValueError(f"dataset has no image column (columns: {', '.join(dataset.column_names)}); "
+            raise ValidationError(f"dataset has no image column (columns: {', '.join(dataset.column_names)}); "
                              f"name one: DatasetSource(ds, image_column=...)")
         self.column = col
         if _feature_type(dataset.features[col]) == "Image":
@@ -147,9 +148,9 @@ class DatasetSource(ImageSource):
                 return item["bytes"]
             if item.get("path"):
                 return _read(item["path"])
-            raise ValueError("image row has neither bytes nor a path")
+            raise ValidationError("image row has neither bytes nor a path")
         if item is None:
-            raise ValueError("missing image")
+            raise ValidationError("missing image")
         return item
 
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
@@ -178,16 +179,16 @@ def texts_from_dataset(dataset: Any, text_column: Optional[str] = None, label_co
         As for :class:`DatasetSource`.
     """
     if len(dataset) == 0:
-        raise ValueError("the dataset is empty")
+        raise ValidationError("the dataset is empty")
     col = _pick(dataset, text_column, "text", ("text", "sentence", "content", "document"),
                 lambda f: _feature_type(f) == "Value" and getattr(f, "dtype", "") in ("string", "large_string"))
     if col is None:
-        raise ValueError(f"dataset has no text column (columns: {', '.join(dataset.column_names)}); "
+        raise ValidationError(f"dataset has no text column (columns: {', '.join(dataset.column_names)}); "
                          f"name one with text_column=...")
     texts = list(dataset[col])
     bad = next((type(t).__name__ for t in texts if not isinstance(t, str)), None)
     if bad is not None:
-        raise TypeError(f"dataset column {col!r} must hold strings, got {bad}")
+        raise ValidationTypeError(f"dataset column {col!r} must hold strings, got {bad}")
     labels, classes = _dataset_labels(dataset, label_column)
     name = getattr(getattr(dataset, "info", None), "dataset_name", None) or "dataset"
     samples = TextSamples(texts=texts, ids=_dataset_ids(dataset, id_column), labels=labels, classes=classes,

@@ -31,6 +31,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..errors import ValidationError, ValidationTypeError
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "SPLIT_NAMES",
@@ -150,7 +152,7 @@ class FileTreeSource(ImageSource):
                 continue
             entries.append((parts, k, name))
         if not entries:
-            raise ValueError(f"no files in {where}")
+            raise ValidationError(f"no files in {where}")
         prefix: Tuple[str, ...] = ()
         if strip_common_root:
             tops = {e[0][0] for e in entries}
@@ -164,12 +166,12 @@ class FileTreeSource(ImageSource):
         split_layout = tops_are_dirs and all(t.lower() in SPLIT_NAMES for t in top_names)
         if split is not None:
             if not split_layout and not any(p[0] == split for p, _, _ in rel if len(p) > 1):
-                raise ValueError(f"{where} has no split folder {split!r} "
+                raise ValidationError(f"{where} has no split folder {split!r} "
                                  f"(top-level folders: {', '.join(top_names[:8]) or 'none'})")
             rel = [(p, k, n) for p, k, n in rel if p[0] == split and len(p) > 1]
             if not rel:
                 have = ", ".join(t for t in top_names[:8])
-                raise ValueError(f"{where} has no split folder {split!r} (found: {have})")
+                raise ValidationError(f"{where} has no split folder {split!r} (found: {have})")
             split_layout = True
         items = []  # (sort key, class name or None, position, id)
         rejected = []
@@ -185,8 +187,8 @@ class FileTreeSource(ImageSource):
             items.append((key, cls, k, name))
         if not items:
             if rejected:
-                raise ValueError(f"no image files in {where} ({len(rejected)} other file(s), e.g. {rejected[0][0]})")
-            raise ValueError(f"no image files in {where}" + (f" for split {split!r}" if split else ""))
+                raise ValidationError(f"no image files in {where} ({len(rejected)} other file(s), e.g. {rejected[0][0]})")
+            raise ValidationError(f"no image files in {where}" + (f" for split {split!r}" if split else ""))
         if self.sort_output:
             order = items
         else:
@@ -232,7 +234,7 @@ class FolderSource(FileTreeSource):
             for f in sorted(filenames):
                 names.append((rel_dir / f).as_posix())
         if not names:
-            raise ValueError(f"image folder is empty: {root}")
+            raise ValidationError(f"image folder is empty: {root}")
         self._index(names, split, f"folder {root}", strip_common_root=False)
         self.description = f"folder:{root.resolve()}" + (f"[{split}]" if split else "")
 
@@ -276,9 +278,9 @@ class TarSource(FileTreeSource):
                         info[m.name] = f"{m.size}:{m.mtime}"
                 members = list(info)
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise ValueError(f"cannot read tar archive {path}: {exc}") from None
+            raise ValidationError(f"cannot read tar archive {path}: {exc}") from None
         if not members:
-            raise ValueError(f"archive is empty: {path}")
+            raise ValidationError(f"archive is empty: {path}")
         kept = self._index(members, split, f"archive {path}", strip_common_root=True)
         self._wanted = {self.ids[i]: i for i in range(len(self.ids))}
         self._member_stamps = info
@@ -304,9 +306,9 @@ class TarSource(FileTreeSource):
             try:
                 member = next(self._members)
             except StopIteration:  # pragma: no cover - archive changed under us
-                raise ValueError(f"archive {self.path} changed while reading it") from None
+                raise ValidationError(f"archive {self.path} changed while reading it") from None
             except (tarfile.TarError, OSError, EOFError) as exc:
-                raise ValueError(f"cannot read tar archive {self.path}: {exc}") from None
+                raise ValidationError(f"cannot read tar archive {self.path}: {exc}") from None
             pos = self._wanted.get(member.name) if member.isfile() else None
             if pos is None or pos < self._next:  # not an image we index, or a later copy of a name
                 continue
@@ -341,9 +343,9 @@ class ZipSource(FileTreeSource):
                 members = [i.filename for i in infos]
                 self._member_stamps = {i.filename: f"{i.file_size}:{i.CRC}" for i in infos}
         except (zipfile.BadZipFile, OSError) as exc:
-            raise ValueError(f"cannot read zip archive {path}: {exc}") from None
+            raise ValidationError(f"cannot read zip archive {path}: {exc}") from None
         if not members:
-            raise ValueError(f"archive is empty: {path}")
+            raise ValidationError(f"archive is empty: {path}")
         self._index(members, split, f"archive {path}", strip_common_root=True)
         self.description = f"zip:{path.resolve()}" + (f"[{split}]" if split else "")
         self._zf: Optional[zipfile.ZipFile] = None
@@ -382,39 +384,39 @@ def as_uint8_images(arr: Any, what: str = "image array") -> np.ndarray:
     except ImportError:  # pragma: no cover
         pass
     if isinstance(arr, (list, tuple)) and len({np.shape(x) for x in arr}) > 1:
-        raise ValueError(f"{what}: images of different sizes cannot form one array; pass them as a list "
+        raise ValidationError(f"{what}: images of different sizes cannot form one array; pass them as a list "
                          f"(each is resized by the backbone), e.g. embed_images(list_of_images)")
     a = np.asarray(arr)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise TypeError(f"{what} must be numeric, got dtype {a.dtype}")
+        raise ValidationTypeError(f"{what} must be numeric, got dtype {a.dtype}")
     if a.ndim == 4 and a.shape[-1] in (1, 3, 4):
         a = a[..., 0] if a.shape[-1] == 1 else a[..., :3]
     elif a.ndim == 4 and a.shape[1] in (1, 3) and a.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"{what} has shape {a.shape} (channels first?): pass (N, H, W, 3), "
+        raise ValidationError(f"{what} has shape {a.shape} (channels first?): pass (N, H, W, 3), "
                          f"e.g. np.transpose(X, (0, 2, 3, 1))")
     if a.ndim == 2:
         side = int(round(a.shape[1] ** 0.5))
         hint = f", e.g. X.reshape(-1, {side}, {side})" if side * side == a.shape[1] else ""
-        raise ValueError(f"{what} is 2-D {a.shape}: pass images as (N, H, W) or (N, H, W, 3){hint}")
+        raise ValidationError(f"{what} is 2-D {a.shape}: pass images as (N, H, W) or (N, H, W, 3){hint}")
     if a.ndim not in (3, 4):
-        raise ValueError(f"{what} must be (N, H, W) or (N, H, W, 3), got shape {a.shape}")
+        raise ValidationError(f"{what} must be (N, H, W) or (N, H, W, 3), got shape {a.shape}")
     if a.shape[0] == 0:
-        raise ValueError(f"{what} is empty (0 images)")
+        raise ValidationError(f"{what} is empty (0 images)")
     if a.shape[1] == 0 or a.shape[2] == 0:
-        raise ValueError(f"{what} has empty images, shape {a.shape}")
+        raise ValidationError(f"{what} has empty images, shape {a.shape}")
     if a.dtype == np.uint8:
         return a
     if np.issubdtype(a.dtype, np.floating):
         if not np.isfinite(a).all():
-            raise ValueError(f"{what} contains NaN or infinite values")
+            raise ValidationError(f"{what} contains NaN or infinite values")
         lo, hi = float(a.min()), float(a.max())
         scale = 255.0 if hi <= 1.0 else 1.0
         if lo < 0 or hi * scale > 255.0 + 1e-6:
-            raise ValueError(f"{what} values must lie in [0, 1] or [0, 255], got [{lo:g}, {hi:g}]")
+            raise ValidationError(f"{what} values must lie in [0, 1] or [0, 255], got [{lo:g}, {hi:g}]")
         return np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
     lo, hi = int(a.min()), int(a.max())
     if lo < 0 or hi > 255:
-        raise ValueError(f"{what} values must lie in 0..255, got {lo}..{hi}")
+        raise ValidationError(f"{what} values must lie in 0..255, got {lo}..{hi}")
     return a.astype(np.uint8)
 
 
@@ -450,7 +452,7 @@ class ArraySource(ImageSource):
                         if key is None and len(z.files) == 1:
                             key = z.files[0]
                         if key is None:
-                            raise ValueError(f"{path}: no image array inside (keys: {', '.join(z.files)}); "
+                            raise ValidationError(f"{path}: no image array inside (keys: {', '.join(z.files)}); "
                                              f"name it one of {', '.join(ARRAY_IMAGE_KEYS)}")
                         images = z[key]
                         if labels is None:
@@ -463,25 +465,25 @@ class ArraySource(ImageSource):
                 else:
                     images = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise ValueError(f"cannot read image array file {path}: {exc}") from None
+                raise ValidationError(f"cannot read image array file {path}: {exc}") from None
         self.images = as_uint8_images(images)
         n = self.images.shape[0]
         if ids is not None:
             ids = [str(i) for i in ids]
             if len(ids) != n:
-                raise ValueError(f"{len(ids)} ids for {n} images")
+                raise ValidationError(f"{len(ids)} ids for {n} images")
             self.ids = ids
         else:
             self.ids = [str(i) for i in range(n)]
         if labels is not None:
             lab = np.asarray(labels)
             if lab.shape != (n,):
-                raise ValueError(f"labels must have shape ({n},), got {lab.shape}")
+                raise ValidationError(f"labels must have shape ({n},), got {lab.shape}")
             if not np.issubdtype(lab.dtype, np.integer):
                 if np.issubdtype(lab.dtype, np.floating) and np.all(lab == np.round(lab)):
                     lab = lab.astype(np.int64)
                 else:
-                    raise TypeError(f"labels must be integers, got dtype {lab.dtype}")
+                    raise ValidationTypeError(f"labels must be integers, got dtype {lab.dtype}")
             self.labels = lab.astype(np.int64)
             if classes is None and (self.labels >= 0).any():
                 classes = [str(c) for c in range(int(self.labels.max()) + 1)]
@@ -521,7 +523,7 @@ class FileListSource(ImageSource):
         super().__init__()
         self.paths = [p if is_url(p) else Path(p) for p in paths]
         if not self.paths:
-            raise ValueError("empty list of image files")
+            raise ValidationError("empty list of image files")
         for proto in sorted({p.split("://", 1)[0] for p in self.paths if isinstance(p, str)}):
             _check_protocol(f"{proto}://")
         self.ids = [str(p) for p in paths]
@@ -529,7 +531,7 @@ class FileListSource(ImageSource):
         if labels is not None:
             lab = np.asarray(labels)
             if lab.shape != (n,) or not np.issubdtype(lab.dtype, np.integer):
-                raise ValueError(f"labels must be {n} integers, got shape {lab.shape} dtype {lab.dtype}")
+                raise ValidationError(f"labels must be {n} integers, got shape {lab.shape} dtype {lab.dtype}")
             self.labels = lab.astype(np.int64)
         else:
             self.labels = np.full(n, -1, dtype=np.int64)
@@ -588,11 +590,11 @@ def open_image_source(source: Any, split: Optional[str] = None, labels: Any = No
         return source
     if hf_datasets.is_dataset(source):
         if split is not None or labels is not None:
-            raise ValueError("split and labels= do not apply to a dataset; use DatasetSource(ds, label_column=...)")
+            raise ValidationError("split and labels= do not apply to a dataset; use DatasetSource(ds, label_column=...)")
         return hf_datasets.DatasetSource(source)
     if sources.local_or_url(source):
         if labels is not None:
-            raise ValueError("labels= applies to arrays and lists, not to a URL")
+            raise ValidationError("labels= applies to arrays and lists, not to a URL")
         return sources.open_url(source, split=split)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -606,7 +608,7 @@ def open_image_source(source: Any, split: Optional[str] = None, labels: Any = No
             src = TarSource(path, split=split)
         elif _has_suffix(path, ARRAY_SUFFIXES):
             if split is not None:
-                raise ValueError("split applies to folders and archives, not to an image array file")
+                raise ValidationError("split applies to folders and archives, not to an image array file")
             src = ArraySource(path, labels=labels)
         elif tarfile.is_tarfile(path):
             src = TarSource(path, split=split)
@@ -614,25 +616,25 @@ def open_image_source(source: Any, split: Optional[str] = None, labels: Any = No
             src = ZipSource(path, split=split)
         elif _has_suffix(path, sources.LIST_SUFFIXES) or _looks_like_text(path):
             if split is not None:
-                raise ValueError("split applies to folders and archives, not to a list of image paths")
+                raise ValidationError("split applies to folders and archives, not to a list of image paths")
             src = sources.PathListSource(path)
         else:
-            raise ValueError(f"cannot read images from {path}: expected a folder, a .tar/.tar.gz/.zip archive, "
+            raise ValidationError(f"cannot read images from {path}: expected a folder, a .tar/.tar.gz/.zip archive, "
                              f"a .npy/.npz array or a text file listing image paths")
         if labels is not None and not isinstance(src, ArraySource):
-            raise ValueError("labels= applies to arrays and file lists; folders and archives take labels "
+            raise ValidationError("labels= applies to arrays and file lists; folders and archives take labels "
                              "from their class folders")
         return src
     if isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
         if split is not None:
-            raise ValueError("split applies to folders and archives, not to a list of files")
+            raise ValidationError("split applies to folders and archives, not to a list of files")
         return FileListSource(source, labels=labels)
     if sources.is_image_list(source):
         if split is not None:
-            raise ValueError("split applies to folders and archives, not to a list of images")
+            raise ValidationError("split applies to folders and archives, not to a list of images")
         return sources.ImageListSource(source, labels=labels)
     if split is not None:
-        raise ValueError("split applies to folders and archives, not to an image array")
+        raise ValidationError("split applies to folders and archives, not to an image array")
     return ArraySource(source, labels=labels)
 
 
@@ -698,7 +700,7 @@ def _labels_from_tokens(tokens: Sequence[str]) -> Tuple[np.ndarray, List[str]]:
         index = {c: i for i, c in enumerate(classes)}
         return np.asarray([index[t] for t in tokens], dtype=np.int64), classes
     if min(ints) < 0:
-        raise ValueError(f"integer labels must be >= 0, got {min(ints)}")
+        raise ValidationError(f"integer labels must be >= 0, got {min(ints)}")
     return np.asarray(ints, dtype=np.int64), [str(c) for c in range(max(ints) + 1)]
 
 
@@ -717,7 +719,7 @@ def read_texts(source: Any, label_column: str = "auto") -> TextSamples:
         by a space or tab, else ``"none"``.
     """
     if label_column not in ("auto", "first", "none"):
-        raise ValueError(f"label_column must be 'auto', 'first' or 'none', got {label_column!r}")
+        raise ValidationError(f"label_column must be 'auto', 'first' or 'none', got {label_column!r}")
     if isinstance(source, TextSamples):
         return source
     from .hf_datasets import is_dataset, texts_from_dataset
@@ -729,30 +731,30 @@ def read_texts(source: Any, label_column: str = "auto") -> TextSamples:
         if not path.exists():
             raise FileNotFoundError(f"text file not found: {path}")
         if path.is_dir():
-            raise ValueError(f"expected a text file with one sample per line, got a folder: {path}")
+            raise ValidationError(f"expected a text file with one sample per line, got a folder: {path}")
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            raise ValueError(f"cannot read text file {path}: {exc}") from None
+            raise ValidationError(f"cannot read text file {path}: {exc}") from None
         if b"\0" in raw[:4096]:
-            raise ValueError(f"{path} looks like a binary file, not text with one sample per line")
+            raise ValidationError(f"{path} looks like a binary file, not text with one sample per line")
         text = raw.decode("utf-8", errors="replace")
         numbered = [(i + 1, line.rstrip("\r")) for i, line in enumerate(text.split("\n"))]
         numbered = [(i, line) for i, line in numbered if line.strip()]
         if not numbered:
-            raise ValueError(f"text file is empty: {path}")
+            raise ValidationError(f"text file is empty: {path}")
         ids = [f"{path.name}:{i}" for i, _ in numbered]
         lines = [line for _, line in numbered]
         description = f"text:{path.resolve()}"
     else:
         if isinstance(source, str):
-            raise TypeError("texts must be a file path or a list of strings")
+            raise ValidationTypeError("texts must be a file path or a list of strings")
         lines = list(source)
         if not lines:
-            raise ValueError("no texts given (empty list)")
+            raise ValidationError("no texts given (empty list)")
         bad = next((type(t).__name__ for t in lines if not isinstance(t, str)), None)
         if bad is not None:
-            raise TypeError(f"texts must be strings, got {bad}")
+            raise ValidationTypeError(f"texts must be strings, got {bad}")
         ids = [str(i) for i in range(len(lines))]
         description = f"texts:{len(lines)}"
         if label_column == "auto":
@@ -769,7 +771,7 @@ def read_texts(source: Any, label_column: str = "auto") -> TextSamples:
         for i, line in zip(ids, lines):
             parts = line.strip().split(None, 1)
             if len(parts) != 2:
-                raise ValueError(f"line {i}: expected '<label> <text>', got {line.strip()[:60]!r}")
+                raise ValidationError(f"line {i}: expected '<label> <text>', got {line.strip()[:60]!r}")
             tokens.append(parts[0])
             texts.append(parts[1])
         labels, classes = _labels_from_tokens(tokens)

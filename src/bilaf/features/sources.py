@@ -28,6 +28,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import ValidationError
 from .readers import FileTreeSource, ImageSource, _is_image_name, _labels_from_tokens
 
 __all__ = ["ImageListSource", "PathListSource", "UrlTreeSource", "is_url", "LIST_SUFFIXES"]
@@ -70,7 +71,7 @@ def _check_labels(labels: Any, n: int) -> Optional[np.ndarray]:
         return None
     lab = np.asarray(labels)
     if lab.shape != (n,) or not np.issubdtype(lab.dtype, np.integer):
-        raise ValueError(f"labels must be {n} integers, got shape {lab.shape} dtype {lab.dtype}")
+        raise ValidationError(f"labels must be {n} integers, got shape {lab.shape} dtype {lab.dtype}")
     return lab.astype(np.int64)
 
 
@@ -92,10 +93,10 @@ class ImageListSource(ImageSource):
         self.images = list(images)
         n = len(self.images)
         if n == 0:
-            raise ValueError("empty list of images")
+            raise ValidationError("empty list of images")
         self.ids = [str(i) for i in (ids if ids is not None else range(n))]
         if len(self.ids) != n:
-            raise ValueError(f"{len(self.ids)} ids for {n} images")
+            raise ValidationError(f"{len(self.ids)} ids for {n} images")
         lab = _check_labels(labels, n)
         self.labels = lab if lab is not None else np.full(n, -1, dtype=np.int64)
         if lab is not None and (lab >= 0).any():
@@ -169,7 +170,7 @@ class PathListSource(ImageSource):
             try:
                 raw = _read(loc)
             except (OSError, ValueError) as exc:
-                raise ValueError(f"cannot read list file {loc}: {exc}") from None
+                raise ValidationError(f"cannot read list file {loc}: {exc}") from None
             where = loc
         else:
             p = Path(loc).expanduser()
@@ -179,14 +180,14 @@ class PathListSource(ImageSource):
             base = str(p.resolve().parent)
             where = str(p.resolve())
         if b"\0" in raw[:4096]:
-            raise ValueError(f"{loc}: expected a text file listing image paths, got a binary file")
+            raise ValidationError(f"{loc}: expected a text file listing image paths, got a binary file")
         text = raw.decode("utf-8-sig", errors="replace")
         paths, tokens = self._parse(text, loc.lower())
         if not paths:
-            raise ValueError(f"{loc} lists no image paths")
+            raise ValidationError(f"{loc} lists no image paths")
         not_images = [p for p in paths if not _is_image_name(posixpath.basename(p))]
         if len(not_images) == len(paths):
-            raise ValueError(f"{loc}: expected one image path per line, but no line names an image file "
+            raise ValidationError(f"{loc}: expected one image path per line, but no line names an image file "
                              f"(line 1: {paths[0][:60]!r}); for a file of texts use --kind text")
         self.ids = paths
         self.locations = [self._resolve(p, base, remote) for p in paths]
@@ -236,7 +237,7 @@ class PathListSource(ImageSource):
             tokens = [c[1].strip() if len(c) > 1 else "" for c in cells]
         if any(not p for p in paths):
             k = next(i for i, p in enumerate(paths) if not p)
-            raise ValueError(f"{name}: row {k + 1} has no path")
+            raise ValidationError(f"{name}: row {k + 1} has no path")
         return paths, tokens
 
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
@@ -267,11 +268,11 @@ class UrlTreeSource(FileTreeSource):
         try:
             found = self.fs.find(self.root)
         except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot list {url}: {exc}") from None
+            raise ValidationError(f"cannot list {url}: {exc}") from None
         prefix = self.root + "/"
         names = sorted(f[len(prefix):] if f.startswith(prefix) else f for f in found)
         if not names:
-            raise ValueError(f"no files under {url}")
+            raise ValidationError(f"no files under {url}")
         self._index(names, split, url, strip_common_root=False)
         self.description = f"url:{url}" + (f"[{split}]" if split else "")
 
@@ -289,13 +290,13 @@ def open_url(url: str, split: Optional[str] = None) -> ImageSource:
     _check_protocol(url)
     if url.lower().rstrip("/").endswith(LIST_SUFFIXES):
         if split is not None:
-            raise ValueError("split applies to folders and archives, not to a list file")
+            raise ValidationError("split applies to folders and archives, not to a list file")
         return PathListSource(url)
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(url)
     if not fs.isdir(root):
-        raise ValueError(f"{url}: a URL must name a folder or a list file (.txt, .csv, .tsv)")
+        raise ValidationError(f"{url}: a URL must name a folder or a list file (.txt, .csv, .tsv)")
     return UrlTreeSource(url, split=split)
 
 

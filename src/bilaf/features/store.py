@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
+from ..errors import ValidationError
 from ..result import atomic_path
 
 __all__ = ["FeatureSet", "load_features"]
@@ -41,17 +42,17 @@ class FeatureSet:
 
     def __post_init__(self) -> None:
         if self.features.ndim != 2:
-            raise ValueError(f"features must be 2-D, got shape {self.features.shape}")
+            raise ValidationError(f"features must be 2-D, got shape {self.features.shape}")
         n = self.features.shape[0]
         if not self.ids:
             self.ids = [str(i) for i in range(n)]
         self.ids = [str(i) for i in self.ids]
         if len(self.ids) != n:
-            raise ValueError(f"{len(self.ids)} ids for {n} feature rows")
+            raise ValidationError(f"{len(self.ids)} ids for {n} feature rows")
         if self.labels is not None:
             self.labels = np.asarray(self.labels).astype(np.int64)
             if self.labels.shape != (n,):
-                raise ValueError(f"{self.labels.shape[0] if self.labels.ndim else 0} labels for {n} feature rows")
+                raise ValidationError(f"{self.labels.shape[0] if self.labels.ndim else 0} labels for {n} feature rows")
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -93,7 +94,7 @@ class FeatureSet:
             with atomic_path(path) as tmp:
                 pq.write_table(table, tmp)
         else:
-            raise ValueError(f"unsupported feature file type {path.suffix!r}; use .npy, .npz or .parquet")
+            raise ValidationError(f"unsupported feature file type {path.suffix!r}; use .npy, .npz or .parquet")
         return path
 
     def _save_npy(self, path: Path) -> None:
@@ -132,7 +133,7 @@ class FeatureSet:
         if not path.exists():
             raise FileNotFoundError(f"feature file not found: {path}")
         if path.is_dir():
-            raise ValueError(f"expected a feature file (.npy, .npz, .parquet), got a folder: {path}")
+            raise ValidationError(f"expected a feature file (.npy, .npz, .parquet), got a folder: {path}")
         suffix = path.suffix.lower()
         try:
             if suffix == ".npy":
@@ -163,7 +164,7 @@ class FeatureSet:
                 with np.load(path, allow_pickle=False) as z:
                     key = "features" if "features" in z.files else ("X" if "X" in z.files else None)
                     if key is None:
-                        raise ValueError(f"{path}: no 'features' array inside (keys: {', '.join(z.files)})")
+                        raise ValidationError(f"{path}: no 'features' array inside (keys: {', '.join(z.files)})")
                     labels = z["labels"] if "labels" in z.files and z["labels"].size else None
                     if labels is None and "y" in z.files:
                         labels = z["y"]
@@ -176,7 +177,7 @@ class FeatureSet:
 
                 table = pq.read_table(path)
                 if "features" not in table.column_names:
-                    raise ValueError(f"{path}: no 'features' column (columns: {', '.join(table.column_names)})")
+                    raise ValidationError(f"{path}: no 'features' column (columns: {', '.join(table.column_names)})")
                 col = table.column("features").combine_chunks()
                 d = col.type.list_size if hasattr(col.type, "list_size") else len(col[0])
                 X = np.asarray(col.flatten().to_numpy(zero_copy_only=False)).reshape(len(table), d)
@@ -189,8 +190,8 @@ class FeatureSet:
                 classes = json.loads(md.get(b"bilaf.classes", b"[]")) or None
                 return cls(features=X, ids=ids, labels=labels, classes=classes, meta=meta)
         except (OSError, EOFError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read feature file {path}: {exc}") from None
-        raise ValueError(f"unsupported feature file type {path.suffix!r}; use one of {', '.join(FEATURE_SUFFIXES)}")
+            raise ValidationError(f"cannot read feature file {path}: {exc}") from None
+        raise ValidationError(f"unsupported feature file type {path.suffix!r}; use one of {', '.join(FEATURE_SUFFIXES)}")
 
 
 def load_features(path: Union[str, Path], *, mmap: bool = True) -> FeatureSet:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Dict, Type
 
+from ..errors import ValidationError
 from .base import BaseSelector
 
 # method name -> "module:Class" (imported on first use)
@@ -25,7 +26,7 @@ METHODS = tuple(_REGISTRY)
 def get_selector_class(method: str) -> Type[BaseSelector]:
     """The selector class registered under ``method``."""
     if not isinstance(method, str) or method not in _REGISTRY:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        raise ValidationError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     module, cls = _REGISTRY[method].split(":")
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 

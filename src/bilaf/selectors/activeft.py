@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Optional
 
 import numpy as np
 import torch
 
+from ..errors import ValidationError
 from ..kernels import TrackedArgmax, nearest_distinct_samples, progress, row_chunks, scatter_rows
+from ..params import Interval, Options, Param
 from ..result import SelectionResult
-from ..validation import check_choice, check_indices, check_positive_int
+from ..validation import check_indices
 from .base import BaseSelector, Timer
 
 FULL_BATCH_MAX = 200_000
@@ -52,6 +55,22 @@ class ActiveFT(BaseSelector):
 
     name = "activeft"
 
+    _parameter_constraints = {
+        **BaseSelector._parameter_constraints,
+        "n_iter": Param(Interval(numbers.Integral, 0, None), None,
+                        help="Adam steps (default: 300 with the whole pool per step, 100 with mini-batches)"),
+        "lr": Param(Interval(numbers.Real, 0, None, closed="neither"), help="learning rate of Adam"),
+        "temperature": Param(Interval(numbers.Real, 0, None, closed="neither"), help="softmax temperature tau"),
+        "batch_size": Param(Interval(numbers.Integral, 1, None), None,
+                            help="samples per step (default: the whole pool up to 200,000 samples, else random "
+                                 "mini-batches of 100,000)"),
+        "init": Param(None, "indices", help="pool indices to start the centroids from, one per pick (a FILE)"),
+        "argmax": Param(Options(("pruned", "full")),
+                        help="how each full-batch CPU step finds every sample's most similar centroid: pruned "
+                             "(candidates kept across steps, the same answer, several times faster) or full "
+                             "(every similarity, as published)"),
+    }
+
     def __init__(self, *, n_iter: Optional[int] = None, lr: float = 1e-3, temperature: float = 0.07,
                  batch_size: Optional[int] = None, init: Optional[Any] = None, argmax: str = "pruned",
                  random_state: Any = None,
@@ -67,19 +86,10 @@ class ActiveFT(BaseSelector):
         self.argmax = argmax
 
     def _check_params(self, n_samples: int, budget: int) -> None:
-        if self.n_iter is not None and not (isinstance(self.n_iter, (int, np.integer)) and self.n_iter >= 0):
-            raise ValueError(f"n_iter must be a non-negative int, got {self.n_iter!r}")
-        for name in ("lr", "temperature"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
-        if self.batch_size is not None:
-            check_positive_int(self.batch_size, "batch_size")
-        check_choice(self.argmax, "argmax", ("pruned", "full"))
         if self.init is not None:
             init = check_indices(self.init, n_samples, name="init")
             if len(init) != budget:
-                raise ValueError(f"init holds {len(init)} indices but the budget is {budget}")
+                raise ValidationError(f"{{param}} holds {len(init)} indices but the budget is {budget}", param="init")
 
     def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
         with timer.stage("activeft"):

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import inspect
+import re
 import time
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator
+from typing import Any, ClassVar, Dict, Iterator
 
 import numpy as np
 import torch
 
+from ..errors import ValidationError, ValidationTypeError
 from ..kernels import DEFAULT_MEMORY_BUDGET, resolve_device, to_tensor, torch_dtype
+from ..params import Check, Options, Param, check_unknown, validate_params
 from ..result import SelectionResult
 from ..threads import limit_threads
-from ..validation import (check_budget, check_choice, check_features, check_indices, check_random_state,
-                          parse_memory_budget)
+from ..validation import check_budget, check_features, check_indices, check_random_state
 
 __all__ = ["BaseSelector", "Timer"]
 
@@ -32,6 +34,11 @@ class Timer:
             yield
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+def _is_device(value: Any) -> bool:
+    return isinstance(value, torch.device) or (isinstance(value, str) and re.fullmatch(r"cuda:\d+|mps", value)
+                                                is not None)
 
 
 class BaseSelector:
@@ -58,6 +65,19 @@ class BaseSelector:
 
     name = "base"
 
+    #: every constructor parameter: its constraints and help (see :mod:`bilaf.params`); a subclass
+    #: declares ``{**BaseSelector._parameter_constraints, <its own>}``
+    _parameter_constraints: ClassVar[Dict[str, Param]] = {
+        "random_state": Param("random_state", help="seed for every random choice", flag=None),
+        "normalize": Param("boolean", help="L2-normalise the features before selecting"),
+        "dtype": Param(Options(("float32", "float64")), help="precision of the distance computations"),
+        "device": Param(Options(("cpu", "cuda", "auto")), None, Check(_is_device, "'cuda:N' or a torch.device"),
+                        help="where the computation runs (torch): cpu, cuda, cuda:N or auto (a GPU if torch sees "
+                             "one)", metavar="DEVICE"),
+        "memory_budget": Param("memory", help="bound on the temporaries of each chunked pass, e.g. 1GB, 512MB"),
+        "verbose": Param("boolean", help="show progress bars on long stages", flag=None),
+    }
+
     def __init__(self, *, random_state: Any = None, normalize: bool = False, dtype: str = "float32",
                  device: str = "cpu", memory_budget: Any = DEFAULT_MEMORY_BUDGET, verbose: bool = False) -> None:
         self.random_state = random_state
@@ -68,6 +88,13 @@ class BaseSelector:
         self.verbose = verbose
 
     # -- scikit-learn style parameter access ---------------------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared, taken = set(cls._parameter_constraints), set(cls._param_names())
+        if declared != taken:  # a selector must declare exactly the parameters its constructor takes
+            raise TypeError(f"{cls.__name__}._parameter_constraints does not match its constructor: "
+                            f"undeclared {sorted(taken - declared)}, not taken {sorted(declared - taken)}")
+
     @classmethod
     def _param_names(cls) -> list:
         names = []
@@ -80,47 +107,67 @@ class BaseSelector:
                     names.append(p.name)
         return names
 
-    def get_params(self) -> Dict[str, Any]:
-        """The constructor's hyper-parameters, by name."""
-        return {n: getattr(self, n) for n in self._param_names()}
+    def get_params(self, deep: bool = True) -> Dict[str, Any]:
+        """The constructor's hyper-parameters, by name (as scikit-learn's ``get_params``).
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also list the parameters of parameters that are estimators, as
+            ``<name>__<parameter>``.
+        """
+        out: Dict[str, Any] = {}
+        for name in self._param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{name}__{k}", v) for k, v in value.get_params().items())
+            out[name] = value
+        return out
 
     def set_params(self, **params: Any) -> "BaseSelector":
-        """Set hyper-parameters by name (checked when :meth:`select` runs); returns ``self``.
+        """Set hyper-parameters by name (as scikit-learn's ``set_params``); returns ``self``.
+
+        Names are checked here against the parameter table; values are checked
+        when :meth:`select` runs.
 
         Raises
         ------
-        ValueError
-            For a name the constructor does not take.
+        ValidationTypeError
+            For a name the constructor does not take (a ``TypeError`` and a ``ValueError``).
         """
-        allowed = self._param_names()
-        for name in params:
-            if name not in allowed:
-                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; "
-                                 f"valid: {', '.join(allowed)}")
-        for name, value in params.items():
+        if not params:
+            return self
+        own = {k: v for k, v in params.items() if "__" not in k}
+        nested: Dict[str, Dict[str, Any]] = {}
+        for key, value in params.items():
+            if "__" in key:
+                head, _, sub = key.partition("__")
+                nested.setdefault(head, {})[sub] = value
+        check_unknown(list(own) + list(nested), self._param_names(), type(self).__name__)
+        for name, value in own.items():
             setattr(self, name, value)
+        for head, sub in nested.items():
+            target = getattr(self, head)
+            if not hasattr(target, "set_params"):
+                raise ValidationTypeError(f"{type(self).__name__}.{head} is not an estimator: cannot set "
+                                          f"{', '.join(head + '__' + k for k in sub)}")
+            target.set_params(**sub)
         return self
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, np.ndarray))
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items()
+                         if not isinstance(v, np.ndarray))
         return f"{type(self).__name__}({args})"
 
     # -- validation --------------------------------------------------------------
-    def _check_common(self) -> None:
-        check_choice(self.dtype, "dtype", ("float32", "float64"))
-        if not isinstance(self.normalize, (bool, np.bool_)):
-            raise ValueError(f"normalize must be True or False, got {self.normalize!r}")
-        parse_memory_budget(self.memory_budget)
-        check_random_state(self.random_state)
-
     def _check_params(self, n_samples: int, budget: int) -> None:
-        """Subclasses validate their own hyper-parameters here (before any work)."""
+        """Checks that depend on the data (pool size, budget); the table covers the rest."""
 
     def _prepare(self, X: Any, budget: Any):
         X = check_features(X)
         n = int(X.shape[0])
         b = check_budget(budget, n)
-        self._check_common()
+        validate_params(self, self.get_params(deep=False))
         self._check_params(n, b)
         device = resolve_device(X.device if isinstance(X, torch.Tensor) and self.device == "auto" else self.device)
         want = torch.float64 if self.dtype == "float64" else torch.float32
@@ -163,7 +210,7 @@ class BaseSelector:
         if labeled is not None:
             lab = check_indices(labeled, n, name="labeled", allow_empty=True)
             if len(lab) > b:
-                raise ValueError(f"{len(lab)} samples are already labeled, more than the budget {b}")
+                raise ValidationError(f"{len(lab)} samples are already labeled, more than the budget {b}")
             if len(lab) == 0:
                 lab = None
         rng = check_random_state(self.random_state)
@@ -175,7 +222,8 @@ class BaseSelector:
             result.params["labeled_indices"] = lab.tolist()
         result.method = self.name
         result.n_samples = n
-        result.params = {**{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.get_params().items()},
+        result.params = {**{k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                            for k, v in self.get_params(deep=False).items()},
                          **result.params}
         result.timings = {**timer.timings, **result.timings}
         if len(result.indices) != b or len(np.unique(result.indices)) != b:  # pragma: no cover - a bug if reached

@@ -9,19 +9,50 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from ..errors import ValidationError
 from ..kernels import progress
 from ..method.assign import assign_to_cores
 from ..method.boundary import CRITERIA, OPPONENTS, PROCESSES, select_boundary
 from ..method.budget import split_budget
 from ..method.denoise import DENOISE_METHODS, denoise_with_intra
 from ..method.n_cores import auto_n_cores
+from ..params import Interval, Options, Param, validate_params
 from ..result import SelectionResult
-from ..validation import check_choice, check_fraction, check_indices, check_positive_int, reject_unknown
+from ..validation import check_indices
 from .base import BaseSelector, Timer
 
 CORE_SELECTORS = ("auto", "activeft", "kmeans", "kcenter", "maxherding", "random")
 #: What ``core_selector="auto"`` runs with the automatic K: spherical k-means (k-means on L2-normalised features)
 AUTO_K_CORES = ("kmeans", {"normalize": True})
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def core_method(core_selector: str, n_cores: Any) -> Tuple[str, Dict[str, Any]]:
+    """The core selector BiLAF runs and its default options: ``core_selector``, ``"auto"`` resolved."""
+    if core_selector == "auto":
+        auto_k = n_cores is None or (isinstance(n_cores, str) and n_cores == "auto")
+        return AUTO_K_CORES if auto_k else ("activeft", {})
+    return core_selector, {}
+
+
+def core_selector_class(core_selector: str, n_cores: Any) -> type:
+    """The selector class of BiLAF's stage 1 (whose table checks ``core_params``)."""
+    from . import get_selector_class
+
+    return get_selector_class(core_method(core_selector, n_cores)[0])
+
+
+def _parse_n_cores(text: str) -> Any:
+    """``"0.2%"`` -> 0.002 and ``"default"`` -> None; other texts are read by the constraints."""
+    s = text.strip()
+    if s.endswith("%"):
+        return float(s[:-1]) / 100.0
+    if s.lower() == "default":
+        return None
+    raise ValueError
 
 
 class BiLAF(BaseSelector):
@@ -105,6 +136,47 @@ class BiLAF(BaseSelector):
 
     name = "bilaf"
 
+    #: the selector class of stage 1 for given ``core_selector`` and ``n_cores`` (its table checks ``core_params``)
+    core_selector_class = staticmethod(core_selector_class)
+
+    _parameter_constraints = {
+        **BaseSelector._parameter_constraints,
+        "n_cores": Param(
+            Interval(numbers.Integral, 1, None), Interval(numbers.Real, 0, 1, closed="neither"), Options(("auto",)),
+            None, what="'auto', none, a positive int or a fraction in (0, 1)", parse=_parse_n_cores,
+            metavar="K", flag=("--n-cores", "-k"),
+            help="number of cores K (pseudo-class centres): a count, a fraction of the pool (0.002 or 0.2%), or "
+                 "auto: chosen without labels from the pool's coverage curve: the whole budget (every pick a core) "
+                 "unless the pool shows clear clusters, then about two cores per cluster and boundary samples for "
+                 "the rest"),
+        "core_selector": Param(
+            Options(CORE_SELECTORS), "indices", metavar="NAME|FILE",
+            help="stage 1: auto (spherical k-means with the automatic K, the paper's activeft with a given K), "
+                 "activeft, kmeans, kcenter, maxherding or random, or a FILE of core indices (.json, .txt, .npy)"),
+        "density_k": Param(Interval(numbers.Integral, 1, None), help="k of the kNN density used in denoising"),
+        "cycle_fraction": Param(Interval(numbers.Real, 0, 1, closed="right"),
+                                help="P_in: share of a pseudo-class added per IDC ring"),
+        "remove_fraction": Param(Interval(numbers.Real, 0, 1, closed="left"),
+                                 help="P_rm: share of each pseudo-class removed as noise"),
+        "opponent_penalty": Param(Interval(numbers.Real, 1, None),
+                                  help="delta >= 1: score penalty per earlier pick against the same opponent class "
+                                       "(1 = off)"),
+        "opponent": Param(Options(OPPONENTS),
+                          help="nearest: the opponent class is the nearest other core (published code); min: the "
+                               "paper's Eq. 7"),
+        "denoise": Param(Options(DENOISE_METHODS),
+                         help="how noisy members of each pseudo-class are removed (idc: the paper's iterative "
+                              "density clustering)"),
+        "criterion": Param(Options(CRITERIA),
+                           help="boundary: the paper's Boundary Score; distance: distance to the opponent core only"),
+        "process": Param(Options(PROCESSES),
+                         help="iterative: pick one boundary sample at a time with removal and penalty; oneshot: top "
+                              "scores at once"),
+        "core_params": Param(None, dict, flag="--core-param", metavar="NAME=VALUE",
+                             help="an option of the core selector (e.g. n_iter=100 for activeft, max_iter=50 for "
+                                  "kmeans); may be repeated"),
+    }
+
     def __init__(self, n_cores: Union[int, float, str, None] = None, core_selector: Any = "auto",
                  density_k: int = 10, cycle_fraction: float = 0.1, remove_fraction: float = 0.1,
                  opponent_penalty: float = 1.1, opponent: str = "nearest", denoise: str = "idc",
@@ -134,49 +206,22 @@ class BiLAF(BaseSelector):
 
     def _core_method(self) -> Tuple[str, Dict[str, Any]]:
         """The core selector to run and its default options, ``"auto"`` resolved (see ``core_selector``)."""
-        if self.core_selector == "auto":
-            return AUTO_K_CORES if self._auto_k() else ("activeft", {})
-        return self.core_selector, {}
+        return core_method(self.core_selector, self.n_cores)
 
     def _check_params(self, n_samples: int, budget: int) -> None:
         if self._given_cores():
             check_indices(self.core_selector, n_samples, name="core_selector (given cores)")
-        else:
-            check_choice(self.core_selector, "core_selector", CORE_SELECTORS)
-            if self.core_params is not None:
-                from . import get_selector_class
-
-                if not isinstance(self.core_params, dict):
-                    raise TypeError("core_params must be a dict of the core selector's options")
-                name = self._core_method()[0]
-                cls = get_selector_class(name)
-                allowed = [p for p in cls._param_names() if p not in ("random_state",)]
-                where = f"core selector {name!r}"
-                if self.core_selector == "auto":
-                    where += (" (core_selector='auto' runs spherical k-means with n_cores='auto', ActiveFT with a given "
-                              "n_cores)")
-                reject_unknown(self.core_params, allowed, where)
-        if not self._auto_k():
-            if isinstance(self.n_cores, bool) or not isinstance(self.n_cores, numbers.Real):
-                raise ValueError(f"n_cores must be 'auto', None, a positive int or a fraction in (0, 1), "
-                                 f"got {self.n_cores!r}")
-            if isinstance(self.n_cores, numbers.Integral):
-                check_positive_int(self.n_cores, "n_cores")
-                if int(self.n_cores) > n_samples:
-                    raise ValueError(f"n_cores={self.n_cores} exceeds the pool size {n_samples}")
-            else:
-                check_fraction(self.n_cores, "n_cores", low=0.0, high=1.0, low_inclusive=False)
-        check_positive_int(self.density_k, "density_k")
-        check_fraction(self.cycle_fraction, "cycle_fraction", low=0.0, high=1.0, low_inclusive=False,
-                       high_inclusive=True)
-        check_fraction(self.remove_fraction, "remove_fraction", low=0.0, high=1.0)
-        if (isinstance(self.opponent_penalty, bool) or not isinstance(self.opponent_penalty, numbers.Real)
-                or not np.isfinite(self.opponent_penalty) or self.opponent_penalty < 1.0):
-            raise ValueError(f"opponent_penalty must be a number >= 1.0, got {self.opponent_penalty!r}")
-        check_choice(self.opponent, "opponent", OPPONENTS)
-        check_choice(self.denoise, "denoise", DENOISE_METHODS)
-        check_choice(self.criterion, "criterion", CRITERIA)
-        check_choice(self.process, "process", PROCESSES)
+        elif self.core_params is not None:
+            name = self._core_method()[0]
+            where = f"core selector {name!r}"
+            refs = {}
+            if self.core_selector == "auto":
+                where += " ({auto} runs spherical k-means with {auto_k}, ActiveFT with a given {k})"
+                refs = {"auto": ("core_selector", "auto"), "auto_k": ("n_cores", "auto"), "k": "n_cores"}
+            validate_params(core_selector_class(self.core_selector, self.n_cores), self.core_params, owner=where,
+                            exclude=("random_state",), owner_refs=refs or None)
+        if _is_int(self.n_cores) and int(self.n_cores) > n_samples:
+            raise ValidationError(f"{{setting}} exceeds the pool size {n_samples}", setting=("n_cores", self.n_cores))
 
     # -- stage 1 -------------------------------------------------------------------------
     def _resolve_n_cores(self, X: torch.Tensor, budget: int, rng: np.random.Generator) -> int:

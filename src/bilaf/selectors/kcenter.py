@@ -8,7 +8,9 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
+from ..errors import ValidationError
 from ..kernels import distances_to_point, progress, sq_norms
+from ..params import Interval, Options, Param
 from ..result import SelectionResult
 from .base import BaseSelector, Timer
 
@@ -32,6 +34,14 @@ class KCenterGreedy(BaseSelector):
 
     name = "kcenter"
 
+    _parameter_constraints = {
+        **BaseSelector._parameter_constraints,
+        "start": Param(Interval(numbers.Integral, 0, None), Options(("mean",)), None,
+                       what="none, a pool row or 'mean'",
+                       help="the first centre: a pool row, or mean for the row nearest the pool mean (default: a "
+                            "row drawn from the seed)"),
+    }
+
     def __init__(self, *, start: Optional[Union[int, str]] = None, random_state: Any = None,
                  normalize: bool = False, dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
                  verbose: bool = False) -> None:
@@ -45,7 +55,7 @@ class KCenterGreedy(BaseSelector):
         if self.start is None or self.start == "mean":
             return super()._select_warm(X, budget, labeled, rng, timer)
         if int(self.start) in set(labeled.tolist()):
-            raise ValueError(f"start {int(self.start)} is one of the already-labeled samples")
+            raise ValidationError("{setting} is one of the already-labeled samples", setting=("start", int(self.start)))
         rest = np.setdiff1d(np.arange(X.shape[0]), labeled)
         self._start_row = int(np.searchsorted(rest, int(self.start)))
         try:
@@ -58,10 +68,8 @@ class KCenterGreedy(BaseSelector):
         s = self.start
         if s is None or (isinstance(s, str) and s == "mean"):
             return
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
-            raise ValueError(f"start must be None, a pool row or 'mean', got {s!r}")
         if not 0 <= int(s) < n_samples:
-            raise ValueError(f"start {int(s)} is not a row of a pool of {n_samples}")
+            raise ValidationError(f"{{setting}} is not a row of a pool of {n_samples}", setting=("start", int(s)))
 
     def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
         with timer.stage("kcenter"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -10,7 +11,9 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..errors import ValidationError
 from ..kernels import TrackedArgmax, nearest_centers, nearest_distinct_samples, progress, scatter_rows
+from ..params import Interval, Options, Param
 from ..result import SelectionResult
 from .base import BaseSelector, Timer
 
@@ -50,6 +53,17 @@ class KMeansSelector(BaseSelector):
 
     name = "kmeans"
 
+    _parameter_constraints = {
+        **BaseSelector._parameter_constraints,
+        "algorithm": Param(Options(ALGORITHMS),
+                           help="k-means flavour: lloyd (bilaf's, in torch), twolevel (coarse then fine clusters, "
+                                "for large budgets), full or minibatch (scikit-learn), faiss; auto: lloyd up to "
+                                "100,000 samples, then twolevel for budgets of 1,000 or more, else minibatch"),
+        "n_init": Param(Interval(numbers.Integral, 1, None),
+                        help="number of k-means runs with different seeds (the best is kept)"),
+        "max_iter": Param(Interval(numbers.Integral, 1, None), help="most k-means iterations per run"),
+    }
+
     def __init__(self, *, algorithm: str = "auto", n_init: int = 1, max_iter: int = 100, random_state: Any = None,
                  normalize: bool = False, dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
                  verbose: bool = False) -> None:
@@ -60,16 +74,7 @@ class KMeansSelector(BaseSelector):
         self.max_iter = max_iter
 
     def _check_params(self, n_samples: int, budget: int) -> None:
-        from ..validation import check_choice, check_positive_int
-
-        check_choice(self.algorithm, "algorithm", ALGORITHMS)
-        check_positive_int(self.n_init, "n_init")
-        check_positive_int(self.max_iter, "max_iter")
-        if self.algorithm == "faiss":
-            try:
-                import faiss  # noqa: F401
-            except ImportError:
-                raise ValueError("algorithm='faiss' needs faiss: pip install 'bilaf[faiss]'") from None
+        check_faiss(self.algorithm)
 
     def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
         if resolve_algorithm(self.algorithm, X.shape[0], budget) == "twolevel":
@@ -87,6 +92,16 @@ class KMeansSelector(BaseSelector):
             idx = nearest_distinct_samples(X, torch.as_tensor(centers, device=X.device), metric="euclidean",
                                            dtype=self._tdtype, memory_budget=self.memory_budget)
         return SelectionResult(indices=idx)
+
+
+def check_faiss(algorithm: str) -> None:
+    """``algorithm="faiss"`` needs faiss installed: say how to get it."""
+    if algorithm == "faiss":
+        try:
+            import faiss  # noqa: F401
+        except ImportError:
+            raise ValidationError("{setting} needs faiss: pip install 'bilaf[faiss]'",
+                                  setting=("algorithm", "faiss")) from None
 
 
 def kmeans_centers(X: torch.Tensor, k: int, rng: np.random.Generator, *, algorithm: str = "auto", n_init: int = 1,

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from ..kernels import pairwise_distances, progress, row_chunks, sq_norms
+from ..params import Interval, Param
 from ..result import SelectionResult
-from ..validation import check_positive_int, parse_memory_budget
+from ..validation import parse_memory_budget
 from .base import BaseSelector, Timer
 
 BANDWIDTH_NEIGHBOR = 20  # the default bandwidth is the median distance to the 20th nearest other row ...
@@ -128,6 +129,20 @@ class MaxHerding(BaseSelector):
 
     name = "maxherding"
 
+    _parameter_constraints = {
+        **BaseSelector._parameter_constraints,
+        "bandwidth": Param(Interval(numbers.Real, 0, None, closed="neither"), None,
+                           help="sigma of the Gaussian kernel (none: the median distance to the 20th nearest row)"),
+        "n_neighbors": Param(Interval(numbers.Integral, 1, None),
+                             help="neighbours per row in the nearest-neighbour gains of large pools"),
+        "max_exact_samples": Param(Interval(numbers.Integral, 0, None),
+                                   help="pools with at most this many distinct rows use the exact kernel (0: "
+                                        "always the nearest-neighbour gains)"),
+        "search_dims": Param(Interval(numbers.Integral, 1, None), None,
+                             help="principal components used to search for neighbours of wider features (none: "
+                                  "every column, exact neighbours)"),
+    }
+
     def __init__(self, *, bandwidth: Optional[float] = None, n_neighbors: int = 50, max_exact_samples: int = 5000,
                  search_dims: Optional[int] = 128, random_state: Any = None, normalize: bool = True,
                  dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
@@ -138,19 +153,6 @@ class MaxHerding(BaseSelector):
         self.n_neighbors = n_neighbors
         self.max_exact_samples = max_exact_samples
         self.search_dims = search_dims
-
-    # -- validation ------------------------------------------------------------
-    def _check_params(self, n_samples: int, budget: int) -> None:
-        if self.bandwidth is not None:
-            if (isinstance(self.bandwidth, bool) or not isinstance(self.bandwidth, numbers.Real)
-                    or not np.isfinite(self.bandwidth) or self.bandwidth <= 0):
-                raise ValueError(f"bandwidth must be None or a finite number > 0, got {self.bandwidth!r}")
-        check_positive_int(self.n_neighbors, "n_neighbors")
-        if (isinstance(self.max_exact_samples, bool) or not isinstance(self.max_exact_samples, numbers.Integral)
-                or self.max_exact_samples < 0):
-            raise ValueError(f"max_exact_samples must be an integer >= 0, got {self.max_exact_samples!r}")
-        if self.search_dims is not None:
-            check_positive_int(self.search_dims, "search_dims")
 
     # -- the method --------------------------------------------------------------
     def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:

@@ -9,10 +9,13 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..errors import ValidationError
 from ..kernels import pairwise_distances, progress, row_chunks, sq_norms
+from ..params import Interval, Options, Param
 from ..result import SelectionResult
-from ..validation import check_choice, check_fraction, check_positive_int, parse_memory_budget
+from ..validation import parse_memory_budget
 from .base import BaseSelector, Timer
+from .kmeans import check_faiss
 from .typiclust import kmeans_labels
 
 BYTES_PER_EDGE = 16  # peak bytes per directed edge while the graph is built (see ``max_edges``)
@@ -131,6 +134,28 @@ class ProbCover(BaseSelector):
 
     name = "probcover"
 
+    _parameter_constraints = {
+        **BaseSelector._parameter_constraints,
+        "delta": Param(Interval(numbers.Real, 0, None), None,
+                       help="ball radius (none: the largest radius whose balls reach the purity --alpha)"),
+        "alpha": Param(Interval(numbers.Real, 0, 1, closed="right"),
+                       help="target ball purity for the automatic --delta"),
+        "n_clusters": Param(Interval(numbers.Integral, 2, None), None,
+                            help="pseudo-classes for the purity estimate; give the number of classes when known "
+                                 "(none: the smaller of the budget and 10)"),
+        "purity_samples": Param(Interval(numbers.Integral, 1, None), None,
+                                help="samples whose balls estimate the purity (none: all of them)"),
+        "max_edges": Param(Interval(numbers.Integral, 1, None), None,
+                           help="cap on the edges of the graph (none: what --memory-budget holds at 16 bytes an "
+                                "edge)"),
+        "algorithm": Param(Options(("auto", "lloyd", "full", "minibatch", "faiss")),
+                           help="k-means flavour for the pseudo-labels (as for typiclust)"),
+        "screen": Param(Options(("auto", "bf16", "off")),
+                        help="speed-up of the distance passes that keeps them exact: bf16 (approximate products, "
+                             "then exact where it matters), off, or auto (bf16 on CPUs with bfloat16 "
+                             "instructions)"),
+    }
+
     def __init__(self, *, delta: Optional[float] = None, alpha: float = 0.95, n_clusters: Optional[int] = None,
                  purity_samples: Optional[int] = DEFAULT_PURITY_SAMPLES, max_edges: Optional[int] = None,
                  algorithm: str = "auto", screen: str = "auto", random_state: Any = None, normalize: bool = True, dtype: str = "float32",
@@ -147,28 +172,10 @@ class ProbCover(BaseSelector):
 
     # -- validation ------------------------------------------------------------
     def _check_params(self, n_samples: int, budget: int) -> None:
-        if self.delta is not None:
-            if (isinstance(self.delta, bool) or not isinstance(self.delta, numbers.Real)
-                    or not np.isfinite(self.delta) or self.delta < 0):
-                raise ValueError(f"delta must be None or a finite number >= 0, got {self.delta!r}")
-        check_fraction(self.alpha, "alpha", low=0.0, high=1.0, low_inclusive=False, high_inclusive=True)
-        if self.n_clusters is not None:
-            k = check_positive_int(self.n_clusters, "n_clusters")
-            if k < 2:
-                raise ValueError(f"n_clusters must be at least 2, got {k}")
-            if k > n_samples:
-                raise ValueError(f"n_clusters {k} exceeds the pool size {n_samples}")
-        if self.purity_samples is not None:
-            check_positive_int(self.purity_samples, "purity_samples")
-        if self.max_edges is not None:
-            check_positive_int(self.max_edges, "max_edges")
-        check_choice(self.algorithm, "algorithm", ("auto", "lloyd", "full", "minibatch", "faiss"))
-        check_choice(self.screen, "screen", ("auto", "bf16", "off"))
-        if self.algorithm == "faiss":
-            try:
-                import faiss  # noqa: F401
-            except ImportError:
-                raise ValueError("algorithm='faiss' needs faiss: pip install 'bilaf[faiss]'") from None
+        if self.n_clusters is not None and int(self.n_clusters) > n_samples:
+            raise ValidationError(f"{{setting}} exceeds the pool size {n_samples}",
+                                  setting=("n_clusters", self.n_clusters))
+        check_faiss(self.algorithm)
 
     def _edge_cap(self) -> int:
         if self.max_edges is not None:
@@ -334,7 +341,7 @@ class ProbCover(BaseSelector):
             d2_np = d2.cpu().numpy()
             if kept + count > cap_pairs:
                 if not auto:
-                    raise ValueError(f"delta={delta:g} gives more than {2 * cap_pairs} graph edges (found "
+                    raise ValidationError(f"delta={delta:g} gives more than {2 * cap_pairs} graph edges (found "
                                      f"{2 * (kept + count)} in the first {b} rows); pass a smaller delta, or raise "
                                      "max_edges or memory_budget")
                 # lower the radius so that the projected whole graph keeps ~70% of the cap

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import heapq
+import numbers
 from typing import Any, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..kernels import knn_distances_within, nearest_centers, progress
+from ..params import Interval, Options, Param
 from ..result import SelectionResult
-from ..validation import check_choice, check_positive_int, parse_memory_budget
+from ..validation import parse_memory_budget
 from .base import BaseSelector, Timer
-from .kmeans import MINIBATCH_ABOVE, kmeans_centers
+from .kmeans import MINIBATCH_ABOVE, check_faiss, kmeans_centers
 
 # "auto" K-Means: scikit-learn's Lloyd up to this many samples x clusters x features, else faiss / MiniBatch
 FULL_KMEANS_MAX_WORK = 100_000_000
@@ -98,6 +100,22 @@ class TypiClust(BaseSelector):
 
     name = "typiclust"
 
+    _parameter_constraints = {
+        **BaseSelector._parameter_constraints,
+        "k_neighbors": Param(Interval(numbers.Integral, 1, None), help="neighbours in the typicality estimate"),
+        "min_cluster_size": Param(Interval(numbers.Integral, 1, None),
+                                  help="clusters smaller than this are visited last"),
+        "max_clusters": Param(Interval(numbers.Integral, 1, None), None,
+                              help="cap on the number of clusters (none: as many clusters as picks)"),
+        "algorithm": Param(Options(("auto", "lloyd", "full", "minibatch", "faiss")),
+                           help="k-means flavour (see --algorithm of kmeans; auto also takes faiss when installed "
+                                "and the pool is large)"),
+        "n_init": Param(Interval(numbers.Integral, 1, None),
+                        help="number of k-means runs with different seeds (the best is kept)"),
+        "max_iter": Param(Interval(numbers.Integral, 1, None), None,
+                          help="most k-means iterations per run (default: 20 with faiss, 100 otherwise)"),
+    }
+
     def __init__(self, *, k_neighbors: int = 20, min_cluster_size: int = 5, max_clusters: Optional[int] = 500,
                  algorithm: str = "auto", n_init: int = 1, max_iter: Optional[int] = None, random_state: Any = None,
                  normalize: bool = True, dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
@@ -112,19 +130,7 @@ class TypiClust(BaseSelector):
         self.max_iter = max_iter
 
     def _check_params(self, n_samples: int, budget: int) -> None:
-        check_positive_int(self.k_neighbors, "k_neighbors")
-        check_positive_int(self.min_cluster_size, "min_cluster_size")
-        if self.max_clusters is not None:
-            check_positive_int(self.max_clusters, "max_clusters")
-        check_choice(self.algorithm, "algorithm", ("auto", "lloyd", "full", "minibatch", "faiss"))
-        check_positive_int(self.n_init, "n_init")
-        if self.max_iter is not None:
-            check_positive_int(self.max_iter, "max_iter")
-        if self.algorithm == "faiss":
-            try:
-                import faiss  # noqa: F401
-            except ImportError:
-                raise ValueError("algorithm='faiss' needs faiss: pip install 'bilaf[faiss]'") from None
+        check_faiss(self.algorithm)
 
     def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
         K = min(budget, self.max_clusters) if self.max_clusters is not None else budget

@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from ...errors import ValidationError
 from .preprocess import ImagePreprocess
 
 
@@ -30,17 +31,17 @@ def resolve_device(device: Any = "auto"):
         try:
             dev = torch.device(name)
         except RuntimeError:
-            raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+            raise ValidationError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
+            raise ValidationError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+            raise ValidationError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
     elif dev.type == "mps":
         if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ValueError(f"device {device!r} asked for, but MPS is not available here")
+            raise ValidationError(f"device {device!r} asked for, but MPS is not available here")
     elif dev.type != "cpu":
-        raise ValueError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
+        raise ValidationError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
     return dev
 
 
@@ -83,11 +84,11 @@ def _pool(out: Any, pool: str):
     nd = out.ndim
     if pool == "none" or nd == 2:
         if nd != 2:
-            raise ValueError(f"backbone output has shape {tuple(out.shape)}; use pool=mean or pool=cls")
+            raise ValidationError(f"backbone output has shape {tuple(out.shape)}; use pool=mean or pool=cls")
         return out
     if pool == "cls":
         if nd != 3:
-            raise ValueError(f"pool=cls needs a (B, tokens, d) output, got {tuple(out.shape)}")
+            raise ValidationError(f"pool=cls needs a (B, tokens, d) output, got {tuple(out.shape)}")
         return out[:, 0]
     if pool == "mean":
         if nd == 4:
@@ -99,7 +100,7 @@ def _pool(out: Any, pool: str):
             return _pool(out, "mean")
         if nd == 3:
             return out[:, 0]
-    raise ValueError(f"cannot pool a backbone output of shape {tuple(out.shape)} with pool={pool!r}")
+    raise ValidationError(f"cannot pool a backbone output of shape {tuple(out.shape)} with pool={pool!r}")
 
 
 class ImageBackbone(Backbone):
@@ -109,7 +110,7 @@ class ImageBackbone(Backbone):
 
     def __init__(self, preprocess: ImagePreprocess, name: str, pool: str = "auto") -> None:
         if pool not in ("auto", "mean", "cls", "none"):
-            raise ValueError(f"pool must be auto, mean, cls or none, got {pool!r}")
+            raise ValidationError(f"pool must be auto, mean, cls or none, got {pool!r}")
         self.preprocess = preprocess
         self.name = name
         self.pool = pool
@@ -155,7 +156,7 @@ def _quiet():
 
 def _local_file(arg: str, what: str) -> Path:
     if not arg:
-        raise ValueError(f"{what} backbone needs a file: {what}:/path/to/file")
+        raise ValidationError(f"{what} backbone needs a file: {what}:/path/to/file")
     path = Path(arg).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"{what} model file not found: {path}")

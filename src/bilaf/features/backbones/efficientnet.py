@@ -10,6 +10,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from ...errors import ValidationError
 from .base import ImageBackbone, _quiet, cache_dir, resolve_device
 from .onnx_runtime import OnnxImageBackbone, _onnx_export
 from .preprocess import ImagePreprocess
@@ -59,7 +60,7 @@ def _file_digest(path: Union[str, Path]) -> str:
 
 def _load_efficientnet_lite0(device: Any, engine: str = "auto", **options: str) -> ImageBackbone:
     if options:
-        raise ValueError(f"efficientnet_lite0 takes no options (got {', '.join(options)})")
+        raise ValidationError(f"efficientnet_lite0 takes no options (got {', '.join(options)})")
     import torch
 
     pre = ImagePreprocess(size=224, resample="bicubic", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))

@@ -36,6 +36,7 @@ from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ...errors import ValidationError
 from .base import ImageBackbone, TextBackbone, _full_fp32, _quiet, resolve_device
 from .preprocess import ImagePreprocess, _image_options
 
@@ -74,12 +75,12 @@ def hub_source(arg: str, what: str) -> Tuple[str, Dict[str, Any]]:
     id, left to ``huggingface_hub`` (its cache, downloads where allowed).
     """
     if not arg:
-        raise ValueError(f"{what} backbone needs a hub id or a folder: {what}:<id or /path/to/folder>")
+        raise ValidationError(f"{what} backbone needs a hub id or a folder: {what}:<id or /path/to/folder>")
     path = Path(arg).expanduser()
     if path.is_dir():
         return str(path), {"local_files_only": True}
     if path.exists():
-        raise ValueError(f"{what}: {path} is a file; give the model's folder (or a hub id)")
+        raise ValidationError(f"{what}: {path} is a file; give the model's folder (or a hub id)")
     if arg.startswith(("/", "./", "../", "~", "\\")):
         raise FileNotFoundError(f"{what} model folder not found: {path}")
     return arg, {}
@@ -98,7 +99,7 @@ def _features(out: Any) -> Any:
         val = getattr(out, key, None)
         if val is not None:
             return val if key != "last_hidden_state" else val[:, 0]
-    raise ValueError("the model's get_*_features returned no tensor")
+    raise ValidationError("the model's get_*_features returned no tensor")
 
 
 def _pool_hidden(out: Any, pool: str, mask: Any = None) -> Any:
@@ -107,13 +108,13 @@ def _pool_hidden(out: Any, pool: str, mask: Any = None) -> Any:
     hidden = getattr(out, "last_hidden_state", None)
     if pool == "pooler" or (pool == "auto" and mask is None and pooled is not None):
         if pooled is None:
-            raise ValueError("pool=pooler: this model has no pooled output; use pool=cls or pool=mean")
+            raise ValidationError("pool=pooler: this model has no pooled output; use pool=cls or pool=mean")
         return pooled.flatten(1) if pooled.ndim == 4 else pooled
     if hidden is None:
-        raise ValueError("the model returned no last_hidden_state; use pool=pooler")
+        raise ValidationError("the model returned no last_hidden_state; use pool=pooler")
     if hidden.ndim == 4:  # (B, C, H, W) feature map
         if pool == "cls":
-            raise ValueError("pool=cls needs a token sequence; this model returns a feature map (use pool=mean)")
+            raise ValidationError("pool=cls needs a token sequence; this model returns a feature map (use pool=mean)")
         return hidden.mean(dim=(2, 3))
     if pool == "cls" or (pool == "auto" and mask is None):
         return hidden[:, 0]
@@ -138,7 +139,7 @@ def _size_of(size: Any, what: str) -> Tuple[Optional[int], Optional[int], Option
         return int(d["height"]), int(d["width"]), None
     if "shortest_edge" in d and d.get("longest_edge") is None:
         return None, None, int(d["shortest_edge"])
-    raise ValueError(f"{what}: image size {d} is not supported")
+    raise ValidationError(f"{what}: image size {d} is not supported")
 
 
 def processor_preprocess(processor: Any, what: str = "hf") -> ImagePreprocess:
@@ -166,20 +167,20 @@ def processor_preprocess(processor: Any, what: str = "hf") -> ImagePreprocess:
 
     hint = "; give the preprocessing in the spec instead (?size=..&crop=center&resize=..&mean=..&std=..)"
     if get("do_pad", False):
-        raise ValueError(f"{what}: its image processor pads images, which bilaf does not follow{hint}")
+        raise ValidationError(f"{what}: its image processor pads images, which bilaf does not follow{hint}")
     if get("do_rescale", True) and abs(float(get("rescale_factor", 1 / 255)) * 255.0 - 1.0) > 1e-6:
-        raise ValueError(f"{what}: its image processor rescales by {get('rescale_factor')}, not 1/255{hint}")
+        raise ValidationError(f"{what}: its image processor rescales by {get('rescale_factor')}, not 1/255{hint}")
     try:
         height, width, short = _size_of(get("size"), what) if get("do_resize", True) else (None, None, None)
         crop_h, crop_w, _ = _size_of(get("crop_size"), what) if get("do_center_crop", False) else (None, None, None)
     except ValueError as exc:
-        raise ValueError(f"{exc}{hint}") from None
+        raise ValidationError(f"{exc}{hint}") from None
     crop_pct = get("crop_pct")
     if crop_h is not None:
         if crop_h != crop_w:
-            raise ValueError(f"{what}: non-square crop {crop_h}x{crop_w}{hint}")
+            raise ValidationError(f"{what}: non-square crop {crop_h}x{crop_w}{hint}")
         if short is None and (height, width) != (crop_h, crop_w):
-            raise ValueError(f"{what}: resize to {height}x{width} then crop {crop_h}{hint}")
+            raise ValidationError(f"{what}: resize to {height}x{width} then crop {crop_h}{hint}")
         size, resize, crop = crop_h, short, "center"
     elif short is not None:
         if crop_pct is not None and short < 384:  # ConvNeXT: resize short side to size/crop_pct, crop size
@@ -187,13 +188,13 @@ def processor_preprocess(processor: Any, what: str = "hf") -> ImagePreprocess:
         elif crop_pct is not None:  # ConvNeXT at >= 384: warp to size x size
             size, resize, crop = short, None, "none"
         else:
-            raise ValueError(f"{what}: shortest-edge resize without a crop gives images of varying shape{hint}")
+            raise ValidationError(f"{what}: shortest-edge resize without a crop gives images of varying shape{hint}")
     elif height is not None:
         if height != width:
-            raise ValueError(f"{what}: non-square size {height}x{width}{hint}")
+            raise ValidationError(f"{what}: non-square size {height}x{width}{hint}")
         size, resize, crop = height, None, "none"
     else:
-        raise ValueError(f"{what}: its image processor does not resize{hint}")
+        raise ValidationError(f"{what}: its image processor does not resize{hint}")
     resample = get("resample", 3)
     resample = getattr(resample, "value", resample)  # PIL's Resampling or torchvision's InterpolationMode
     if isinstance(resample, str):
@@ -201,7 +202,7 @@ def processor_preprocess(processor: Any, what: str = "hf") -> ImagePreprocess:
     elif int(resample) in _PIL_FILTERS:
         resample = _PIL_FILTERS[int(resample)]
     else:
-        raise ValueError(f"{what}: unknown resample filter {resample!r}{hint}")
+        raise ValidationError(f"{what}: unknown resample filter {resample!r}{hint}")
     if get("do_normalize", True):
         mean = tuple(float(v) for v in get("image_mean", (0.5, 0.5, 0.5)))
         std = tuple(float(v) for v in get("image_std", (0.5, 0.5, 0.5)))
@@ -244,14 +245,14 @@ class HFImageBackbone(ImageBackbone):
     def __init__(self, model: Any, preprocess: ImagePreprocess, name: str, device: Any = "cpu",
                  pool: str = "auto") -> None:
         if pool not in POOLS:
-            raise ValueError(f"pool must be one of {', '.join(POOLS)} for hf backbones, got {pool!r}")
+            raise ValidationError(f"pool must be one of {', '.join(POOLS)} for hf backbones, got {pool!r}")
         super().__init__(preprocess, name)
         self.pool = pool
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         self.towers = hasattr(model, "get_image_features")
         if self.towers and pool not in ("auto", "pooler"):
-            raise ValueError(f"{name}: a two-tower model (CLIP, SigLIP) gives its image embedding; use pool=auto")
+            raise ValidationError(f"{name}: a two-tower model (CLIP, SigLIP) gives its image embedding; use pool=auto")
         self.engine = "transformers"
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
@@ -286,7 +287,7 @@ class HFTextBackbone(TextBackbone):
     def __init__(self, model: Any, tokenizer: Any, name: str, device: Any = "cpu", pool: str = "auto",
                  max_length: Optional[int] = None) -> None:
         if pool not in POOLS:
-            raise ValueError(f"pool must be one of {', '.join(POOLS)} for hf backbones, got {pool!r}")
+            raise ValidationError(f"pool must be one of {', '.join(POOLS)} for hf backbones, got {pool!r}")
         self.name = name
         self.pool = pool
         self.device = resolve_device(device)
@@ -296,7 +297,7 @@ class HFTextBackbone(TextBackbone):
         self.max_length = int(max_length) if max_length is not None else int(min(512, limit))
         self.towers = hasattr(model, "get_text_features")
         if self.towers and pool not in ("auto", "pooler"):
-            raise ValueError(f"{name}: a two-tower model (CLIP, SigLIP) gives its text embedding; use pool=auto")
+            raise ValidationError(f"{name}: a two-tower model (CLIP, SigLIP) gives its text embedding; use pool=auto")
         self.engine = "transformers"
         self.dim = None
 
@@ -345,12 +346,12 @@ def _load_hf(device: Any, engine: str = "auto", arg: str = "", kind: str = "imag
         pool = options.pop("pool", "auto")
         max_length = options.pop("max_length", None)
         if options:
-            raise ValueError(f"unknown option(s) for a text hf backbone: {', '.join(sorted(options))} "
+            raise ValidationError(f"unknown option(s) for a text hf backbone: {', '.join(sorted(options))} "
                              f"(known: pool, max_length, revision)")
         try:
             max_len = int(max_length) if max_length is not None else None
         except ValueError:
-            raise ValueError(f"backbone option max_length must be an integer, got {max_length!r}") from None
+            raise ValidationError(f"backbone option max_length must be an integer, got {max_length!r}") from None
         with _hf_quiet():
             try:
                 tok = transformers.AutoTokenizer.from_pretrained(src, **kwargs)
@@ -362,7 +363,7 @@ def _load_hf(device: Any, engine: str = "auto", arg: str = "", kind: str = "imag
             processor = transformers.AutoImageProcessor.from_pretrained(src, **kwargs)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             if not {"size", "mean", "std"} <= set(options):
-                raise ValueError(f"cannot load {name}'s image processor ({(str(exc).splitlines() or [''])[0]}); "
+                raise ValidationError(f"cannot load {name}'s image processor ({(str(exc).splitlines() or [''])[0]}); "
                                  f"give ?size=..&mean=..&std=.. in the spec") from None
             processor = None
     if processor is not None:

@@ -8,6 +8,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ...errors import ValidationError
 from .base import ImageBackbone, _local_file, _pool, _quiet, cache_dir, resolve_device
 from .preprocess import ImagePreprocess, _image_options
 
@@ -52,7 +53,7 @@ class OnnxImageBackbone(ImageBackbone):
             self.session = ort.InferenceSession(src, so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             where = "the given bytes" if isinstance(src, (bytes, bytearray)) else src
-            raise ValueError(f"cannot load ONNX model {where}: {str(exc).splitlines()[0]}") from None
+            raise ValidationError(f"cannot load ONNX model {where}: {str(exc).splitlines()[0]}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.device = dev if providers[0] != "CPUExecutionProvider" else "cpu"
         self.engine = "onnxruntime"

@@ -9,6 +9,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
+from ...errors import ValidationError, ValidationTypeError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _RESAMPLE = ("bicubic", "bilinear", "nearest", "lanczos", "box", "hamming")
@@ -48,18 +50,18 @@ class ImagePreprocess:
 
     def __post_init__(self) -> None:
         if int(self.size) < 1:
-            raise ValueError(f"size must be >= 1, got {self.size}")
+            raise ValidationError(f"size must be >= 1, got {self.size}")
         if self.resample not in _RESAMPLE:
-            raise ValueError(f"resample must be one of {', '.join(_RESAMPLE)}, got {self.resample!r}")
+            raise ValidationError(f"resample must be one of {', '.join(_RESAMPLE)}, got {self.resample!r}")
         if self.crop not in ("none", "center"):
-            raise ValueError(f"crop must be 'none' or 'center', got {self.crop!r}")
+            raise ValidationError(f"crop must be 'none' or 'center', got {self.crop!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
-            raise ValueError("mean and std need 3 values each, std > 0")
+            raise ValidationError("mean and std need 3 values each, std > 0")
         if self.resize is not None:
             if self.crop != "center":
-                raise ValueError("resize (the short side before cropping) needs crop='center'")
+                raise ValidationError("resize (the short side before cropping) needs crop='center'")
             if int(self.resize) < int(self.size):
-                raise ValueError(f"resize must be >= size ({self.size}), got {self.resize}")
+                raise ValidationError(f"resize must be >= size ({self.size}), got {self.resize}")
 
     def as_dict(self) -> Dict[str, Any]:
         out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -73,7 +75,7 @@ class ImagePreprocess:
 
         if isinstance(data, (bytes, bytearray, memoryview)):
             if len(data) == 0:
-                raise ValueError("empty file")
+                raise ValidationError("empty file")
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 im = Image.open(io.BytesIO(data))
@@ -83,7 +85,7 @@ class ImagePreprocess:
         elif isinstance(data, Image.Image):
             im = data
         else:
-            raise TypeError(f"cannot read an image from {type(data).__name__}")
+            raise ValidationTypeError(f"cannot read an image from {type(data).__name__}")
         return im if im.mode == "RGB" else im.convert("RGB")
 
     def __call__(self, data: Any) -> np.ndarray:
@@ -112,7 +114,7 @@ def _image_options(options: Dict[str, str]) -> Tuple[ImagePreprocess, str]:
     known = {"size", "mean", "std", "resample", "crop", "resize", "pool", "arch"}
     unknown = sorted(set(opts) - known)
     if unknown:
-        raise ValueError(f"unknown backbone option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise ValidationError(f"unknown backbone option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
 
     def triple(key: str, default: Tuple[float, float, float]) -> Tuple[float, float, float]:
         if key not in opts:
@@ -120,21 +122,21 @@ def _image_options(options: Dict[str, str]) -> Tuple[ImagePreprocess, str]:
         try:
             vals = tuple(float(v) for v in opts[key].split(","))
         except ValueError:
-            raise ValueError(f"backbone option {key} must be 3 numbers, got {opts[key]!r}") from None
+            raise ValidationError(f"backbone option {key} must be 3 numbers, got {opts[key]!r}") from None
         if len(vals) == 1:
             vals = vals * 3
         if len(vals) != 3:
-            raise ValueError(f"backbone option {key} must be 3 numbers, got {opts[key]!r}")
+            raise ValidationError(f"backbone option {key} must be 3 numbers, got {opts[key]!r}")
         return vals  # type: ignore[return-value]
 
     try:
         size = int(opts.get("size", 224))
     except ValueError:
-        raise ValueError(f"backbone option size must be an integer, got {opts['size']!r}") from None
+        raise ValidationError(f"backbone option size must be an integer, got {opts['size']!r}") from None
     try:
         resize = int(opts["resize"]) if opts.get("resize") else None
     except ValueError:
-        raise ValueError(f"backbone option resize must be an integer, got {opts['resize']!r}") from None
+        raise ValidationError(f"backbone option resize must be an integer, got {opts['resize']!r}") from None
     crop = opts.get("crop", "center" if resize is not None else "none")
     pre = ImagePreprocess(size=size, resample=opts.get("resample", "bicubic"), mean=triple("mean", IMAGENET_MEAN),
                           std=triple("std", IMAGENET_STD), crop=crop, resize=resize)

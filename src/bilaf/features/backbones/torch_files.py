@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import ValidationError
 from .base import ImageBackbone, _full_fp32, _local_file, _pool, _quiet, resolve_device
 from .preprocess import ImagePreprocess, _image_options
 
@@ -63,7 +64,7 @@ def _load_torchscript(device: Any, engine: str = "auto", arg: str = "", **option
         with _quiet():
             module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
-        raise ValueError(f"cannot load TorchScript model {path}: {str(exc).splitlines()[0]}") from None
+        raise ValidationError(f"cannot load TorchScript model {path}: {str(exc).splitlines()[0]}") from None
     return TorchImageBackbone(module, pre, name=f"torchscript:{path}", device=device, pool=pool)
 
 
@@ -76,7 +77,7 @@ def _load_torch_export(device: Any, engine: str = "auto", arg: str = "", **optio
         with _quiet():
             module = torch.export.load(str(path)).module()
     except Exception as exc:
-        raise ValueError(f"cannot load torch.export program {path}: {str(exc).splitlines()[0]}") from None
+        raise ValidationError(f"cannot load torch.export program {path}: {str(exc).splitlines()[0]}") from None
     bb = TorchImageBackbone(_ExportedWrapper(module), pre, name=f"torch_export:{path}", device=device, pool=pool)
     return bb
 
@@ -111,11 +112,11 @@ def read_state_dict(path: Path) -> Any:
         try:
             return load_file(str(path), device="cpu")
         except Exception as exc:  # safetensors raises its own SafetensorError
-            raise ValueError(f"cannot read safetensors file {path}: {str(exc).splitlines()[0]}") from None
+            raise ValidationError(f"cannot read safetensors file {path}: {str(exc).splitlines()[0]}") from None
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors of many types
-        raise ValueError(f"cannot read weights {path}: {str(exc).splitlines()[0]}") from None
+        raise ValidationError(f"cannot read weights {path}: {str(exc).splitlines()[0]}") from None
 
 
 def _load_state_dict(device: Any, engine: str = "auto", arg: str = "", **options: str) -> ImageBackbone:
@@ -124,13 +125,13 @@ def _load_state_dict(device: Any, engine: str = "auto", arg: str = "", **options
     path = _local_file(arg, "state_dict")
     arch = options.pop("arch", "")
     if ":" not in arch:
-        raise ValueError("state_dict backbones need ?arch=package.module:function (a function returning the "
+        raise ValidationError("state_dict backbones need ?arch=package.module:function (a function returning the "
                          "nn.Module to load the weights into)")
     mod_name, fn_name = arch.split(":", 1)
     try:
         factory = getattr(importlib.import_module(mod_name), fn_name)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import arch {arch!r}: {exc}") from None
+        raise ValidationError(f"cannot import arch {arch!r}: {exc}") from None
     pre, pool = _image_options(options)
     module = factory()
     state = read_state_dict(path)
@@ -139,5 +140,5 @@ def _load_state_dict(device: Any, engine: str = "auto", arg: str = "", **options
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ValueError(f"weights {path} do not fit {arch}: {str(exc).splitlines()[0]}") from None
+        raise ValidationError(f"weights {path} do not fit {arch}: {str(exc).splitlines()[0]}") from None
     return TorchImageBackbone(module, pre, name=f"state_dict:{path}", device=device, pool=pool)
