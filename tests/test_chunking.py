@@ -304,7 +304,6 @@ OPTIONS: List[Dict] = [
     {"opponent": "min"},
     {"denoise": "density"},
     {"process": "oneshot", "criterion": "distance"},
-    {"dtype": "float32"},
 ]
 
 
@@ -322,6 +321,26 @@ def test_bilaf_selection_tiny_budgets_equal_one_block(options, seed, n, d, data)
         small = _run_bilaf(X, budget, "1MB", **params)
     assert max(counts) > 1
     _same(small, one)
+
+
+def test_bilaf_float32_selection_depends_on_blocks_only_through_rounding():
+    """Known limitation, pinned: in float32 a different block size can round a distance differently, and where
+    two candidates agree to float32 precision the denoising or a pick can flip (here one pick of ten; found by
+    the float64 property above when it also drew float32). float64 is exact at any block size."""
+    X = _mixture(2, 117, 5, 2)
+    cores = np.random.default_rng(2).choice(117, 4, replace=False)
+    params = dict(density_k=5, core_selector=cores)
+    one64 = _run_bilaf(X, 10, ONE_BLOCK, dtype="float64", **params)
+    with tiny_budgets(shrink=4096):
+        small64 = _run_bilaf(X, 10, "1MB", dtype="float64", **params)
+    _same(small64, one64)
+    one32 = _run_bilaf(X, 10, ONE_BLOCK, dtype="float32", **params)
+    with tiny_budgets(shrink=4096):
+        small32 = _run_bilaf(X, 10, "1MB", dtype="float32", **params)
+    np.testing.assert_array_equal(one32.core_indices, small32.core_indices)
+    assert len(np.intersect1d(one32.indices, small32.indices)) >= 9  # at most one pick flips
+    np.testing.assert_allclose(one32.scores[~np.isnan(one32.scores)], one64.scores[~np.isnan(one64.scores)],
+                               atol=1e-4)  # the unchunked float32 run agrees with float64
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
