@@ -215,13 +215,22 @@ def main(argv=None) -> int:
     p.add_argument("--default", default=DEFAULT, metavar="METHOD",
                    help=f"the method put against every other, as in the runs' method column (default {DEFAULT})")
     p.add_argument("--title", default=TITLE, help="the report's title")
+    p.add_argument("--protocol", help="only the runs of this protocol (e.g. finetune); default every protocol")
     a = p.parse_args(argv)
     runs = load(a.names)
+    if a.protocol:
+        runs = [r for r in runs if r["protocol"] == a.protocol]
+        if not runs:
+            raise SystemExit(f"no runs of protocol {a.protocol!r} in {', '.join(a.names)}")
     command = "python benchmarks/paired_report.py " + " ".join(a.names) + (f" --seed {a.seed}" if a.seed else "")
+    if a.protocol:
+        command += f" --protocol {a.protocol}"
     if a.default != DEFAULT:
         command += f" --default {a.default}"
     if a.title != TITLE:
         command += f" --title '{a.title}'"
+    if a.out != "paired_frozen":
+        command += f" --out {a.out}"
     text = render(runs, a.names, command, a.seed, a.default, a.title)
     (RESULTS / f"{a.out}.md").write_text(text)
     print(f"wrote {RESULTS / (a.out + '.md')}")
