@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import List, Optional
 
-VERBS = ("embed", "select", "evaluate", "bench", "plot", "demo")
+VERBS = ("embed", "select", "evaluate", "bench", "plot", "report", "demo")
 
 
 class UserError(Exception):
