@@ -299,7 +299,7 @@ def build_report_data(X: Any, result: SelectionResult, *, ids: Optional[Sequence
     # summary
     params = man.get("params") or {k_: v for k_, v in result.params.items() if k_ != "labeled_indices"}
     derived = (man.get("result") or {}).get("derived") or {}
-    method = result.method or str(man.get("method") or "") or "unknown method"
+    method = result.method or str(man.get("method") or "") or "–"
     counts = {r: int((roles == r).sum()) for r in ROLES if (roles == r).any()}
     budget = man.get("budget", {}).get("requested")
     n_k = derived.get("n_cores_used") or params.get("n_cores") or (k or None)
@@ -327,7 +327,7 @@ def build_report_data(X: Any, result: SelectionResult, *, ids: Optional[Sequence
     id_list = list(ids) if ids is not None else None
     rows_needed = sorted(wanted)
     return {
-        "title": title or f"{method}: {b:,} of {n:,} samples selected",
+        "title": title or (f"{method}: " if method != "–" else "") + f"{b:,} of {n:,} samples selected",
         "summary": summary, "score": {"name": score_name, "hint": score_hint}, "roles": list(ROLES),
         "classes": classes, "truth": truth_info, "picks": picks, "map": mp,
         "removed": {"n": int(len(removed_all)), "i": shown.tolist()},

@@ -54,7 +54,7 @@ the denoising removed.</p>
 <div class="legend" id="map-legend"></div></div></section>
 <section id="coverage"><h2>Coverage</h2><div id="coverage-body"></div></section>
 <section id="gallery"><h2>Gallery: <span id="gallery-count"></span> picks</h2>
-<p class="lead">Grouped by pseudo-class: its core first, then the boundary picks, each beside the core of its own
+<p class="lead" id="gallery-lead">Grouped by pseudo-class: its core first, then the boundary picks, each beside the core of its own
 pseudo-class and the core of the pseudo-class it borders.</p>
 <div class="toolbar" id="toolbar"></div><div class="pager" id="pager-top"></div>
 <div id="gallery-body"></div><div class="pager" id="pager-bottom"></div></section>

@@ -34,7 +34,8 @@
     if (D.kind === "text") {
       return el("div", { cls: "text", title: m || "" , text: m === undefined ? "(text not found: " + idOf(row) + ")" : m });
     }
-    if (m === undefined) return el("div", { cls: "thumb missing", text: D.kind === "image" ? "image not found" : idOf(row) });
+    if (D.kind !== "image") return small ? el("div", { cls: "thumb missing", text: idOf(row) }) : null;
+    if (m === undefined) return el("div", { cls: "thumb missing", text: "image not found" });
     return el("div", { cls: "thumb" }, [el("img", { src: m, alt: idOf(row), loading: "lazy", decoding: "async", title: small ? idOf(row) : null })]);
   }
 
@@ -290,7 +291,7 @@
   function coreFigure(c, caption) {
     var row = C && c >= 0 && c < C.n ? C.core[c] : -1;
     var inner = row >= 0 ? media(row, true) : el("div", { cls: "thumb missing", text: "no core" });
-    return el("figure", { title: caption + (row >= 0 ? ": " + idOf(row) : "") }, [inner, el("figcaption", null, [swatch(clsColour(c)), caption])]);
+    return el("figure", { title: "core of " + caption + (row >= 0 ? ": " + idOf(row) : "") }, [inner, el("figcaption", null, [swatch(clsColour(c)), caption])]);
   }
 
   function card(i) {
@@ -303,8 +304,8 @@
     if (state.truth && P.y) kids.push(el("div", { cls: "truth" }, [swatch(T.colors[P.y[i]] || "#98a2b3"), "true: " + truthName(P.y[i])]));
     if (role === "boundary" && C && P.o[i] >= 0) {
       kids.push(el("div", { cls: "between", title: "between pseudo-class " + P.c[i] + " and " + P.o[i] }, [
-        coreFigure(P.c[i], "core " + clsName(P.c[i])), el("span", { cls: "arrow", text: "↔" }), coreFigure(P.o[i], "core " + clsName(P.o[i]))]));
-      kids.push(el("div", { cls: "caption", text: "between " + clsName(P.c[i]) + " and " + clsName(P.o[i]) }));
+        coreFigure(P.c[i], clsName(P.c[i])), el("span", { cls: "arrow", text: "↔" }), coreFigure(P.o[i], clsName(P.o[i]))]));
+      kids.push(el("div", { cls: "caption", text: "between the cores of " + clsName(P.c[i]) + " and " + clsName(P.o[i]) }));
     }
     return el("div", { cls: "card " + role, id: "pick-" + i, "data-rank": String(i + 1) }, kids);
   }
@@ -377,6 +378,9 @@
     });
     document.getElementById("removed-body").appendChild(grid);
   })();
+  var lead = document.getElementById("gallery-lead");
+  if (!C) lead.textContent = "In selection order (#1 = picked first).";
+  else if (!S.roles.boundary) lead.textContent = "Grouped by pseudo-class (cluster); untick the box to see them in selection order.";
   document.getElementById("footer").textContent = "Made by bilaf " + ((S.versions && S.versions.bilaf) || "") + " · one self-contained file: no server, no network.";
   document.body.setAttribute("data-ready", "1");
 })();

@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, Optional, Tuple, Union
+from typing import Dict, Mapping, Optional, Tuple, Union
 
 __all__ = ["SampleSource", "resolve_source", "read_image_bytes", "read_texts_of", "make_thumbnail"]
 
@@ -115,11 +115,16 @@ def read_image_bytes(source: SampleSource, wanted: Mapping[int, str]) -> Dict[in
     src = open_image_source(source.path)
     try:
         pos_of = {name: k for k, name in enumerate(src.ids)}
+        below_top: Optional[Dict[str, int]] = None  # member names without their first folder
         rows_at: Dict[int, list] = {}
         for row, rid in wanted.items():
             k = pos_of.get(rid)
             if k is None:  # the features may name members without the archive's top folder
-                k = next((pos_of[n] for n in _with_prefixes(rid, pos_of)), None)
+                if below_top is None:
+                    below_top = {}
+                    for name, j in pos_of.items():
+                        below_top.setdefault(name.split("/", 1)[-1], j)
+                k = below_top.get(rid.lstrip("/"))
             if k is not None:
                 rows_at.setdefault(k, []).append(row)
         left = len(rows_at)
@@ -142,15 +147,6 @@ def read_image_bytes(source: SampleSource, wanted: Mapping[int, str]) -> Dict[in
     finally:
         src.close()
     return out
-
-
-def _with_prefixes(rid: str, names: Iterable[str]) -> Iterable[str]:
-    """Archive members whose name ends with ``/<rid>`` (at most one step is taken)."""
-    tail = "/" + rid.lstrip("/")
-    for n in names:
-        if n.endswith(tail):
-            yield n
-            return
 
 
 def read_texts_of(source: SampleSource, wanted: Mapping[int, str]) -> Dict[int, str]:
