@@ -43,7 +43,8 @@ _PAGE = """<!DOCTYPE html>
 <body>
 <header class="top"><div class="wrap"><h1 id="title">{title}</h1><p class="sub" id="subtitle"></p></div></header>
 <nav class="toc"><div class="wrap"><a href="#summary">Summary</a><a href="#map-section">Map</a>
-<a href="#coverage">Coverage</a><a href="#gallery">Gallery</a><a href="#removed" id="toc-removed">Removed as noise</a></div></nav>
+<a href="#coverage">Coverage</a><a href="#gallery">Gallery</a>
+<a href="#removed" id="toc-removed">Removed as noise</a></div></nav>
 <main class="wrap">
 <section id="summary"><h2>Summary</h2><div class="tiles" id="summary-tiles"></div>
 <details class="more" id="summary-more"><summary>Timings, hashes, parameters, versions</summary></details></section>
@@ -54,8 +55,8 @@ the denoising removed.</p>
 <div class="legend" id="map-legend"></div></div></section>
 <section id="coverage"><h2>Coverage</h2><div id="coverage-body"></div></section>
 <section id="gallery"><h2>Gallery: <span id="gallery-count"></span> picks</h2>
-<p class="lead" id="gallery-lead">Grouped by pseudo-class: its core first, then the boundary picks, each beside the core of its own
-pseudo-class and the core of the pseudo-class it borders.</p>
+<p class="lead" id="gallery-lead">Grouped by pseudo-class: its core first, then the boundary picks, each beside
+the core of its own pseudo-class and the core of the pseudo-class it borders.</p>
 <div class="toolbar" id="toolbar"></div><div class="pager" id="pager-top"></div>
 <div id="gallery-body"></div><div class="pager" id="pager-bottom"></div></section>
 <section id="removed" class="removed"><h2>Removed as noise</h2><p class="lead" id="removed-lead"></p>

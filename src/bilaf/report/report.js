@@ -27,6 +27,10 @@
   function clsName(c) { return c >= 0 ? "P" + c : "–"; }
   function clsColour(c) { return C && c >= 0 && c < C.n ? C.colors[c] : "#98a2b3"; }
   function truthName(y) { return T && y >= 0 && y < T.names.length ? T.names[y] : "unknown"; }
+  function light(hex) {  // a pale colour: dark text on it
+    var v = parseInt(hex.slice(1), 16), r = (v >> 16) & 255, g = (v >> 8) & 255, b = v & 255;
+    return 0.299 * r + 0.587 * g + 0.114 * b > 165;
+  }
   function swatch(col) { return el("span", { cls: "swatch", style: "background:" + col }); }
 
   function media(row, small) {
@@ -211,7 +215,8 @@
       var tiles = el("div", { cls: "ctiles" });
       for (var c = 0; c < C.n; c++) {
         (function (c) {
-          var t = el("button", { cls: "ctile" + (C.picks[c] ? "" : " zero"), style: "background:" + C.colors[c],
+          var t = el("button", { cls: "ctile" + (C.picks[c] ? "" : " zero") + (light(C.colors[c]) ? " light" : ""),
+            style: "background:" + C.colors[c],
             title: clsName(c) + ": " + C.picks[c] + " pick(s) from " + num(C.size[c]) + " samples" + (C.top && C.top[c] >= 0 ? " · mostly " + truthName(C.top[c]) + " (" + Math.round(100 * C.share[c]) + "%)" : "") + " — click to show in the gallery",
             onclick: function () { state.cls = c; state.role = "all"; state.page = 0; syncToolbar(); renderGallery(); document.getElementById("gallery").scrollIntoView(); } },
             [el("b", { text: String(C.picks[c]) }), el("span", { text: clsName(c) })]);
@@ -300,7 +305,11 @@
       P.c[i] >= 0 && !(state.group && C) ? el("span", null, [swatch(clsColour(P.c[i])), clsName(P.c[i])]) : null,
       el("span", { cls: "rank", title: "rank in the selection (1 = picked first)", text: "#" + num(i + 1) })]);
     var kids = [head, media(row, false), el("div", { cls: "id", title: idOf(row), text: idOf(row) })];
-    if (P.s[i] !== null && P.s[i] !== undefined) kids.push(el("div", { cls: "score", title: D.score.hint, text: D.score.name + " " + Number(P.s[i]).toFixed(3) }));
+    if (P.s[i] !== null && P.s[i] !== undefined) {
+      kids.push(el("div", { cls: "score", title: D.score.name + (D.score.hint ? ": " + D.score.hint : "") },
+        [el("span", { cls: "k", text: D.score.name === "score" ? "score " : D.score.name.replace(" score", "") + " score " }),
+         el("b", { text: Number(P.s[i]).toFixed(3) })]));
+    }
     if (state.truth && P.y) kids.push(el("div", { cls: "truth" }, [swatch(T.colors[P.y[i]] || "#98a2b3"), "true: " + truthName(P.y[i])]));
     if (role === "boundary" && C && P.o[i] >= 0) {
       kids.push(el("div", { cls: "between", title: "between pseudo-class " + P.c[i] + " and " + P.o[i] }, [
