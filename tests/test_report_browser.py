@@ -126,7 +126,7 @@ def test_bilaf_report_renders(browser, tmp_path):
                                    ".map(c => c.textContent)")
     assert roles and set(roles) == {"boundary"}
     assert errors(browser) == []
-    browser.execute_script("window.scrollTo(0, 0)")
+    browser.execute_script("document.documentElement.style.scrollBehavior = 'auto'; window.scrollTo(0, 0)")
     screenshot(browser, tmp_path, "report_bilaf.png")
 
 

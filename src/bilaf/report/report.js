@@ -6,7 +6,8 @@
   var B = P.i.length;
   var ROLE = D.roles;  // code -> name
   var ROLE_ORDER = { labeled: 0, core: 1, boundary: 2, selected: 3 };
-  var state = { role: "all", cls: -2, q: "", group: !!C, truth: false, page: 0, size: D.page_size || 200, colour: C ? "pseudo" : (T ? "truth" : "none") };
+  var state = { role: "all", cls: -2, q: "", group: !!C, truth: false, page: 0, size: D.page_size || 200,
+                colour: C ? "pseudo" : (T ? "truth" : "none") };
 
   // -- helpers -------------------------------------------------------------------------------
   function el(tag, attrs, kids) {
@@ -17,7 +18,9 @@
       else if (k.slice(0, 2) === "on") e.addEventListener(k.slice(2), attrs[k]);
       else if (attrs[k] !== null && attrs[k] !== undefined) e.setAttribute(k, attrs[k]);
     }
-    (kids || []).forEach(function (c) { if (c !== null && c !== undefined) e.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
+    (kids || []).forEach(function (c) {
+      if (c !== null && c !== undefined) e.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    });
     return e;
   }
   function num(v) { return v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US"); }
@@ -40,7 +43,8 @@
     }
     if (D.kind !== "image") return small ? el("div", { cls: "thumb missing", text: idOf(row) }) : null;
     if (m === undefined) return el("div", { cls: "thumb missing", text: "image not found" });
-    return el("div", { cls: "thumb" }, [el("img", { src: m, alt: idOf(row), loading: "lazy", decoding: "async", title: small ? idOf(row) : null })]);
+    return el("div", { cls: "thumb" },
+      [el("img", { src: m, alt: idOf(row), loading: "lazy", decoding: "async", title: small ? idOf(row) : null })]);
   }
 
   // -- header and summary -------------------------------------------------------------------
@@ -49,7 +53,10 @@
              S.manifest ? "manifest " + S.manifest : "no manifest"];
   document.getElementById("subtitle").textContent = sub.filter(Boolean).join(" · ");
 
-  function tile(k, v, small) { return el("div", { cls: "tile" }, [el("div", { cls: "k", text: k }), el("div", { cls: "v" }, [String(v), small ? el("small", { text: " " + small }) : null])]); }
+  function tile(k, v, small) {
+    return el("div", { cls: "tile" }, [el("div", { cls: "k", text: k }),
+      el("div", { cls: "v" }, [String(v), small ? el("small", { text: " " + small }) : null])]);
+  }
   (function summary() {
     var box = document.getElementById("summary-tiles");
     var total = S.timings.filter(function (t) { return t[0] === "total"; })[0];
@@ -65,7 +72,10 @@
     function kv(title, pairs) {
       if (!pairs.length) return null;
       var d = el("dl", { cls: "kv" });
-      pairs.forEach(function (p) { d.appendChild(el("dt", { text: p[0] })); d.appendChild(el("dd", { text: String(p[1]), title: String(p[1]) })); });
+      pairs.forEach(function (p) {
+        d.appendChild(el("dt", { text: p[0] }));
+        d.appendChild(el("dd", { text: String(p[1]), title: String(p[1]) }));
+      });
       return el("div", null, [el("h3", { text: title }), d]);
     }
     var par = Object.keys(S.params).map(function (k) { return [k, S.params[k] === null ? "default" : S.params[k]]; });
@@ -111,7 +121,8 @@
       var x = mx(M.px[j]), y = my(M.py[j]);
       if (M.pc && cp < 0) {  // removed as noise
         ctx.globalAlpha = 0.75; ctx.strokeStyle = "#475467"; ctx.lineWidth = 1.1; ctx.beginPath();
-        ctx.moveTo(x - 2.6, y - 2.6); ctx.lineTo(x + 2.6, y + 2.6); ctx.moveTo(x + 2.6, y - 2.6); ctx.lineTo(x - 2.6, y + 2.6); ctx.stroke();
+        ctx.moveTo(x - 2.6, y - 2.6); ctx.lineTo(x + 2.6, y + 2.6);
+        ctx.moveTo(x + 2.6, y - 2.6); ctx.lineTo(x - 2.6, y + 2.6); ctx.stroke();
         ctx.globalAlpha = 0.42;
         continue;
       }
@@ -130,7 +141,10 @@
       ctx.fillStyle = colourOf(P.c[i], P.y ? P.y[i] : -1);
       ctx.strokeStyle = "#1f2430"; ctx.lineWidth = 0.9;
       if (role === "core") { star(x, y, 8.5 * scale + 2); ctx.fill(); ctx.stroke(); }
-      else if (role === "labeled") { var s = 4 * scale + 1; ctx.fillStyle = "#fff"; ctx.fillRect(x - s, y - s, 2 * s, 2 * s); ctx.strokeRect(x - s, y - s, 2 * s, 2 * s); }
+      else if (role === "labeled") {
+        var s = 4 * scale + 1;
+        ctx.fillStyle = "#fff"; ctx.fillRect(x - s, y - s, 2 * s, 2 * s); ctx.strokeRect(x - s, y - s, 2 * s, 2 * s);
+      }
       else { ctx.beginPath(); ctx.arc(x, y, 4.2 * scale + 1, 0, 2 * Math.PI); ctx.fill(); ctx.stroke(); }
     });
   }
@@ -151,7 +165,8 @@
     var row = P.i[i];
     tip.appendChild(D.kind === "image" && D.media[String(row)] !== undefined ? el("img", { src: D.media[String(row)], alt: "" }) :
       D.kind === "text" ? el("div", { cls: "text", text: D.media[String(row)] || "" }) : null);
-    tip.appendChild(el("div", null, [el("span", { cls: "chip " + ROLE[P.r[i]], text: ROLE[P.r[i]] }), " #" + (i + 1) + (P.c[i] >= 0 ? " · " + clsName(P.c[i]) : "")]));
+    tip.appendChild(el("div", null, [el("span", { cls: "chip " + ROLE[P.r[i]], text: ROLE[P.r[i]] }),
+      " #" + (i + 1) + (P.c[i] >= 0 ? " · " + clsName(P.c[i]) : "")]));
     tip.appendChild(el("div", { cls: "id", text: idOf(row) }));
     tip.style.display = "block";
     var tx = Math.min(ev.clientX + 14, window.innerWidth - 300);
@@ -164,7 +179,8 @@
     var box = document.getElementById("map-legend");
     function mark(kind, fill) {
       var svg = '<svg width="18" height="18" viewBox="0 0 18 18">';
-      if (kind === "core") svg += '<polygon points="9,1 11.2,6.5 17,6.8 12.5,10.6 14,16.5 9,13.2 4,16.5 5.5,10.6 1,6.8 6.8,6.5" fill="' + fill + '" stroke="#1f2430"/>';
+      if (kind === "core") svg += '<polygon points="9,1 11.2,6.5 17,6.8 12.5,10.6 14,16.5 9,13.2 4,16.5 5.5,10.6 ' +
+        '1,6.8 6.8,6.5" fill="' + fill + '" stroke="#1f2430"/>';
       else if (kind === "labeled") svg += '<rect x="4" y="4" width="10" height="10" fill="#fff" stroke="#1f2430"/>';
       else if (kind === "noise") svg += '<path d="M5 5L13 13M13 5L5 13" stroke="#667085" stroke-width="1.4"/>';
       else if (kind === "pool") svg += '<rect x="6.5" y="6.5" width="5" height="5" fill="' + fill + '" opacity=".5"/>';
@@ -194,7 +210,8 @@
       tl.innerHTML = "";
       if (state.colour === "truth" && T && T.names.length <= 30)
         T.names.forEach(function (nm, y) { tl.appendChild(el("div", { cls: "row" }, [swatch(T.colors[y]), nm])); });
-      else if (state.colour === "pseudo" && C) tl.appendChild(el("p", { cls: "caption", style: "text-align:left", text: num(C.n) + " pseudo-classes, one colour each" }));
+      else if (state.colour === "pseudo" && C)
+        tl.appendChild(el("p", { cls: "caption", style: "text-align:left", text: num(C.n) + " pseudo-classes, one colour each" }));
     }
     truthLegend();
     box.appendChild(el("p", { cls: "caption", style: "text-align:left", text: "Hover a pick to see it; click to find it in the gallery." }));
@@ -209,7 +226,8 @@
       box.appendChild(el("p", { cls: "lead", text: "This method forms no pseudo-classes; the picks are shown in selection order." }));
     } else {
       var lead = C.without.length ?
-        el("p", { cls: "warnline", text: num(C.without.length) + " of " + num(C.n) + " pseudo-classes have no pick: " + C.without.slice(0, 40).map(clsName).join(", ") + (C.without.length > 40 ? ", …" : "") }) :
+        el("p", { cls: "warnline", text: num(C.without.length) + " of " + num(C.n) + " pseudo-classes have no pick: " +
+          C.without.slice(0, 40).map(clsName).join(", ") + (C.without.length > 40 ? ", …" : "") }) :
         el("p", { cls: "okline", text: "Every one of the " + num(C.n) + " pseudo-classes has at least one pick." });
       box.appendChild(lead);
       var tiles = el("div", { cls: "ctiles" });
@@ -217,26 +235,35 @@
         (function (c) {
           var t = el("button", { cls: "ctile" + (C.picks[c] ? "" : " zero") + (light(C.colors[c]) ? " light" : ""),
             style: "background:" + C.colors[c],
-            title: clsName(c) + ": " + C.picks[c] + " pick(s) from " + num(C.size[c]) + " samples" + (C.top && C.top[c] >= 0 ? " · mostly " + truthName(C.top[c]) + " (" + Math.round(100 * C.share[c]) + "%)" : "") + " — click to show in the gallery",
-            onclick: function () { state.cls = c; state.role = "all"; state.page = 0; syncToolbar(); renderGallery(); document.getElementById("gallery").scrollIntoView(); } },
+            title: clsName(c) + ": " + C.picks[c] + " pick(s) from " + num(C.size[c]) + " samples" +
+              (C.top && C.top[c] >= 0 ? " · mostly " + truthName(C.top[c]) + " (" + Math.round(100 * C.share[c]) + "%)" : "") +
+              " — click to show in the gallery",
+            onclick: function () {
+              state.cls = c; state.role = "all"; state.page = 0; syncToolbar(); renderGallery();
+              document.getElementById("gallery").scrollIntoView();
+            } },
             [el("b", { text: String(C.picks[c]) }), el("span", { text: clsName(c) })]);
           tiles.appendChild(t);
         })(c);
       }
-      box.appendChild(el("p", { cls: "caption", style: "text-align:left;margin:0 0 6px", text: "Picks per pseudo-class (big number), pseudo-class below; click one to see its picks." }));
+      box.appendChild(el("p", { cls: "caption", style: "text-align:left;margin:0 0 6px",
+        text: "Picks per pseudo-class (big number), pseudo-class below; click one to see its picks." }));
       box.appendChild(tiles);
     }
     if (T) {
       var det = el("details", { cls: "more" }, [el("summary", { text: "Benchmark view: picks per true class" })]);
-      det.appendChild(el("p", { cls: "caption", style: "text-align:left", text: "True labels come from the feature file; the selection never used them. Bar: share of the picks; tick: share of the pool." }));
+      det.appendChild(el("p", { cls: "caption", style: "text-align:left", text: "True labels come from the feature file; " +
+        "the selection never used them. Bar: share of the picks; tick: share of the pool." }));
       var bars = el("div", { cls: "bars" });
       var tp = T.pool.reduce(function (a, b) { return a + b; }, 0), tk = T.picks.reduce(function (a, b) { return a + b; }, 0);
       var mxs = 0;
       T.names.forEach(function (nm, y) { mxs = Math.max(mxs, T.picks[y] / Math.max(tk, 1), T.pool[y] / Math.max(tp, 1)); });
       T.names.forEach(function (nm, y) {
-        var w = 100 * (T.picks[y] / Math.max(tk, 1)) / Math.max(mxs, 1e-9), u = 100 * (T.pool[y] / Math.max(tp, 1)) / Math.max(mxs, 1e-9);
+        var w = 100 * (T.picks[y] / Math.max(tk, 1)) / Math.max(mxs, 1e-9);
+        var u = 100 * (T.pool[y] / Math.max(tp, 1)) / Math.max(mxs, 1e-9);
         bars.appendChild(el("span", null, [swatch(T.colors[y]), nm]));
-        bars.appendChild(el("div", { cls: "bar" }, [el("i", { style: "width:" + w.toFixed(1) + "%;background:" + T.colors[y] }), el("u", { style: "left:" + u.toFixed(1) + "%" })]));
+        bars.appendChild(el("div", { cls: "bar" }, [el("i", { style: "width:" + w.toFixed(1) + "%;background:" + T.colors[y] }),
+          el("u", { style: "left:" + u.toFixed(1) + "%" })]));
         bars.appendChild(el("span", { cls: T.picks[y] ? "" : "warnline", text: num(T.picks[y]) + " (" + pct(T.picks[y], tk) + ")" }));
       });
       det.appendChild(bars);
@@ -247,7 +274,8 @@
   })();
 
   // -- gallery --------------------------------------------------------------------------------
-  var gal = document.getElementById("gallery-body"), pagerTop = document.getElementById("pager-top"), pagerBottom = document.getElementById("pager-bottom");
+  var gal = document.getElementById("gallery-body");
+  var pagerTop = document.getElementById("pager-top"), pagerBottom = document.getElementById("pager-bottom");
   if (D.kind === "text") document.getElementById("gallery").classList.add("text-pool");
   var toolbar = document.getElementById("toolbar");
   var roleSeg = el("div", { cls: "seg" });
@@ -267,7 +295,8 @@
     grp.checked = state.group;
     toolbar.appendChild(el("label", null, [grp, " group by pseudo-class"]));
   }
-  var search = el("input", { type: "search", placeholder: "filter by id…", oninput: function () { state.q = search.value.toLowerCase(); state.page = 0; renderGallery(); } });
+  var search = el("input", { type: "search", placeholder: "filter by id…",
+    oninput: function () { state.q = search.value.toLowerCase(); state.page = 0; renderGallery(); } });
   toolbar.appendChild(search);
   if (T) {
     var tru = el("input", { type: "checkbox", id: "truth", onchange: function () { state.truth = tru.checked; renderGallery(); } });
@@ -296,7 +325,8 @@
   function coreFigure(c, caption) {
     var row = C && c >= 0 && c < C.n ? C.core[c] : -1;
     var inner = row >= 0 ? media(row, true) : el("div", { cls: "thumb missing", text: "no core" });
-    return el("figure", { title: "core of " + caption + (row >= 0 ? ": " + idOf(row) : "") }, [inner, el("figcaption", null, [swatch(clsColour(c)), caption])]);
+    return el("figure", { title: "core of " + caption + (row >= 0 ? ": " + idOf(row) : "") },
+      [inner, el("figcaption", null, [swatch(clsColour(c)), caption])]);
   }
 
   function card(i) {
@@ -325,7 +355,8 @@
       var txt = num(C.picks[c]) + " pick" + (C.picks[c] === 1 ? "" : "s") + " of " + num(C.size[c]);
       if (state.truth && C.top && C.top[c] >= 0) txt += " · mostly " + truthName(C.top[c]) + " (" + Math.round(100 * C.share[c]) + "%)";
       if (cont) txt += " · continued";
-      kids.push(el("span", { cls: "meta", title: C.picks[c] + " picks from the " + C.size[c] + " pool samples of this pseudo-class", text: txt }));
+      kids.push(el("span", { cls: "meta", text: txt,
+        title: C.picks[c] + " picks from the " + C.size[c] + " pool samples of this pseudo-class" }));
     }
     return el("div", { cls: "group" }, kids);
   }
@@ -366,11 +397,17 @@
 
   function showPick(i) {
     var items = filtered(), k = items.indexOf(i);
-    if (k < 0) { state.role = "all"; state.cls = -2; state.q = ""; search.value = ""; syncToolbar(); items = filtered(); k = items.indexOf(i); }
+    if (k < 0) {  // filtered out: show every pick again
+      state.role = "all"; state.cls = -2; state.q = ""; search.value = ""; syncToolbar();
+      items = filtered(); k = items.indexOf(i);
+    }
     state.page = Math.floor(k / state.size);
     renderGallery();
     var c = document.getElementById("pick-" + i);
-    if (c) { c.scrollIntoView({ block: "center" }); c.classList.add("flash"); setTimeout(function () { c.classList.remove("flash"); }, 1600); }
+    if (c) {
+      c.scrollIntoView({ block: "center" }); c.classList.add("flash");
+      setTimeout(function () { c.classList.remove("flash"); }, 1600);
+    }
   }
   syncToolbar();
   renderGallery();
@@ -378,9 +415,12 @@
   // -- removed as noise -----------------------------------------------------------------------
   (function removed() {
     var sec = document.getElementById("removed");
-    if (!C || !D.removed.n) { sec.parentNode.removeChild(sec); document.getElementById("toc-removed").style.display = "none"; return; }
+    if (!C || !D.removed.n) {
+      sec.parentNode.removeChild(sec); document.getElementById("toc-removed").style.display = "none"; return;
+    }
     document.getElementById("removed-lead").textContent = num(D.removed.n) + " samples (" + pct(D.removed.n, S.pool) +
-      " of the pool) were removed as noise before the boundary picks" + (D.removed.i.length < D.removed.n ? "; " + num(D.removed.i.length) + " of them, drawn at random, are shown." : ".");
+      " of the pool) were removed as noise before the boundary picks" +
+      (D.removed.i.length < D.removed.n ? "; " + num(D.removed.i.length) + " of them, drawn at random, are shown." : ".");
     var grid = el("div", { cls: "grid" });
     D.removed.i.forEach(function (row) {
       grid.appendChild(el("div", { cls: "card" }, [media(row, true), el("div", { cls: "id", title: idOf(row), text: idOf(row) })]));
@@ -390,6 +430,7 @@
   var lead = document.getElementById("gallery-lead");
   if (!C) lead.textContent = "In selection order (#1 = picked first).";
   else if (!S.roles.boundary) lead.textContent = "Grouped by pseudo-class (cluster); untick the box to see them in selection order.";
-  document.getElementById("footer").textContent = "Made by bilaf " + ((S.versions && S.versions.bilaf) || "") + " · one self-contained file: no server, no network.";
+  document.getElementById("footer").textContent = "Made by bilaf " + ((S.versions && S.versions.bilaf) || "") +
+    " · one self-contained file: no server, no network.";
   document.body.setAttribute("data-ready", "1");
 })();
