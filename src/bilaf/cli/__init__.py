@@ -18,7 +18,7 @@ from typing import List, Optional
 
 from ..errors import ValidationError
 
-VERBS = ("embed", "select", "evaluate", "bench", "plot", "demo")
+VERBS = ("embed", "select", "evaluate", "bench", "plot", "report", "demo")
 
 
 class UserError(Exception):
