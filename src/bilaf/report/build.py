@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..errors import ValidationError
 from ..result import SelectionResult
 
 __all__ = ["ROLES", "load_selection", "as_result", "build_report_data"]
@@ -67,10 +68,10 @@ def load_selection(features: Any, selection_path: Union[str, Path], manifest_pat
     labeled = np.empty(0, np.int64)
     if man is not None:
         if int(man["pool_size"]) != n:
-            raise ValueError(f"the manifest {man_path.name} is for a pool of {man['pool_size']}, "
+            raise ValidationError(f"the manifest {man_path.name} is for a pool of {man['pool_size']}, "
                              f"the features hold {n}")
         if check_hash and features_sha256(features.features) != man["features"]["sha256"]:
-            raise ValueError(f"the features differ from those the manifest {man_path.name} records")
+            raise ValidationError(f"the features differ from those the manifest {man_path.name} records")
         pseudo = decode_labels(man.get("pseudo_labels"))
         cores = np.asarray(man.get("result", {}).get("core_indices", []), dtype=np.int64)
         if man.get("labeled"):
@@ -98,7 +99,7 @@ def load_selection(features: Any, selection_path: Union[str, Path], manifest_pat
         timings=man.get("timings", {}) if man is not None else {},
         notes=list(man.get("result", {}).get("notes", [])) if man is not None else [])
     if res.scores.shape != (b,) or res.opponents.shape != (b,) or res.pick_classes.shape != (b,):
-        raise ValueError(f"{Path(selection_path).name}: its columns do not match its {b} rows")
+        raise ValidationError(f"{Path(selection_path).name}: its columns do not match its {b} rows")
     return res, man
 
 
@@ -108,7 +109,7 @@ def as_result(selection: Any, n: int) -> SelectionResult:
 
     if isinstance(selection, SelectionResult):
         if selection.n_samples and selection.n_samples != n:
-            raise ValueError(f"the selection is for a pool of {selection.n_samples}, the features hold {n}")
+            raise ValidationError(f"the selection is for a pool of {selection.n_samples}, the features hold {n}")
         check_indices(selection.indices, n, name="selection")
         return selection
     return SelectionResult(indices=check_indices(selection, n, name="selection"), n_samples=n)
@@ -217,7 +218,7 @@ def build_report_data(X: Any, result: SelectionResult, *, ids: Optional[Sequence
         X = X.detach().cpu().numpy()
     n = int(X.shape[0])
     if isinstance(n_removed, bool) or int(n_removed) < 0:
-        raise ValueError(f"n_removed must be a non-negative integer, got {n_removed!r}")
+        raise ValidationError(f"n_removed must be a non-negative integer, got {n_removed!r}")
     idx = result.indices
     b = len(idx)
     roles = result.roles
@@ -226,7 +227,7 @@ def build_report_data(X: Any, result: SelectionResult, *, ids: Optional[Sequence
     if pseudo is not None:
         pseudo = np.asarray(pseudo, dtype=np.int64)
         if pseudo.shape != (n,):
-            raise ValueError(f"pseudo_labels must hold one value per pool sample ({n}), got shape {pseudo.shape}")
+            raise ValidationError(f"pseudo_labels must hold one value per pool sample ({n}), got shape {pseudo.shape}")
     pick_cls = np.asarray(result.pick_classes, dtype=np.int64)
     if pseudo is not None and (pick_cls < 0).all() and len(pick_cls):
         pick_cls = pseudo[idx]
@@ -234,7 +235,7 @@ def build_report_data(X: Any, result: SelectionResult, *, ids: Optional[Sequence
     if labels is not None:
         truth = np.asarray(labels, dtype=np.int64)
         if truth.shape != (n,):
-            raise ValueError(f"labels must hold one value per pool sample ({n}), got shape {truth.shape}")
+            raise ValidationError(f"labels must hold one value per pool sample ({n}), got shape {truth.shape}")
         if not (truth >= 0).any():
             truth = None
     rng = np.random.default_rng(random_state)

@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
+from ..errors import ValidationError
 from ..result import SelectionResult, atomic_write
 from .build import as_result, build_report_data
 from .samples import SampleSource, make_thumbnail, read_image_bytes, read_texts_of, resolve_source
@@ -133,7 +134,7 @@ def _media(data: Dict[str, Any], source: Optional[SampleSource], mode: str, out:
         data["missing"] = (f"{len(missing):,} of {len(rows):,} {what} could not be found or read in {where} "
                            f"(e.g. {data['ids'][str(missing[0])]})")
         if len(missing) == len(rows):
-            raise ValueError(f"none of the {len(rows):,} samples the report shows was found in {where} "
+            raise ValidationError(f"none of the {len(rows):,} samples the report shows was found in {where} "
                              f"(e.g. id {data['ids'][str(missing[0])]!r}); give the folder, archive or text "
                              f"file the features were made from")
     return data
@@ -207,7 +208,7 @@ def write_report(path: PathLike, features: Any, selection: Any, *, manifest: Opt
     check_choice(thumbnails, "thumbnails", THUMBNAIL_MODES)
     for name, v, lo in (("thumb_size", thumb_size, 8), ("page_size", page_size, 1)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+            raise ValidationError(f"{name} must be an integer >= {lo}, got {v!r}")
     out = Path(path)
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
