@@ -99,14 +99,14 @@ def test_cli_report_holds_the_selection(image_pool, capsys):
     assert data["picks"]["i"] == picks.tolist()
     roles = [data["roles"][r] for r in data["picks"]["r"]]
     assert roles.count("core") == 8 and roles.count("boundary") == 16
-    man = json.loads((tmp / "sel.manifest.json").read_text())
+    man = json.loads((tmp / "sel.csv.manifest.json").read_text())
     s = data["summary"]
     assert (s["method"], s["budget"], s["k"], s["seed"]) == ("bilaf", "24", 8, 0)
     assert dict(s["hashes"])["features (sha256)"] == man["features"]["sha256"]
     import hashlib
 
     assert dict(s["hashes"])["manifest file (sha256)"] == hashlib.sha256(
-        (tmp / "sel.manifest.json").read_bytes()).hexdigest()
+        (tmp / "sel.csv.manifest.json").read_bytes()).hexdigest()
     assert any(name == "total" for name, _ in s["timings"])
     # every boundary pick can show its own core and its opponent's core
     cls = data["classes"]
