@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
 import sys
 from pathlib import Path
@@ -13,9 +11,10 @@ from typing import Any, List, Optional
 import numpy as np
 
 from . import UserError
+from .common import host_description
 from ..errors import ValidationError
 
-__all__ = ["add_parser", "run", "command_line", "host_description"]
+__all__ = ["add_parser", "run", "command_line"]
 
 EXAMPLES = """\
 examples:
@@ -38,7 +37,7 @@ the runs already in NAME_runs.csv (runs of other methods, budgets or seeds stay 
 
 def _one_line_errors(parser: argparse.ArgumentParser) -> None:
     try:
-        from .select import one_line_errors
+        from .common import one_line_errors
 
         one_line_errors(parser, "bench")
     except ImportError:  # pragma: no cover
@@ -126,27 +125,11 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
-def host_description(device: str = "cpu") -> str:
-    """e.g. ``"Linux x86_64, 2 CPU cores"`` or ``"..., GPU NVIDIA H100 80GB HBM3"``."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        cores = os.cpu_count() or 1
-    text = f"{platform.system()} {platform.machine()}, {cores} CPU cores"
-    if device != "cpu":
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                text += f", GPU {torch.cuda.get_device_name(0)}"
-        except Exception:  # pragma: no cover
-            pass
-    return text
 
 
 def _load(path: str):
     try:
-        from .select import load_feature_file
+        from .common import load_feature_file
     except ImportError:  # pragma: no cover
         from ..features import FeatureSet
 

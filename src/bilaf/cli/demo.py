@@ -40,7 +40,7 @@ On 2 CPU cores the default run (5,000 digits: 4,000 pool, 1,000 test; 7 methods 
 
 def _one_line_errors(parser: argparse.ArgumentParser) -> None:
     try:
-        from .select import one_line_errors
+        from .common import one_line_errors
 
         one_line_errors(parser, "demo")
     except ImportError:  # pragma: no cover
@@ -141,7 +141,7 @@ def _features(args: argparse.Namespace, out: Path, say) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Carry out ``bilaf demo``. Returns the exit code."""
     from ..bench import parse_budgets, parse_methods, parse_seeds, run_bench
-    from .bench import host_description
+    from .common import host_description
 
     t_start = time.perf_counter()
     specs = parse_methods(args.methods)

@@ -40,7 +40,7 @@ OUT_meta.json), written only when everything succeeded.
 
 def _one_line_errors(parser: argparse.ArgumentParser) -> None:
     try:
-        from .select import one_line_errors
+        from .common import one_line_errors
 
         one_line_errors(parser, "embed")
     except ImportError:  # pragma: no cover - select verb not installed

@@ -41,7 +41,7 @@ plus a new linear head, on the selected images; the paper's recipe, --steps sets
 
 def _one_line_errors(parser: argparse.ArgumentParser) -> None:
     try:
-        from .select import one_line_errors
+        from .common import one_line_errors
 
         one_line_errors(parser, "evaluate")
     except ImportError:  # pragma: no cover
@@ -92,7 +92,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 # -- inputs ----------------------------------------------------------------------------------------
 def _load(path: str):
     try:
-        from .select import load_feature_file
+        from .common import load_feature_file
     except ImportError:  # pragma: no cover
         from ..features import FeatureSet
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from . import UserError
-from .select import load_feature_file, one_line_errors
+from .common import load_feature_file, one_line_errors
 
 __all__ = ["add_parser", "run"]
 

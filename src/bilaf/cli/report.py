@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import UserError
-from .select import load_feature_file, one_line_errors
+from .common import load_feature_file, one_line_errors
 
 __all__ = ["add_parser", "run"]
 

@@ -11,7 +11,6 @@ import argparse
 import numbers
 import sys
 import time
-import types
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
@@ -21,6 +20,7 @@ import numpy as np
 from ..errors import ValidationError
 from ..params import Interval, Param, parse_option, parse_text_value
 from . import UserError
+from .common import load_feature_file, one_line_errors
 from .options import add_selector_options, available_classes, selector_params
 
 __all__ = ["add_parser", "run", "parse_budget", "read_index_file", "parse_value", "one_line_errors"]
@@ -77,26 +77,6 @@ def read_index_file(path: str, n_samples: int, ids: Optional[Sequence[str]], wha
 
 
 # -- the parser ---------------------------------------------------------------------------------
-
-def one_line_errors(parser: argparse.ArgumentParser, verb: str) -> argparse.ArgumentParser:
-    """Make ``parser`` report bad arguments as one line on stderr with exit code 2 (no usage block)."""
-
-    def error(self: argparse.ArgumentParser, message: str) -> None:  # noqa: ARG001
-        print(f"bilaf {verb}: error: {message} (see bilaf {verb} --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-    original = parser.parse_known_args
-
-    def parse_known_args(self: argparse.ArgumentParser, args: Any = None, namespace: Any = None):
-        ns, extras = original(args, namespace)
-        if extras:
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
-        return ns, extras
-
-    parser.error = types.MethodType(error, parser)  # type: ignore[method-assign]
-    parser.parse_known_args = types.MethodType(parse_known_args, parser)  # type: ignore[method-assign]
-    return parser
-
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``bilaf select``."""
@@ -176,25 +156,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def load_feature_file(path: str):
-    """:meth:`FeatureSet.load` with every failure turned into one line naming the file."""
-    from ..features import FeatureSet
-
-    try:
-        if Path(path).is_dir():  # Parquet shards written by `bilaf embed --engine ray`
-            from ..engines.ray_embed import read_feature_shards
-
-            return read_feature_shards(path)
-        return FeatureSet.load(path)
-    except (FileNotFoundError, UserError):
-        raise
-    except (ValueError, TypeError, OSError) as exc:
-        msg = str(exc)
-        if "pickled" in msg or "allow_pickle" in msg:
-            msg = "not a numeric NumPy array file"
-        if Path(path).name in msg:
-            raise ValidationError(msg) from None
-        raise ValidationError(f"cannot read feature file {path}: {msg}") from None
 
 
 def pick_texts(fs: Any, indices: Sequence[int]) -> Optional[Dict[int, str]]:

@@ -40,44 +40,11 @@ from ..method.assign import assign_to_cores
 from ..result import SelectionResult
 from ..selectors.bilaf import BiLAF
 from ..validation import check_positive_int, check_positive_number
+from .runtime import import_ray, init_ray
 
 __all__ = ["RayBiLAF", "select_with_ray", "init_ray", "import_ray", "cli_selector"]
 
 ENGINE_PARAMS = ("classes_per_task", "rows_per_task", "max_in_flight", "task_threads", "task_cpus", "task_gpus")
-
-
-def import_ray():
-    """``import ray``, or one clear line saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise ImportError("the Ray engine needs Ray: pip install 'bilaf[ray]' (or pip install 'ray[data]')") from None
-    return ray
-
-
-def init_ray(address: Optional[str] = None, **init_kwargs: Any):
-    """Connect to Ray once per process and return the ``ray`` module.
-
-    Parameters
-    ----------
-    address : str or None
-        ``None``: reuse the connection this process already has, else Ray's own
-        default (the ``RAY_ADDRESS`` environment variable, a cluster started on
-        this machine with ``ray start --head``, or a new local one).
-        ``"auto"``: the cluster started on this machine. ``"ray://host:10001"``:
-        a remote cluster through Ray Client. ``"local"``: always a new local one.
-    **init_kwargs
-        Passed to :func:`ray.init` when a connection is made (e.g. ``num_cpus``).
-    """
-    ray = import_ray()
-    if ray.is_initialized():
-        return ray
-    kwargs = {"include_dashboard": False, "log_to_driver": True, "ignore_reinit_error": True}
-    kwargs.update(init_kwargs)
-    if address is not None:
-        kwargs["address"] = address
-    ray.init(**kwargs)
-    return ray
 
 
 def _cluster_cpus(ray) -> int:

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import ValidationError, ValidationTypeError, escape
 from ..validation import check_positive_int
-from .ray import import_ray, init_ray
+from .runtime import import_ray, init_ray
 
 __all__ = ["embed_with_ray", "read_feature_shards", "load_any_features", "SIDECAR"]
 
@@ -459,45 +459,44 @@ def embed_command(args: Any) -> int:
     """
     import sys
 
-    from ..cli import UserError
     from ..features.embed import SkippedInputWarning
     from ..features.readers import guess_kind
 
     if not args.source:
-        raise UserError("missing SOURCE (a folder, archive or image array)")
+        raise ValidationError("missing SOURCE (a folder, archive or image array)")
     if not args.out:
-        raise UserError("missing --out (a folder for Parquet shards, or a .npz/.parquet/.npy file)")
+        raise ValidationError("missing --out (a folder for Parquet shards, or a .npz/.parquet/.npy file)")
     source = Path(args.source)
     if not source.exists():
         raise FileNotFoundError(f"input not found: {source}")
     kind = getattr(args, "kind", "auto")
     kind = kind if kind not in (None, "auto") else guess_kind(source)
     if kind != "image":
-        raise UserError("--engine ray embeds images; embed texts without --engine ray")
+        raise ValidationError("--engine ray embeds images; embed texts without --engine ray")
     if args.batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+        raise ValidationError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.shard_size is not None and args.shard_size < 1:
-        raise UserError(f"--shard-size must be >= 1, got {args.shard_size}")
+        raise ValidationError(f"--shard-size must be >= 1, got {args.shard_size}")
     device = {"auto": "auto", "cpu": "cpu"}.get(args.device, "cuda" if str(args.device).startswith("cuda") else None)
     if device is None:
-        raise UserError(f"--device must be auto, cpu or cuda with --engine ray, got {args.device!r}")
+        raise ValidationError(f"--device must be auto, cpu or cuda with --engine ray, got {args.device!r}")
     out = Path(args.out)
     suffix = out.suffix.lower()
     as_file = suffix in (".npz", ".parquet", ".pq", ".npy")
     if not as_file and suffix:
-        raise UserError(f"--out {out}: give a folder name (Parquet shards) or a .npz/.parquet/.npy file")
+        raise ValidationError(f"--out {out}: give a folder name (Parquet shards) or a .npz/.parquet/.npy file")
     if as_file and out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name")
+        raise ValidationError(f"--out {out} is a folder; give a file name")
     if not as_file and out.exists():
-        raise UserError(f"--out {out} exists; remove it or choose another folder")
+        raise ValidationError(f"--out {out} exists; remove it or choose another folder")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise UserError(f"output folder does not exist: {parent}")
+        raise ValidationError(f"output folder does not exist: {parent}")
     verbose = not args.quiet and (args.progress or sys.stderr.isatty())
     try:
         import_ray()
     except ImportError as exc:
-        raise UserError(str(exc)) from None
+        raise ValidationError(str(exc)) from None
     shards = out if not as_file else out.with_name(f".{out.name}.ray-shards-{uuid.uuid4().hex[:8]}")
     t0 = time.perf_counter()
     notes: List[str] = []
