@@ -71,8 +71,8 @@ def gaussian_mixture(n_samples: int, n_features: int = 384, n_classes: int | Non
 
 
 def add_split_args(parser: argparse.ArgumentParser, *, pool: int, test: int, dim: int) -> None:
-    """The options shared by the scripts that write a labeled pool and test set (``make_mixture.py``,
-    ``make_split_blobs.py``): ``--pool``, ``--test``, ``--dim``, ``--seed``, ``--out``."""
+    """The options shared by the scripts that write a labeled pool and test set (``data/make_mixture.py``,
+    ``data/make_split_blobs.py``): ``--pool``, ``--test``, ``--dim``, ``--seed``, ``--out``."""
     parser.add_argument("--pool", type=int, default=pool, help=f"pool rows (default {pool:,})")
     parser.add_argument("--test", type=int, default=test, help=f"test rows (default {test:,})")
     parser.add_argument("--dim", type=int, default=dim, help=f"feature dimension (default {dim})")

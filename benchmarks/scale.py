@@ -49,7 +49,7 @@ STAGES = ("cores", "assignment", "denoising", "scores and selection")
 BASELINES = ("kcenter", "kmeans", "typiclust", "probcover", "activeft", "random")
 CORE_SELECTORS = ("given", "activeft", "kmeans", "kcenter", "random")
 KEY = ("n", "budget", "method", "core_selector", "device", "memory_budget", "dtype", "kmeans_algorithm", "threads",
-       "omp_wait_policy", "prototype")
+       "omp_wait_policy")
 GB = 1024**3
 
 
@@ -142,9 +142,7 @@ def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
         cuda_init_s = time.perf_counter() - c0
         torch.cuda.reset_peak_memory_stats()
     load = os.getloadavg()[0]
-    from _prototypes import applied
-
-    with warnings.catch_warnings(record=True) as caught, RssSampler() as sampler, applied(spec.get("prototype", [])):
+    with warnings.catch_warnings(record=True) as caught, RssSampler() as sampler:
         warnings.simplefilter("always")
         s0, c0 = time.perf_counter(), time.process_time()
         result = selector.select(X, budget)
@@ -177,14 +175,6 @@ def run_one(spec: Dict[str, Any]) -> Dict[str, Any]:
 # the driver
 # ----------------------------------------------------------------------------------------------
 def _label(row: Dict[str, Any]) -> str:
-    proto = row.get("prototype") or []
-    if isinstance(proto, str):
-        proto = [p for p in re.split(r"[^a-z0-9-]+", proto) if p]
-    suffix = f" + prototype {'+'.join(proto)}" if proto else ""
-    return _base_label(row) + suffix
-
-
-def _base_label(row: Dict[str, Any]) -> str:
     if row["method"] == "bilaf":
         alg = f", {row['kmeans_algorithm']}" if row["core_selector"] == "kmeans" and \
             row.get("kmeans_algorithm", "auto") not in ("auto", "", None) else ""
@@ -208,7 +198,7 @@ def make_specs(args: argparse.Namespace) -> List[Dict[str, Any]]:
     specs = []
     base = dict(d=args.dim, device=args.device, memory_budget=args.memory_budget, seed=args.seed,
                 dtype=args.dtype, threads=args.threads or 0, kmeans_algorithm=args.kmeans_algorithm,
-                quiet=args.quiet, prototype=args.prototype)
+                quiet=args.quiet)
     for n in args.sizes:
         k = max(1, round(args.core_fraction * n))
         for frac in args.budgets:
@@ -365,8 +355,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--omp-passive", action="store_true",
                    help="run the workers with OMP_WAIT_POLICY=PASSIVE (idle OpenMP threads sleep instead of "
                         "spinning: much faster when other processes share the cores)")
-    p.add_argument("--prototype", nargs="*", default=[], choices=("stage2-one-thread", "onednn"),
-                   help="library changes tried in the benchmark only (benchmarks/_prototypes.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--render-only", action="store_true", help="rewrite the .md table from the .csv beside it")
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")

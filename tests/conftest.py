@@ -13,8 +13,9 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def load_benchmark_script(name: str, results: Path, monkeypatch) -> ModuleType:
-    """Import ``benchmarks/<name>.py`` (not a package) with its RESULTS folder pointed at ``results``."""
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    """Import ``benchmarks/<name>.py`` (``name`` relative to benchmarks/, e.g. ``"analysis/paired_report"``; not a
+    package) with its RESULTS folder pointed at ``results``."""
+    spec = importlib.util.spec_from_file_location(Path(name).name, BENCHMARKS / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     monkeypatch.setattr(mod, "RESULTS", results)

@@ -1,4 +1,4 @@
-"""benchmarks/auto_k_report.py: paired verdicts against the best reference, and the target put to every method."""
+"""benchmarks/analysis/auto_k_report.py: paired verdicts against the best reference, and the target put to every method."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ SHARED = (3.0, -3.0, 1.0, -1.0)  # per-seed accuracy shift common to every metho
 
 @pytest.fixture()
 def report(tmp_path, monkeypatch):
-    return load_benchmark_script("auto_k_report", tmp_path, monkeypatch)
+    return load_benchmark_script("analysis/auto_k_report", tmp_path, monkeypatch)
 
 
 def write_runs(path: Path, means: dict, own: dict = None) -> None:
@@ -56,7 +56,7 @@ def test_verdicts_and_one_method_table(report, tmp_path):
     # an extra method is put against the best of all five
     assert table["kmeans:normalize=true"]["cells"] == 2
     assert table["kmeans:normalize=true"]["mean"] == pytest.approx(((71.0 - 72.0) + (78.0 - 80.0)) / 2)
-    md = report.render(rows, ["toy"], "python benchmarks/auto_k_report.py toy")
+    md = report.render(rows, ["toy"], "python benchmarks/analysis/auto_k_report.py toy")
     assert "## Could one fixed method meet the target?" in md and "| kmeans | 2 | 1 | 0 | 1 | +0.50 | -1.0 |" in md
     # auto against the extra method alone, on the one cell it has: 70 - 68 = +2 in every seed (win), no interval
     assert "| bilaf:core_selector=activeft | 1 | 1 | 0 | 0 | +2.00 | no interval (one cell) |" in md

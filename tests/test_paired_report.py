@@ -1,4 +1,4 @@
-"""benchmarks/paired_report.py: default BiLAF against every method, seed by seed, from synthetic run files."""
+"""benchmarks/analysis/paired_report.py: default BiLAF against every method, seed by seed, from synthetic run files."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ NOISE = (0.0, 1.0, -1.0, 0.5, -0.5, 0.25, -0.25, 0.75, -0.75, 0.0)  # per seed, 
 
 @pytest.fixture()
 def pr(tmp_path, monkeypatch):
-    return load_benchmark_script("paired_report", tmp_path, monkeypatch)
+    return load_benchmark_script("analysis/paired_report", tmp_path, monkeypatch)
 
 
 def write_runs(path: Path, means: dict, seeds, protocols=("linear",), extra=(), drop=()) -> None:
@@ -92,7 +92,7 @@ def test_main_writes_the_report(pr, tmp_path):
     make(tmp_path)
     assert pr.main(["toy", "two"]) == 0
     md = (tmp_path / "paired_frozen.md").read_text()
-    assert "`python benchmarks/paired_report.py toy two`" in md
+    assert "`python benchmarks/analysis/paired_report.py toy two`" in md
     assert "| best single fixed method: activeft | 3 |" in md
     assert "### toy, linear" in md and "### two, linear" in md
     # toy 1%: default - k-means = 1 + 0.1 s (s = 0..9): mean +1.45, a win

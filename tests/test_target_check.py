@@ -1,4 +1,4 @@
-"""benchmarks/target_check.py: half-against-half verdicts (Welch), the oracle, the best chosen on one half and
+"""benchmarks/analysis/target_check.py: half-against-half verdicts (Welch), the oracle, the best chosen on one half and
 compared paired on the other, and the ten-seed test (paired)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ WELCH_HALF = 2.306004135204166 * (2 * 0.5 / 5) ** 0.5  # 95% half-width of two s
 
 @pytest.fixture()
 def tc(tmp_path, monkeypatch):
-    return load_benchmark_script("target_check", tmp_path, monkeypatch)
+    return load_benchmark_script("analysis/target_check", tmp_path, monkeypatch)
 
 
 def write_runs(path: Path, halves: dict, seeds: range, budget: str = "1%", extra=()) -> None:
@@ -93,7 +93,7 @@ def test_ten_seeds_against_the_best_of_the_others(tc, tmp_path):
 def test_render_and_missing_replicate(tc, tmp_path):
     make_pool(tmp_path)
     acc = tc.load(["toy"])
-    md = tc.render(acc, tc.complete_cells(acc), ["toy"], "python benchmarks/target_check.py toy")
+    md = tc.render(acc, tc.complete_cells(acc), ["toy"], "python benchmarks/analysis/target_check.py toy")
     assert "| oracle: the cell's best reference, run again | 2 | 0 | 0 | 2 | -2.00 | -2.0 |" in md
     assert "| toy | linear | 1% | 69.5 ± 0.2 |" in md
     (tmp_path / "toy_rep_runs.csv").unlink()

@@ -17,14 +17,12 @@ from a sample to its nearest core falls with K at a shrinking rate of return.
 3. **No clear cluster structure** (no doubling returns ``structure_threshold``
    = 0.3 or more): ``K = budget``, every pick is a core and BiLAF returns its
    core selection (by default spherical k-means: ``core_selector="auto"``).
-   This is what the benchmarks measured on every real pool (CIFAR-10
-   EfficientNet features, TREC-6 and SST-2 MiniLM features: returns
-   of 1-13% at every scale) and on overlapping 100- and 500-class mixtures:
-   at 0.5-10% budgets, accuracy rose with the share of the budget spent on
-   cores in nearly every cell, and the previous rule, which gave four fifths
-   of the budget to boundary samples on such pools, lost up to 24 points to
-   ActiveFT (500-class mixture at 1%; ``benchmarks/results/auto_k.md`` at commit 1b7e52d; the current
-   file measures this rule).
+   Every real pool benchmarked (CIFAR-10 EfficientNet features, TREC-6 and
+   SST-2 MiniLM features) and the overlapping 100- and 500-class mixtures
+   are of this kind: small returns at every scale, and at 0.5-10% budgets
+   accuracy rose with the share of the budget spent on cores (the
+   benchmarks and the rule they replaced: ``docs/results.md``,
+   ``docs/history.md``).
 4. **Clear structure**: ``knee`` is where the last doubling that returns at
    least half the largest return ends (about the number of clusters), and
    ``K = clip(cores_per_cluster * knee, min_core_share * budget, budget)``:

@@ -83,11 +83,9 @@ class BiLAF(BaseSelector):
         ``"maxherding"``, ``"random"``, or the pool indices of given cores (then ``n_cores`` is
         their count). ``"auto"`` is the paper's ActiveFT when K is given
         (``n_cores=<int>`` or a fraction), and spherical k-means (``"kmeans"``
-        on L2-normalised features) with ``n_cores="auto"``: across the 70
-        benchmark cells (7 pools, 0.5-10% budgets, kNN and linear probe) it
-        was 0.2 point above ActiveFT cores on average (+1.8 on the many-class
-        mixtures, -0.4 on the real pools, about -1 on CIFAR-10 at 0.5-2%),
-        in about half the selection time (``benchmarks/results/auto_k.md``).
+        on L2-normalised features) with ``n_cores="auto"``, level with
+        ActiveFT cores on the benchmarks in less selection time
+        (``docs/results.md``).
     density_k : int, default=10
         k of the kNN density distance in denoising.
     cycle_fraction : float, default=0.1

@@ -104,7 +104,7 @@ class ProbCover(BaseSelector):
     screen : {"auto", "bf16", "off"}, default="auto"
         Speed-up of the two pool-wide distance passes (purity and graph)
         that keeps them exact: distances are first approximated with a
-        bfloat16 matrix product (about 2.5x faster on CPUs with bfloat16
+        bfloat16 matrix product (faster on CPUs with bfloat16
         instructions), every pair that could be within reach under a proven
         error bound is recomputed exactly, and the rest is discarded; a block
         with too many candidates is recomputed exactly as a whole. ``auto``:

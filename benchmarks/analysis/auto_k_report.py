@@ -14,7 +14,7 @@ cores came from ActiveFT), to show whether any fixed method meets it.
 
 Example (writes benchmarks/results/auto_k.md and auto_k.png)::
 
-    python benchmarks/auto_k_report.py trec6 sst2 synth100 synth500 cifar10
+    python benchmarks/analysis/auto_k_report.py trec6 sst2 synth100 synth500 cifar10
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from bilaf.stats import format_difference, paired_difference, summarize, verdict
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 AUTO = "bilaf"
 REFERENCES = ("kmeans", "activeft", "bilaf:n_cores=0.001", "bilaf:n_cores=0.005")
 # methods also put against the same target ("Could one fixed method meet the target?"), where a bench has them
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     names = [n for n in a.names if (RESULTS / f"{n}_runs.csv").exists()]
     rows = compare(names)
-    command = "python benchmarks/auto_k_report.py " + " ".join(a.names)
+    command = "python benchmarks/analysis/auto_k_report.py " + " ".join(a.names)
     (RESULTS / f"{a.out}.md").write_text(render(rows, names, command))
     plot(rows, RESULTS / f"{a.out}.png")
     print(f"wrote {RESULTS / (a.out + '.md')} and .png ({len(rows)} cells)")

@@ -4,7 +4,7 @@ The regime BiLAF's boundary samples are made for: clusters a core can find, clas
 without samples near the cut. Used to check ``n_cores="auto"`` on a pool whose coverage curve shows clear
 structure (``benchmarks/results/split_blobs.md``)::
 
-    python benchmarks/make_split_blobs.py --out /tmp/bilaf-heldout/split_blobs
+    python benchmarks/data/make_split_blobs.py --out /tmp/bilaf-heldout/split_blobs
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for _synthetic
 from _synthetic import add_split_args, write_pool_and_test  # noqa: E402
 
 

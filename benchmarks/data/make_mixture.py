@@ -3,8 +3,8 @@
 The files behind ``benchmarks/results/synth100.md`` and ``synth500.md`` (byte-for-byte the same arrays; the
 100-class pool has tighter classes)::
 
-    python benchmarks/make_mixture.py --classes 100 --spread 0.7 --out /tmp/bilaf-synth/synth100
-    python benchmarks/make_mixture.py --classes 500 --out /tmp/bilaf-synth/synth500
+    python benchmarks/data/make_mixture.py --classes 100 --spread 0.7 --out /tmp/bilaf-synth/synth100
+    python benchmarks/data/make_mixture.py --classes 500 --out /tmp/bilaf-synth/synth500
     bilaf bench /tmp/bilaf-synth/synth100_pool.npz --test /tmp/bilaf-synth/synth100_test.npz ...
 
 One mixture is drawn (``_synthetic.gaussian_mixture``: classes under super-classes, log-normal class sizes)
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for _synthetic
 from _synthetic import add_split_args, gaussian_mixture, write_pool_and_test  # noqa: E402
 
 

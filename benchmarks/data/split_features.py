@@ -1,6 +1,6 @@
 """Split a labeled feature file into a pool and a test set (stratified), for ``bilaf bench``.
 
-    python benchmarks/split_features.py mnist_features.npz --test-fraction 0.2 --out /tmp/bilaf-heldout/mnist
+    python benchmarks/data/split_features.py mnist_features.npz --test-fraction 0.2 --out /tmp/bilaf-heldout/mnist
     # -> /tmp/bilaf-heldout/mnist_pool.npz, /tmp/bilaf-heldout/mnist_test.npz
 """
 

@@ -16,7 +16,7 @@ Reads every committed run file of the named quality benchmarks (``NAME_runs.csv`
 
 Example (writes benchmarks/results/paired_frozen.md)::
 
-    python benchmarks/paired_report.py trec6 sst2 synth100 synth500 mnist split_blobs cifar10
+    python benchmarks/analysis/paired_report.py trec6 sst2 synth100 synth500 mnist split_blobs cifar10
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Sequence
 from bilaf.bench import read_runs_csv
 from bilaf.stats import format_difference, paired_table, summarize
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 DEFAULT = "bilaf"
 KEYS = ("pool", "protocol", "budget")
 LEVEL = -0.5  # the target's margin: "at least level" = the interval's lower end above this (points)
@@ -222,7 +222,7 @@ def main(argv=None) -> int:
         runs = [r for r in runs if r["protocol"] == a.protocol]
         if not runs:
             raise SystemExit(f"no runs of protocol {a.protocol!r} in {', '.join(a.names)}")
-    command = "python benchmarks/paired_report.py " + " ".join(a.names) + (f" --seed {a.seed}" if a.seed else "")
+    command = "python benchmarks/analysis/paired_report.py " + " ".join(a.names) + (f" --seed {a.seed}" if a.seed else "")
     if a.protocol:
         command += f" --protocol {a.protocol}"
     if a.default != DEFAULT:

@@ -19,7 +19,7 @@ runs (seeds 5-9, ``NAME_rep_runs.csv``, ``benchmarks/run_quality.sh replicate PO
 
 Example (writes benchmarks/results/target_check.md)::
 
-    python benchmarks/target_check.py trec6 sst2 synth100 synth500 mnist split_blobs
+    python benchmarks/analysis/target_check.py trec6 sst2 synth100 synth500 mnist split_blobs
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from bilaf.stats import verdict as _ci_verdict
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from auto_k_report import AUTO, REFERENCES, paired  # noqa: E402  (one definition of the target and its rule)
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 METHODS = (AUTO,) + REFERENCES
 SPHERICAL = "kmeans:normalize=true"
 ORACLE = "oracle"  # the reference with the best mean on the other half, cell by cell
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
     if not cells:
         raise SystemExit("no cell has all ten seeds of all five methods")
     same = [n for n in a.same.split(",") if n]
-    command = "python benchmarks/target_check.py " + " ".join(a.names) + (f" --same {a.same}" if same else "")
+    command = "python benchmarks/analysis/target_check.py " + " ".join(a.names) + (f" --same {a.same}" if same else "")
     (RESULTS / f"{a.out}.md").write_text(render(acc, cells, list(a.names), command, same))
     print(f"wrote {RESULTS / (a.out + '.md')} ({len(cells)} cells)")
     return 0

@@ -12,7 +12,7 @@ selection, to describe what was picked:
 
 Usage (from the repository root; writes a Markdown table to stdout and to --out):
 
-    python benchmarks/run_quality_analysis.py ../shared/data/cifar10/effnet-lite0/train_features.npy \
+    python benchmarks/analysis/run_quality_analysis.py ../shared/data/cifar10/effnet-lite0/train_features.npy \
         --subsample 10000 --budgets 0.5%,1%,2%,5% --seeds 3 \
         --methods activeft,bilaf,bilaf:n_cores=0.001,bilaf:n_cores=0.001,normalize=true,random \
         --out benchmarks/results/cifar10_10k_analysis.md
