@@ -18,14 +18,14 @@ BILAF=${BILAF:-bilaf}
 
 data() {
     mkdir -p "$TXT"
-    python benchmarks/make_clinc150.py "$DATA/text/clinc150/data_full.json" --out "$TXT"
+    python benchmarks/data/make_clinc150.py "$DATA/text/clinc150/data_full.json" --out "$TXT"
     for pair in trec6/TREC.train.all:trec6_train trec6/TREC.test.all:trec6_test; do
         [ -f "$TXT/${pair##*:}.npz" ] || $BILAF embed "$DATA/text/${pair%%:*}" --out "$TXT/${pair##*:}.npz" --device cpu -q
     done
     for s in train test; do
         [ -f "$TXT/clinc150_$s.npz" ] || $BILAF embed "$TXT/clinc150_$s.txt" --label-column first --out "$TXT/clinc150_$s.npz" --device cpu -q
     done
-    python benchmarks/make_cifar10_features.py "$DATA/cifar10" --out "$C10"
+    python benchmarks/data/make_cifar10_features.py "$DATA/cifar10" --out "$C10"
 }
 
 recipe() {

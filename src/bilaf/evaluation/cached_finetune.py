@@ -93,7 +93,8 @@ class FinetuneRecipe:
 
 
 # The recipes the benchmarks use, one per modality, fixed on a validation split of the pool before any
-# method was compared (benchmarks/finetune_recipe.py; benchmarks/results/finetune_recipe.md).
+# method was compared (benchmarks/finetune_recipe.py; benchmarks/results/finetune_recipe_trec6.md and
+# finetune_recipe_cifar10*.md).
 RECIPES: Dict[str, FinetuneRecipe] = {
     "text": FinetuneRecipe(optimizer="adamw", lr=1e-4, head_lr_scale=10.0, weight_decay=0.01, batch_size=32,
                            max_steps=200),

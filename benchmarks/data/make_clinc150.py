@@ -1,6 +1,6 @@
 """Write CLINC150's in-scope rows as '<intent> <text>' text files that `bilaf embed` reads (labels = intents).
 
-    python benchmarks/make_clinc150.py ../shared/data/text/clinc150/data_full.json --out /tmp/bilaf-text
+    python benchmarks/data/make_clinc150.py ../shared/data/text/clinc150/data_full.json --out /tmp/bilaf-text
     -> OUT/clinc150_train.txt (15,000 rows), OUT/clinc150_val.txt (3,000), OUT/clinc150_test.txt (4,500)
 
 Out-of-scope rows (``oos_*``, label ``oos``) are left out: they are not one of the 150 classes.

@@ -1,6 +1,6 @@
 """Wrap ../shared's CIFAR-10 EfficientNet-Lite0 features as the feature files `bilaf embed` would write.
 
-    python benchmarks/make_cifar10_features.py ../shared/data/cifar10 --out /tmp/bilaf-c10
+    python benchmarks/data/make_cifar10_features.py ../shared/data/cifar10 --out /tmp/bilaf-c10
     -> OUT/cifar10_train.npz, OUT/cifar10_test.npz (ids = archive paths, labels, classes, and the metadata the
        finetune protocol reads: backbone efficientnet_lite0, source tar:<archive>[split])
 
