@@ -67,7 +67,7 @@ def decode_split(archive: Path, split: str, raw_px: int, rows: int, seed: int
     """
     from PIL import Image
 
-    from bilaf.features.readers import open_image_source
+    from bilaf.features.inputs import open_image_source
 
     src = open_image_source(archive, split=split)
     if src.labels is None or not len(src.ids):

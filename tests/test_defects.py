@@ -416,7 +416,7 @@ def test_source_stamps_change_when_an_image_is_replaced(tmp_path, kind):
 
     from PIL import Image
 
-    from bilaf.features.readers import open_image_source
+    from bilaf.features.inputs import open_image_source
 
     def png(v):
         buf = io.BytesIO()

@@ -299,7 +299,7 @@ def test_cli_evaluate_finetune_torchscript_backbone(tmp_path, digits):
 
     torch.manual_seed(0)
     torch.jit.script(RGBTiny()).save(str(tmp_path / "tiny.pt"))
-    from bilaf.features.readers import open_image_source
+    from bilaf.features.inputs import open_image_source
 
     tr_ids = open_image_source(root, split="train").ids
     te_ids = open_image_source(root, split="test").ids

@@ -29,7 +29,7 @@ from bilaf.features import (
     load_backbone,
     register_backbone,
 )
-from bilaf.features.readers import read_texts
+from bilaf.features.inputs import read_texts
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CIFAR_TAR = SHARED / "data" / "cifar10" / "cifar10-jpg.tar.gz"

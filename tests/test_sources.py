@@ -19,7 +19,8 @@ from bilaf.features import (
     load_features,
     register_backbone,
 )
-from bilaf.features.readers import as_uint8_images, open_image_source
+from bilaf.features.inputs import open_image_source
+from bilaf.features.readers import as_uint8_images
 from bilaf.features.hf_datasets import DatasetSource, texts_from_dataset
 from bilaf.features.sources import ImageListSource, PathListSource
 

@@ -136,7 +136,7 @@ def _check_output(out: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Run ``bilaf embed``."""
     from ..features import SkippedInputWarning, embed_images, embed_texts, list_backbones
-    from ..features.readers import guess_kind
+    from ..features.inputs import guess_kind
 
     if args.list_backbones:
         for name, (kind, desc) in sorted(list_backbones().items()):

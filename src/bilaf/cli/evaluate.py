@@ -223,7 +223,7 @@ def load_images_by_id(source: str, split: Optional[str], wanted: Sequence[str], 
 
     Images of different sizes are resized (bicubic) to the size of the first.
     """
-    from ..features.readers import open_image_source
+    from ..features.inputs import open_image_source
 
     src = open_image_source(source, split=split)
     try:

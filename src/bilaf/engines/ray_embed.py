@@ -6,7 +6,7 @@ The pipeline::
          open_image_source          map_batches, one range per block     map_batches(_Embedder)   write_parquet
 
 * The driver lists the source once with the local reader
-  (:func:`bilaf.features.readers.open_image_source`: folders, tar / zip
+  (:func:`bilaf.features.inputs.open_image_source`: folders, tar / zip
   archives, image arrays, file lists), and cuts it into ranges of
   ``shard_size`` items. A folder, zip archive or array is read by one task
   per range; a tar archive (which can only be read front to back) by a single
@@ -257,7 +257,7 @@ def embed_with_ray(source: Any, backbone: Union[str, Any, Callable[[], Any]] = "
         ``out_dir``. Read it with :func:`read_feature_shards`.
     """
     from ..features.embed import _check_common
-    from ..features.readers import open_image_source
+    from ..features.inputs import open_image_source
 
     batch_size, shard_size = _check_common(batch_size, on_error, shard_size)
     if device not in ("auto", "cpu", "cuda"):
@@ -460,7 +460,7 @@ def embed_command(args: Any) -> int:
     import sys
 
     from ..features.embed import SkippedInputWarning
-    from ..features.readers import guess_kind
+    from ..features.inputs import guess_kind
 
     if not args.source:
         raise ValidationError("missing SOURCE (a folder, archive or image array)")

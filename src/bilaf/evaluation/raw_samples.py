@@ -44,7 +44,7 @@ def parse_source(source: str) -> Tuple[str, Path, Optional[str]]:
 
 
 def _text_loader(path: Path, ids: Sequence[str]) -> Callable[[np.ndarray], List[Any]]:
-    from ..features.readers import read_texts
+    from ..features.inputs import read_texts
 
     samples = read_texts(path)
     where: Dict[str, int] = {i: p for p, i in enumerate(samples.ids)}
@@ -62,7 +62,7 @@ def _text_loader(path: Path, ids: Sequence[str]) -> Callable[[np.ndarray], List[
 
 
 def _image_loader(path: Path, split: Optional[str], ids: Sequence[str]) -> Callable[[np.ndarray], List[Any]]:
-    from ..features.readers import open_image_source
+    from ..features.inputs import open_image_source
 
     src = open_image_source(path, split=split)
     where: Dict[str, int] = {i: p for p, i in enumerate(src.ids)}

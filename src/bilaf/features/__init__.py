@@ -24,7 +24,8 @@ from .backbones import (
     resolve_device,
 )
 from .embed import SkippedInputWarning, embed_images, embed_texts
-from .readers import ArraySource, FolderSource, ImageSource, TarSource, ZipSource, open_image_source, read_texts
+from .inputs import open_image_source, read_texts
+from .readers import ArraySource, FolderSource, ImageSource, TarSource, ZipSource
 from .store import FeatureSet, load_features
 
 __all__ = [

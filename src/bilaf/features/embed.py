@@ -28,7 +28,8 @@ from ..errors import ValidationError, ValidationTypeError, escape
 from ..validation import check_positive_int
 from .backbones import DEFAULT_BACKBONES, Backbone, load_backbone
 from .backbones.base import _usable_cpus
-from .readers import ImageSource, open_image_source, read_texts
+from .inputs import open_image_source, read_texts
+from .readers import ImageSource
 from .store import FeatureSet
 from ..threads import thread_limited
 

@@ -2,7 +2,7 @@
 
 Each is an :class:`~bilaf.features.readers.ImageSource`; images of any size are
 fine, since every image is resized by the backbone's preprocessing before
-batching. :func:`~bilaf.features.readers.open_image_source` picks these for
+batching. :func:`~bilaf.features.inputs.open_image_source` picks these for
 
 * a list of ``PIL.Image`` objects, of image arrays of varying shapes, or of
   encoded files (``bytes``): :class:`ImageListSource`;

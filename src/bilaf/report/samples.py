@@ -10,7 +10,7 @@ recorded in the feature file's ``meta["source"]`` by ``bilaf embed``
   :mod:`bilaf.features.readers` (a compressed tar is streamed once, front to
   back, and left as soon as every wanted member has been read);
 * a text file with one sample per line: the id is ``<file name>:<line>``, read
-  with :func:`bilaf.features.readers.read_texts` (a leading label is dropped).
+  with :func:`bilaf.features.inputs.read_texts` (a leading label is dropped).
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def resolve_source(given: Optional[PathLike], meta_source: Optional[str]) -> Opt
     FileNotFoundError
         If ``given`` does not exist.
     """
-    from ..features.readers import ARCHIVE_SUFFIXES, guess_kind
+    from ..features.inputs import guess_kind
+    from ..features.readers import ARCHIVE_SUFFIXES
 
     if given is not None:
         p = Path(given)
@@ -110,7 +111,7 @@ def read_image_bytes(source: SampleSource, wanted: Mapping[int, str]) -> Dict[in
             except OSError:
                 continue
         return out
-    from ..features.readers import open_image_source
+    from ..features.inputs import open_image_source
 
     src = open_image_source(source.path)
     try:
@@ -151,7 +152,7 @@ def read_image_bytes(source: SampleSource, wanted: Mapping[int, str]) -> Dict[in
 
 def read_texts_of(source: SampleSource, wanted: Mapping[int, str]) -> Dict[int, str]:
     """The text of each wanted row (``row -> id``, ids ``<file>:<line>``) found in the text file."""
-    from ..features.readers import read_texts
+    from ..features.inputs import read_texts
 
     samples = read_texts(source.path)
     by_id = dict(zip(samples.ids, samples.texts))
