@@ -62,7 +62,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "optional benchmark view)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of the map's subsample and projection and of the removed sample (default: 0)")
-    p.add_argument("--title", default=None, help="page title (default: method and counts)")
+    p.add_argument("--title", default=None, metavar="TEXT", help="page title (default: method and counts)")
     p.add_argument("--ignore-hash", action="store_true",
                    help="write the page even if the features' hash differs from the manifest's")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
