@@ -62,9 +62,9 @@ cifar10() {  # a 10,000-row pool (seed 0) at the paper's label counts (0.5 / 1 /
 paired() {  # the paper's K is one setting named per pool (0.1% of TREC-6, 0.5% of CLINC150, 50 cores on CIFAR-10)
     local alias="--alias bilaf:n_cores=0.001=bilaf:paper_K --alias bilaf:n_cores=0.005=bilaf:paper_K --alias bilaf:n_cores=50=bilaf:paper_K"
     python benchmarks/analysis/paired_report.py trec6_finetune clinc150_finetune cifar10_finetune --protocol finetune \
-        $alias --out finetune_paired --title "Default BiLAF against every method, seed by seed (finetuning)"
+        $alias --min-seeds 3 --out finetune_paired --title "Default BiLAF against every method, seed by seed (finetuning)"
     python benchmarks/analysis/paired_report.py trec6_finetune clinc150_finetune cifar10_finetune --protocol linear \
-        $alias --out finetune_paired_linear \
+        $alias --min-seeds 3 --out finetune_paired_linear \
         --title "Default BiLAF against every method, seed by seed (linear probe, same selections)"
 }
 

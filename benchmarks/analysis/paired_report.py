@@ -216,6 +216,8 @@ def main(argv=None) -> int:
                    help=f"the method put against every other, as in the runs' method column (default {DEFAULT})")
     p.add_argument("--title", default=TITLE, help="the report's title")
     p.add_argument("--protocol", help="only the runs of this protocol (e.g. finetune); default every protocol")
+    p.add_argument("--min-seeds", type=int, default=1, metavar="N",
+                   help="leave out cells where the default has fewer than N seeds (runs still in progress)")
     p.add_argument("--alias", action="append", default=[], metavar="OLD=NEW",
                    help="read method OLD as NEW (one setting named differently per pool, e.g. the paper's K)")
     a = p.parse_args(argv)
@@ -231,9 +233,17 @@ def main(argv=None) -> int:
         runs = [r for r in runs if r["protocol"] == a.protocol]
         if not runs:
             raise SystemExit(f"no runs of protocol {a.protocol!r} in {', '.join(a.names)}")
+    if a.min_seeds > 1:
+        seeds: Dict[tuple, set] = defaultdict(set)
+        for r in runs:
+            if r["method"] == a.default and not r["error"]:
+                seeds[(r["pool"], r["protocol"], r["budget"])].add(r["seed"])
+        runs = [r for r in runs if len(seeds[(r["pool"], r["protocol"], r["budget"])]) >= a.min_seeds]
     command = "python benchmarks/analysis/paired_report.py " + " ".join(a.names) + (f" --seed {a.seed}" if a.seed else "")
     if a.protocol:
         command += f" --protocol {a.protocol}"
+    if a.min_seeds > 1:
+        command += f" --min-seeds {a.min_seeds}"
     for item in a.alias:
         command += f" --alias {item}"
     if a.default != DEFAULT:
