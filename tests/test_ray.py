@@ -32,11 +32,25 @@ RESULT_FIELDS = ("indices", "core_indices", "boundary_indices", "pseudo_labels",
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_cluster():
-    """One local Ray cluster for the module (2 CPUs, no dashboard)."""
+    """One local Ray cluster for the module (2 CPUs, no dashboard). The driver and the workers run bilaf with one
+    thread each (``BILAF_THREADS=1`` reaches the workers through the environment), so float32 sums are added in
+    the same order on both sides whatever the machine's load."""
+    import os
+
+    import bilaf.threads
+
+    old_env, old_policy = os.environ.get("BILAF_THREADS"), bilaf.threads.get_thread_policy()
+    os.environ["BILAF_THREADS"] = "1"
+    bilaf.threads.set_thread_policy(1)
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
+    bilaf.threads.set_thread_policy(old_policy)
+    if old_env is None:
+        os.environ.pop("BILAF_THREADS", None)
+    else:
+        os.environ["BILAF_THREADS"] = old_env
     if started:
         ray.shutdown()
 
