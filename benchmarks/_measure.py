@@ -125,3 +125,18 @@ def stage_summary(records: List[StageRecord], sampler: RssSampler) -> Dict[str, 
         s["cpu"] += r.cpu
         s["peak_rss"] = max(s["peak_rss"], sampler.peak_between(r.start, r.end))
     return out
+
+
+def write_rows_csv(path, rows: List[Dict]) -> None:
+    """Write ``rows`` (dicts with the same keys) as a CSV file, atomically."""
+    import csv
+    import io
+
+    from bilaf.result import atomic_write
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    with atomic_write(path, newline="") as fh:
+        fh.write(buf.getvalue())

@@ -18,8 +18,6 @@ selection differs.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import sys
 import time
@@ -87,15 +85,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"B={B}: same selection: {same}; bilaf {w1:.1f} s / {w2:.1f} s, direct {wd:.1f} s: "
               f"{wd / wb:.1f}x wall, {cd / cb:.1f}x CPU", file=sys.stderr, flush=True)
 
+    from _measure import write_rows_csv
     from scale import how_invoked
 
     command = how_invoked("benchmarks/ratio.py", argv if argv is not None else sys.argv[1:])
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    with atomic_write(args.out.with_suffix(".csv"), newline="") as fh:
-        fh.write(buf.getvalue())
+    write_rows_csv(args.out.with_suffix(".csv"), rows)
     lines = ["# BiLAF against a direct implementation of the same algorithm", "",
              f"Pool: the synthetic clustered pool of `scale.py`, N = {args.n:,}, d = {X.shape[1]}, float32 features, "
              f"K = {K} given cores (random pool samples), float64 distances in both. `direct` is "

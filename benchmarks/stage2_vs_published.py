@@ -26,9 +26,7 @@ It writes ``benchmarks/results/stage2_vs_published.md`` (and ``.csv``).
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
-import io
 import os
 import platform
 import sys
@@ -138,15 +136,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                          threads=torch.get_num_threads(), load_start=round(load_start, 2),
                          load_end=round(load_end, 2)))
 
+    from _measure import write_rows_csv
     from scale import how_invoked
 
     command = how_invoked("benchmarks/stage2_vs_published.py", argv if argv is not None else sys.argv[1:])
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    with atomic_write(args.out.with_suffix(".csv"), newline="") as fh:
-        fh.write(buf.getvalue())
+    write_rows_csv(args.out.with_suffix(".csv"), rows)
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:

@@ -30,8 +30,6 @@ It writes ``benchmarks/results/threads.md`` (and ``.csv``).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import platform
 import statistics
@@ -137,15 +135,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                          vs_idle_one_thread=round(med[name] / med["idle, one thread"], 2),
                          cpu_vs_idle_one_thread=round(statistics.median(r["cpu"] for r in rs) / cpu_one, 2)))
 
+    from _measure import write_rows_csv
     from scale import how_invoked
 
     command = how_invoked("benchmarks/threads.py", argv if argv is not None else sys.argv[1:])
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    with atomic_write(args.out.with_suffix(".csv"), newline="") as fh:
-        fh.write(buf.getvalue())
+    write_rows_csv(args.out.with_suffix(".csv"), rows)
     cpu_name = platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:

@@ -11,6 +11,9 @@ and the run goes on. Outputs are written atomically::
                     budgets=["1%", "2%"], seeds=5, protocols=["linear", "knn"])
     print(res.to_markdown())
     res.write("results", "cifar10")   # cifar10.md, cifar10.csv, cifar10_runs.csv, cifar10.png
+
+Why one module of this size: method specs, the run loop and the renderers (Markdown, CSV, plot) share
+BenchResult; the split into spec / run / report is open in issue 21.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ Formats (chosen by the file suffix, or named):
     ``.labelstudio.json``.
 ``paths``
     One file path (or id) per line, in selection order; suffix ``.txt``.
+
+Why one module of this size: the writers (JSON, CSV, Parquet, Label Studio, path lists) and the reader of
+the same formats share one column layout, kept in one place so that a format cannot drift from its reader.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ whose name is one of :data:`SPLIT_NAMES`. Archives whose members all sit under
 one common top folder that is not a split name (``cifar10/train/...``) are read
 as if that folder were the root. Rows are ordered by the parts of their path
 (split, then class, then file name), as ``sorted`` orders tuples.
+
+Why one module of this size: the image sources (folder, tar, zip, array) and the text reader share the
+id, label and class conventions of FileTreeSource; the dispatch over them lives in features/inputs.py.
 """
 
 from __future__ import annotations
