@@ -25,7 +25,7 @@ def test_budget_smaller_than_given_cores_keeps_largest_classes():
     X += np.random.default_rng(0).normal(scale=0.01, size=X.shape)
     cores = np.array([0, 50, 55])  # class sizes 50, 5, 20
     with pytest.warns(UserWarning, match="largest pseudo-classes"):
-        res = bilaf.BiLAF(core_selector=cores).select(X, 2)
+        res = bilaf.BiLAF(cores=cores).select(X, 2)
     assert sorted(res.core_indices) == [0, 55]
 
 
@@ -51,17 +51,17 @@ def test_identical_rows_and_identical_cores():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for b in (1, 2, 5, 17, 30):
-            res = bilaf.BiLAF(core_selector=np.array([0, 1, 15])).select(X, b)
+            res = bilaf.BiLAF(cores=np.array([0, 1, 15])).select(X, b)
             assert len(res.indices) == b and len(set(res.indices)) == b
     # two cores with identical features: each still labels itself
-    m = bilaf.BiLAF(core_selector=np.array([0, 1, 15]))
+    m = bilaf.BiLAF(cores=np.array([0, 1, 15]))
     m.select(X, 10)
     assert m.pseudo_labels_[[0, 1, 15]].tolist() == [0, 1, 2]
 
 
 def test_one_sample_clusters():
     X = np.array([[0.0, 0], [100, 100], [-100, 50], [0.1, 0], [0.2, 0.1], [0, 0.3]], dtype=np.float32)
-    res = bilaf.BiLAF(core_selector=np.array([0, 1, 2])).select(X, 5)
+    res = bilaf.BiLAF(cores=np.array([0, 1, 2])).select(X, 5)
     assert len(set(res.indices)) == 5 and {0, 1, 2} <= set(res.indices)
 
 

@@ -329,7 +329,7 @@ def test_bilaf_float32_selection_depends_on_blocks_only_through_rounding():
     the float64 property above when it also drew float32). float64 is exact at any block size."""
     X = _mixture(2, 117, 5, 2)
     cores = np.random.default_rng(2).choice(117, 4, replace=False)
-    params = dict(density_k=5, core_selector=cores)
+    params = dict(density_k=5, cores=cores)
     one64 = _run_bilaf(X, 10, ONE_BLOCK, dtype="float64", **params)
     with tiny_budgets(shrink=4096):
         small64 = _run_bilaf(X, 10, "1MB", dtype="float64", **params)
@@ -348,7 +348,7 @@ def test_bilaf_selection_1mb_equals_8gb(dtype):
     """Public budgets, no patching: "1MB" cuts the assignment pass, "8GB" runs every pass in one block."""
     X = _mixture(0, 3000, 48, 40)
     cores = np.random.default_rng(1).choice(len(X), 30, replace=False)
-    params = dict(core_selector=cores, dtype=dtype)
+    params = dict(cores=cores, dtype=dtype)
     with count_chunks() as counts_one:
         one = _run_bilaf(X, 150, ONE_BLOCK, **params)
     with count_chunks() as counts_small:

@@ -182,13 +182,19 @@ def test_generic_param_and_given_cores(pool, tmp_path, capsys):
     cores = tmp_path / "cores.txt"
     cores.write_text("3\n50\n101\n")
     out = tmp_path / "g.csv"
-    rc, _, err = run(["select", pool, "-b", "12", "--core-selector", cores, "--param", "cycle_fraction=0.2",
+    rc, _, err = run(["select", pool, "-b", "12", "--cores", cores, "--param", "cycle_fraction=0.2",
                       "-o", out], capsys)
     assert rc == 0, err
     rows = list(csv.DictReader(open(out)))
     assert sorted(int(r["index"]) for r in rows if r["role"] == "core") == [3, 50, 101]
     man = read_manifest(manifest_path_for(out))
-    assert man["params"]["core_selector"] == [3, 50, 101] and man["params"]["cycle_fraction"] == 0.2
+    assert man["params"]["cores"] == [3, 50, 101] and man["params"]["cycle_fraction"] == 0.2
+    # the older spelling, a file given to --core-selector, still means the same cores
+    out2 = tmp_path / "g2.csv"
+    rc, _, err = run(["select", pool, "-b", "12", "--core-selector", cores, "--param", "cycle_fraction=0.2",
+                      "-o", out2], capsys)
+    assert rc == 0, err
+    assert [r["index"] for r in csv.DictReader(open(out2))] == [r["index"] for r in rows]
 
 
 def test_help_explains_every_option_with_default(capsys):
@@ -359,6 +365,8 @@ def _bad_cases(tmp_path, pool):
     (tmp_path / "lab_neg.json").write_text("[1, -2]")
     (tmp_path / "lab_unknown.txt").write_text("img/0001.jpg\nnot/a/file.jpg\n")
     (tmp_path / "lab_float.json").write_text("[1.5]")
+    cores_file = tmp_path / "cores.txt"
+    cores_file.write_text("1\n5\n9\n")
     o = ["-o", tmp_path / "out.csv"]
     return {
         "missing file": ["select", tmp_path / "nope.npy", "-b", "5", *o],
@@ -380,7 +388,10 @@ def _bad_cases(tmp_path, pool):
         "bad option value": ["select", pool, "-b", "5", "--remove-fraction", "1.5", *o],
         "bad option type": ["select", pool, "-b", "5", "--density-k", "ten", *o],
         "bad choice": ["select", pool, "-b", "5", "--denoise", "magic", *o],
-        "bad core file": ["select", pool, "-b", "5", "--core-selector", "nowhere.txt", *o],
+        "bad core file": ["select", pool, "-b", "5", "--cores", "nowhere.txt", *o],
+        "cores and a core selector": ["select", pool, "-b", "5", "--cores", cores_file, "--core-selector", "kmeans",
+                                      *o],
+        "cores and K": ["select", pool, "-b", "5", "--cores", cores_file, "-k", "3", *o],
         "NaN features": ["select", nan, "-b", "5", *o],
         "labeled out of range": ["select", pool, "-b", "5", "--labeled", tmp_path / "lab_range.txt", *o],
         "labeled repeats": ["select", pool, "-b", "5", "--labeled", tmp_path / "lab_dup.txt", *o],

@@ -167,10 +167,10 @@ def test_budget_larger_than_the_allowed_pool_is_one_clear_error():
 def test_index_parameters_follow_the_sub_pool():
     X, _ = blobs(n=200, d=5, k=4)
     cores = [150, 20, 90, 60]
-    res = bilaf.select(X, 10, method="bilaf", random_state=0, core_selector=cores, exclude=[0, 1, 2, 3])
-    assert sorted(res.core_indices.tolist()) == sorted(cores) and res.params["core_selector"] == cores
-    with pytest.raises(ValueError, match="core_selector holds pool index 20"):
-        bilaf.select(X, 10, method="bilaf", random_state=0, core_selector=cores, exclude=[20])
+    res = bilaf.select(X, 10, method="bilaf", random_state=0, cores=cores, exclude=[0, 1, 2, 3])
+    assert sorted(res.core_indices.tolist()) == sorted(cores) and res.params["cores"] == cores
+    with pytest.raises(ValueError, match="cores holds pool index 20"):
+        bilaf.select(X, 10, method="bilaf", random_state=0, cores=cores, exclude=[20])
 
 
 # -- the command line ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ def _load(path):
 
 
 def _bilaf_for(z, **kw):
-    return bilaf.BiLAF(core_selector=z["cores"], density_k=int(z["k"]), remove_fraction=float(z["remove"]),
+    return bilaf.BiLAF(cores=z["cores"], density_k=int(z["k"]), remove_fraction=float(z["remove"]),
                        cycle_fraction=float(z["cycle"]), opponent_penalty=float(z["delta"]), dtype="float64", **kw)
 
 

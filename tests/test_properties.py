@@ -108,7 +108,7 @@ def test_bilaf_given_cores_exact_budget(data, seed):
     cores = rng.choice(len(X), size=K, replace=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = bilaf.BiLAF(core_selector=cores, density_k=4).select(X, budget)
+        res = bilaf.BiLAF(cores=cores, density_k=4).select(X, budget)
     _check_valid(res, len(X), budget)
     assert set(res.core_indices) <= set(cores.tolist())
 
@@ -168,7 +168,7 @@ def test_permutation_bilaf_given_cores(data, denoise, opponent, process):
     kw = dict(denoise=denoise, opponent=opponent, process=process, dtype="float64", density_k=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ma, mb = bilaf.BiLAF(core_selector=cores, **kw), bilaf.BiLAF(core_selector=inv[cores], **kw)
+        ma, mb = bilaf.BiLAF(cores=cores, **kw), bilaf.BiLAF(cores=inv[cores], **kw)
         a, b = ma.select(X, budget), mb.select(X[perm], budget)
     # the same noise is removed, so pseudo-classes have the same sizes
     np.testing.assert_array_equal(np.sort(perm[np.flatnonzero(b.pseudo_labels < 0)]),

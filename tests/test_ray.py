@@ -89,8 +89,8 @@ GIVEN = list(range(7, 3000, 97))  # 31 given cores
 
 CASES = {
     "float32-kmeans": dict(dtype="float32", core_selector="kmeans", n_cores=30, core_params={"max_iter": 10}),
-    "float64-given": dict(dtype="float64", core_selector=GIVEN),
-    "float32-given-min-opponent": dict(dtype="float32", core_selector=GIVEN, opponent="min", denoise="density"),
+    "float64-given": dict(dtype="float64", cores=GIVEN),
+    "float32-given-min-opponent": dict(dtype="float32", cores=GIVEN, opponent="min", denoise="density"),
 }
 
 

@@ -87,16 +87,30 @@ def test_unknown_method_and_option():
     (dict(n_cores="many"), "n_cores"),
     (dict(memory_budget="lots"), "memory_budget"),
     (dict(memory_budget="10KB"), "at least 1MB"),
-    (dict(core_selector=[0, 1, 50]), "out of range"),
-    (dict(core_selector=[0, 1, 1]), "repeats index 1"),
-    (dict(core_selector=[-1, 2]), "out of range"),
-    (dict(core_selector=[]), "empty"),
-    (dict(core_selector=[0.5, 2]), "integer pool indices"),
+    (dict(cores=[0, 1, 50]), "out of range"),
+    (dict(cores=[0, 1, 1]), "repeats index 1"),
+    (dict(cores=[-1, 2]), "out of range"),
+    (dict(cores=[]), "empty"),
+    (dict(cores=[0.5, 2]), "integer pool indices"),
+    (dict(cores=[0, 1, 2], core_selector="kmeans"), "leave core_selector at auto"),
+    (dict(cores=[0, 1, 2], n_cores=3), "leave n_cores unset"),
+    (dict(cores=[0, 1, 2], core_params={"n_iter": 5}), "core_params would be ignored"),
     (dict(core_selector="kmeans", core_params={"bogus": 1}), "unknown option"),
 ])
 def test_bad_bilaf_options_raise_before_work(kw, msg):
     with pytest.raises((ValueError, TypeError), match=msg):
         bilaf.BiLAF(**kw).select(X, 10)
+
+
+def test_indices_in_core_selector_still_mean_given_cores_with_a_warning():
+    cores = [3, 17, 40]
+    with pytest.warns(FutureWarning, match="cores=<indices>"):
+        old = bilaf.BiLAF(core_selector=cores, random_state=0).select(X, 10)
+    new = bilaf.BiLAF(cores=cores, random_state=0).select(X, 10)
+    np.testing.assert_array_equal(old.indices, new.indices)
+    assert sorted(old.core_indices.tolist()) == cores
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="out of range"):
+        bilaf.BiLAF(core_selector=[0, 1, 50]).select(X, 10)
 
 
 def test_bad_random_state():

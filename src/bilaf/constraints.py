@@ -29,7 +29,7 @@ __all__ = ["constrained_select", "near_duplicates", "allowed_pool"]
 # similarities are float32: this much below the threshold still counts as reaching it (so 1.0 catches exact copies)
 SIMILARITY_TOLERANCE = 1e-6
 # selector parameters that hold pool indices (remapped to the sub-pool)
-_INDEX_PARAMS = ("core_selector", "init")
+_INDEX_PARAMS = ("core_selector", "cores", "init")
 
 
 def _check_dedup(dedup: Any) -> Optional[float]:

@@ -34,7 +34,7 @@ import torch
 from .errors import ValidationError
 
 __all__ = ["set_thread_policy", "get_thread_policy", "free_cores", "choose_threads", "limit_threads", "thread_limited",
-           "auto_threads"]
+           "auto_threads", "single_threaded"]
 
 #: How long (seconds) the load is sampled, and how long a measurement is reused.
 SAMPLE_SECONDS = 0.05
@@ -202,6 +202,34 @@ def limit_threads(threads: Union[str, int, None] = None) -> Iterator[int]:
         yield n
     finally:
         _state.depth = 0
+        if limiter is not None:
+            limiter.restore_original_limits()
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the body with one torch thread and one BLAS thread, then restore both.
+
+    For runs of small operations (BiLAF's per-pseudo-class steps on classes of
+    a few hundred rows): there a team of threads costs more at its barriers
+    than it shares, and an idle BLAS thread that spins after its call takes
+    the core torch's second thread waits for.
+    """
+    before = torch.get_num_threads()
+    limiter = None
+    try:
+        if before != 1:
+            torch.set_num_threads(1)
+        try:
+            from threadpoolctl import threadpool_limits
+
+            limiter = threadpool_limits(limits=1, user_api="blas")
+        except Exception:  # pragma: no cover - threadpoolctl missing or a pool it cannot drive
+            limiter = None
+        yield
+    finally:
         if limiter is not None:
             limiter.restore_original_limits()
         if torch.get_num_threads() != before:

@@ -187,7 +187,7 @@ def selector_params(args: argparse.Namespace, method: str, read_indices: Callabl
     """The constructor options the command line sets (only those given), checked with ``method``'s table.
 
     ``read_indices(path, what)`` reads a file of pool indices (options such as
-    ``--core-selector FILE``).
+    ``--cores FILE``).
     """
     from ..selectors import get_selector_class
 

@@ -11,9 +11,13 @@ What runs where:
   per group of pseudo-classes: each needs only its members' features (and,
   for ``opponent="min"``, the core vectors, put once in the object store).
 
-Every task runs the very functions the local engine runs (``denoise_one``,
-``select_one``, ``assign_to_cores``) on the very same inputs, with as many
-torch threads as the driver uses, so the selection is identical to
+:class:`RayExecutor` implements the two methods of the pipeline's
+:class:`~bilaf.method.pipeline.Executor` (``assign``, ``map_classes``).
+Every task runs the very functions the local engine runs
+(:func:`~bilaf.method.pipeline.denoise_class`,
+:func:`~bilaf.method.pipeline.select_class`, ``assign_to_cores``) on the
+very same inputs, with as many torch threads as the driver uses (one on small
+pseudo-classes, as locally), so the selection is identical to
 :class:`BiLAF`'s on the same input, scores included, bit for bit (the tests
 check it on CPU workers of the same machine). Tasks on other hardware, with
 another thread count or on GPUs sum in another order: distances then differ
@@ -30,19 +34,20 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..errors import ValidationError
 from ..method.assign import assign_to_cores
+from ..method.pipeline import Assignment, Executor, LocalExecutor, Stage2Config
 from ..result import SelectionResult
 from ..selectors.bilaf import BiLAF
 from ..validation import check_positive_int, check_positive_number
 from .runtime import import_ray, init_ray
 
-__all__ = ["RayBiLAF", "select_with_ray", "init_ray", "import_ray", "cli_selector"]
+__all__ = ["RayBiLAF", "RayExecutor", "select_with_ray", "init_ray", "import_ray", "cli_selector"]
 
 ENGINE_PARAMS = ("classes_per_task", "rows_per_task", "max_in_flight", "task_threads", "task_cpus", "task_gpus")
 
@@ -104,23 +109,20 @@ def _set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-class _Shared:
-    """Placeholder for an argument sent once to the object store (the same object in every item)."""
-
-    def __reduce__(self):
-        return (_Shared, ())
+def _unpack_task(task: Any, device: str) -> Any:
+    """A per-class task (a named tuple) with its tensors back in torch."""
+    return type(task)(*(_unpack(v, device) for v in task))
 
 
-def _run_group(fn, group: Sequence[tuple], shared: Dict[int, Any], cfg: Dict[str, Any], device: str,
-               threads: int) -> List[Any]:
-    """In a Ray task: ``fn(*item, cfg)`` for each item of a group of pseudo-classes, in order."""
+def _pack_task(task: Any) -> Any:
+    return type(task)(*(_pack(v) for v in task))
+
+
+def _run_group(fn, group: Sequence[Any], shared: Any, config: Any, device: str, threads: int) -> List[Any]:
+    """In a Ray task: ``fn(task, shared, config)`` for each task of a group of pseudo-classes, in order."""
     _set_threads(threads)
-    shared_t = {pos: _unpack(v, device) for pos, v in shared.items()}
-    out = []
-    for item in group:
-        args = [shared_t[pos] if isinstance(v, _Shared) else _unpack(v, device) for pos, v in enumerate(item)]
-        out.append(_to_cpu(fn(*args, cfg)))
-    return out
+    shared_t = _unpack(shared, device)
+    return [_to_cpu(fn(_unpack_task(task, device), shared_t, config)) for task in group]
 
 
 def _assign_shard(Xs: np.ndarray, C: np.ndarray, local_cores: np.ndarray, dtype: str, memory_budget: Any,
@@ -165,8 +167,112 @@ def _get_all(ray, refs: List[Any]) -> List[Any]:
         raise
 
 
+class RayExecutor:
+    """Runs BiLAF's stage 2 as Ray tasks (the :class:`~bilaf.method.pipeline.Executor` of :class:`RayBiLAF`).
+
+    The assignment is a map over row shards of the features; the per-class
+    work goes in groups of pseudo-classes, the shared argument (the core
+    vectors) once through the object store.
+
+    Parameters
+    ----------
+    ray : module
+        The connected ``ray`` module.
+    threads : int
+        torch threads in each task.
+    cpus, gpus : float
+        Resources Ray reserves for each task (above 0 GPUs, the tasks compute on CUDA).
+    classes_per_task, rows_per_task, max_in_flight : int or None
+        How the work is cut (see :class:`RayBiLAF`).
+    """
+
+    def __init__(self, ray: Any, *, threads: int, cpus: float, gpus: float = 0,
+                 classes_per_task: Optional[int] = None, rows_per_task: Optional[int] = None,
+                 max_in_flight: Optional[int] = None) -> None:
+        self.ray = ray
+        self.threads = threads
+        self.cpus = cpus
+        self.gpus = gpus
+        self.classes_per_task = classes_per_task
+        self.rows_per_task = rows_per_task
+        self.max_in_flight = max_in_flight
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.gpus > 0 else "cpu"
+
+    def _remote(self, fn):
+        return self.ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=3)(fn)
+
+    def _slots(self) -> int:
+        """Tasks the cluster runs at once."""
+        if self.gpus > 0:
+            return max(1, int(self.ray.cluster_resources().get("GPU", 1) // self.gpus))
+        return max(1, int(_cluster_cpus(self.ray) // max(self.cpus, 1e-3)))
+
+    def _window(self) -> int:
+        if self.max_in_flight is not None:
+            return int(self.max_in_flight)
+        return max(4, 2 * self._slots())
+
+    def assign(self, X: torch.Tensor, cores: np.ndarray, config: Stage2Config) -> Assignment:
+        """Nearest-core assignment as a distributed map over row shards of ``X``."""
+        ray = self.ray
+        n, K = int(X.shape[0]), len(cores)
+        rows = self.rows_per_task or max(4096, math.ceil(n / (4 * self._slots())))
+        C_ref = ray.put(X[torch.as_tensor(cores, device=X.device)].detach().cpu().numpy())
+        task = self._remote(_assign_shard)
+        dtype = "float64" if config.dtype == torch.float64 else "float32"
+
+        def submit(start: int):
+            stop = min(n, start + rows)
+            local = np.arange(K, dtype=np.int64)
+            inside = (cores >= start) & (cores < stop)
+            local[inside] = K + cores[inside] - start
+            shard = X[start:stop].detach().cpu().numpy()
+            return task.remote(shard, C_ref, local, dtype, config.memory_budget, self.device, self.threads)
+
+        parts = _get_all(ray, _bounded_submit(ray, submit, range(0, n, rows), self._window()))
+        labels = np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False)
+        d_inter = torch.from_numpy(np.concatenate([p[1] for p in parts])).to(X.device)
+        opp = torch.from_numpy(np.concatenate([p[2] for p in parts])).to(X.device)
+        return Assignment(labels, d_inter, opp)
+
+    def map_classes(self, fn: Callable[[Any, Any, Stage2Config], Any], tasks: Iterable[Any], n_tasks: int,
+                    config: Stage2Config, *, shared: Any = None, desc: str = "",
+                    single_thread: bool = False) -> List[Any]:
+        """``fn(task, shared, config)`` for every pseudo-class as Ray tasks over groups of classes; in order."""
+        if n_tasks == 0:
+            return []
+        ray = self.ray
+        per_task = self.classes_per_task or max(1, math.ceil(n_tasks / (4 * self._slots())))
+        remote = self._remote(_run_group)
+        shared_ref = ray.put(_pack(shared))
+        config_ref = ray.put(config)
+        threads = 1 if single_thread else self.threads
+
+        def grouped():
+            group: List[Any] = []
+            for t in tasks:
+                group.append(_pack_task(t))
+                if len(group) == per_task:
+                    yield group
+                    group = []
+            if group:
+                yield group
+
+        refs = _bounded_submit(ray, lambda g: remote.remote(fn, g, shared_ref, config_ref, self.device, threads),
+                               grouped(), self._window())
+        out: List[Any] = []
+        for part in _get_all(ray, refs):
+            out.extend(part)
+        if len(out) != n_tasks:  # pragma: no cover - a bug if reached
+            raise RuntimeError(f"internal error: {len(out)} results for {n_tasks} pseudo-classes")
+        return out
+
+
 class RayBiLAF(BiLAF):
-    """:class:`~bilaf.selectors.bilaf.BiLAF` with its stage 2 run as Ray tasks.
+    """:class:`~bilaf.selectors.bilaf.BiLAF` with its stage 2 run as Ray tasks (:class:`RayExecutor`).
 
     Takes every :class:`BiLAF` hyper-parameter, and gives the same selection
     as :class:`BiLAF` with them. The engine options below only say how the work
@@ -192,8 +298,9 @@ class RayBiLAF(BiLAF):
         load). ``None``: twice the cluster's CPUs, at least 4.
     task_threads : int or None
         torch threads in each task. ``None``: as many as this process uses
-        (``torch.get_num_threads()``). MKL splits its sums by thread count, so
-        tasks running with another count give distances (and scores) that
+        (``torch.get_num_threads()``); per-class tasks on small pseudo-classes
+        use one, as the local engine does. MKL splits its sums by thread count,
+        so tasks running with another count give distances (and scores) that
         differ from a local run in the last bits; the picks rarely change.
     task_cpus : float or None
         CPUs Ray reserves for each task. ``None``: ``task_threads``, capped at
@@ -215,9 +322,7 @@ class RayBiLAF(BiLAF):
         self.task_gpus = task_gpus
 
     # the engine options are not hyper-parameters of the method
-    @classmethod
-    def _param_names(cls) -> list:
-        return [p for p in super()._param_names() if p not in ENGINE_PARAMS]
+    engine_options = ENGINE_PARAMS
 
     def engine_params(self) -> Dict[str, Any]:
         """The engine options (how the work is cut), apart from the method's hyper-parameters."""
@@ -237,116 +342,21 @@ class RayBiLAF(BiLAF):
 
     def select(self, X: Any, budget: Any, labeled: Any = None) -> SelectionResult:
         self._check_engine()
-        self._ray = init_ray()
-        self._threads = int(self.task_threads or torch.get_num_threads())
-        if self.task_cpus is not None:
-            self._cpus = float(self.task_cpus)
-        else:
-            self._cpus = float(min(self._threads, _largest_node_cpus(self._ray)))
+        ray = init_ray()
+        threads = int(self.task_threads or torch.get_num_threads())
+        cpus = float(self.task_cpus) if self.task_cpus is not None else float(min(threads, _largest_node_cpus(ray)))
+        self._engine = RayExecutor(ray, threads=threads, cpus=cpus, gpus=self.task_gpus,
+                                   classes_per_task=self.classes_per_task, rows_per_task=self.rows_per_task,
+                                   max_in_flight=self.max_in_flight)
         try:
-            res = super().select(X, budget, labeled=labeled)
+            return super().select(X, budget, labeled=labeled)
         finally:
-            self._ray = None
-        return res
+            self._engine = None
 
-    # -- Ray plumbing ------------------------------------------------------------------
-    @property
-    def _task_device(self) -> str:
-        return "cuda" if self.task_gpus > 0 else "cpu"
-
-    def _remote(self, fn):
-        return self._ray.remote(num_cpus=self._cpus, num_gpus=self.task_gpus, max_retries=3)(fn)
-
-    def _slots(self) -> int:
-        """Tasks the cluster runs at once."""
-        if self.task_gpus > 0:
-            return max(1, int(self._ray.cluster_resources().get("GPU", 1) // self.task_gpus))
-        return max(1, int(_cluster_cpus(self._ray) // max(self._cpus, 1e-3)))
-
-    def _window(self) -> int:
-        if self.max_in_flight is not None:
-            return int(self.max_in_flight)
-        return max(4, 2 * self._slots())
-
-    # -- the two stage-2 hooks of BiLAF ----------------------------------------------------
-    def _assign(self, X: torch.Tensor, cores: np.ndarray):
-        """Nearest-core assignment as a distributed map over row shards of ``X``."""
-        ray = self._ray
-        n, K = int(X.shape[0]), len(cores)
-        rows = self.rows_per_task or max(4096, math.ceil(n / (4 * self._slots())))
-        C_ref = ray.put(X[torch.as_tensor(cores, device=X.device)].detach().cpu().numpy())
-        task = self._remote(_assign_shard)
-        dtype = self.dtype
-        device = self._task_device
-
-        def submit(start: int):
-            stop = min(n, start + rows)
-            local = np.arange(K, dtype=np.int64)
-            inside = (cores >= start) & (cores < stop)
-            local[inside] = K + cores[inside] - start
-            shard = X[start:stop].detach().cpu().numpy()
-            return task.remote(shard, C_ref, local, dtype, self.memory_budget, device, self._threads)
-
-        refs = _bounded_submit(ray, submit, range(0, n, rows), self._window())
-        parts = _get_all(ray, refs)
-        labels = np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False)
-        d_inter = torch.from_numpy(np.concatenate([p[1] for p in parts])).to(X.device)
-        opp = torch.from_numpy(np.concatenate([p[2] for p in parts])).to(X.device)
-        return labels, d_inter, opp
-
-    def _class_map(self, fn, items: Iterable[tuple], n_items: int, cfg: Dict[str, Any], desc: str) -> List[Any]:
-        """Run ``fn(*item, cfg)`` for every pseudo-class as Ray tasks over groups of classes; results in order.
-
-        An argument that is the same object in every item (the core vectors)
-        goes to the object store once; the rest travel with their group.
-        """
-        if n_items == 0:
-            return []
-        ray = self._ray
-        per_task = self.classes_per_task or max(1, math.ceil(n_items / (4 * self._slots())))
-        task = self._remote(_run_group)
-        device = self._task_device
-        # Shared tensors (the same object in every item) are detected on the first two items.
-        it = iter(items)
-        head = []
-        for _ in range(2):
-            try:
-                head.append(next(it))
-            except StopIteration:
-                break
-        shared_pos = set()
-        if len(head) == 2:
-            shared_pos = {pos for pos, v in enumerate(head[0])
-                          if isinstance(v, torch.Tensor) and v is head[1][pos]}
-        shared = {pos: _pack(head[0][pos]) for pos in shared_pos}
-        shared_ref = ray.put(shared)
-        cfg_ref = ray.put(cfg)
-
-        def grouped():
-            group: List[tuple] = []
-
-            def all_items():
-                yield from head
-                yield from it
-
-            for item in all_items():
-                group.append(tuple(_Shared() if pos in shared_pos and v is head[0][pos] else _pack(v)
-                                   for pos, v in enumerate(item)))
-                if len(group) == per_task:
-                    yield group
-                    group = []
-            if group:
-                yield group
-
-        threads = self._threads
-        refs = _bounded_submit(ray, lambda g: task.remote(fn, g, shared_ref, cfg_ref, device, threads), grouped(),
-                               self._window())
-        out: List[Any] = []
-        for part in _get_all(ray, refs):
-            out.extend(part)
-        if len(out) != n_items:  # pragma: no cover - a bug if reached
-            raise RuntimeError(f"internal error: {len(out)} results for {n_items} pseudo-classes")
-        return out
+    def executor(self) -> Executor:
+        """The :class:`RayExecutor` of the running :meth:`select` (a local one outside it)."""
+        engine = getattr(self, "_engine", None)
+        return engine if engine is not None else LocalExecutor()
 
 
 def select_with_ray(X: Any, budget: Any, *, random_state: Any = None, labeled: Any = None,

@@ -6,7 +6,7 @@ import inspect
 import re
 import time
 from contextlib import contextmanager
-from typing import Any, ClassVar, Dict, Iterator
+from typing import Any, ClassVar, Dict, Iterator, Tuple
 
 import numpy as np
 import torch
@@ -95,6 +95,10 @@ class BaseSelector:
             raise TypeError(f"{cls.__name__}._parameter_constraints does not match its constructor: "
                             f"undeclared {sorted(taken - declared)}, not taken {sorted(declared - taken)}")
 
+    #: Constructor options that say how the work runs (e.g. an engine's task sizes), not what is selected:
+    #: left out of :meth:`get_params`, the result's ``params`` and manifests.
+    engine_options: Tuple[str, ...] = ()
+
     @classmethod
     def _param_names(cls) -> list:
         names = []
@@ -105,7 +109,7 @@ class BaseSelector:
             for p in sig.parameters.values():
                 if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in names:
                     names.append(p.name)
-        return names
+        return [n for n in names if n not in cls.engine_options]
 
     def get_params(self, deep: bool = True) -> Dict[str, Any]:
         """The constructor's hyper-parameters, by name (as scikit-learn's ``get_params``).

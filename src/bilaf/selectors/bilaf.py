@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
 from ..errors import ValidationError
-from ..kernels import progress
-from ..method.assign import assign_to_cores
-from ..method.boundary import CRITERIA, OPPONENTS, PROCESSES, select_boundary
-from ..method.budget import split_budget
-from ..method.denoise import DENOISE_METHODS, denoise_with_intra
+from ..method.boundary import CRITERIA, OPPONENTS, PROCESSES
+from ..method.denoise import DENOISE_METHODS
 from ..method.n_cores import auto_n_cores
+from ..method.pipeline import Executor, LocalExecutor, Stage2Config, run_stage2
 from ..params import Interval, Options, Param, validate_params
 from ..result import SelectionResult
 from ..validation import check_indices
@@ -59,11 +57,13 @@ class BiLAF(BaseSelector):
     """Bi-Level Active Finetuning.
 
     Stage 1 picks ``n_cores`` core samples (pseudo-class centres) with
-    ``core_selector``. Stage 2 assigns every sample to its nearest core,
-    removes noisy members of each pseudo-class (``denoise``), splits the
-    remaining budget in proportion to the denoised sizes, and within each
-    pseudo-class picks boundary samples by the Boundary Score with iterative
-    removal and an opponent penalty.
+    ``core_selector``, or takes the given ``cores``. Stage 2
+    (:func:`bilaf.method.pipeline.run_stage2`) assigns every sample to its
+    nearest core, removes noisy members of each pseudo-class (``denoise``),
+    splits the remaining budget in proportion to the denoised sizes, and within
+    each pseudo-class picks boundary samples by the Boundary Score with
+    iterative removal and an opponent penalty. Stage 2's assignment and
+    per-class work run through :meth:`executor` (here, in this process).
 
     Parameters
     ----------
@@ -78,14 +78,19 @@ class BiLAF(BaseSelector):
         fifth of the budget) and boundary samples for the rest. The curve
         behind the choice is in ``auto_cores_``. When the budget is smaller than
         K, only ``budget`` cores are used (a warning says so).
-    core_selector : str or array-like of int
+    core_selector : str
         ``"auto"`` (default), ``"activeft"``, ``"kmeans"``, ``"kcenter"``,
-        ``"maxherding"``, ``"random"``, or the pool indices of given cores (then ``n_cores`` is
-        their count). ``"auto"`` is the paper's ActiveFT when K is given
+        ``"maxherding"`` or ``"random"``. (Pool indices here are read as
+        ``cores``, with a ``FutureWarning``.) ``"auto"`` is the paper's ActiveFT when K is given
         (``n_cores=<int>`` or a fraction), and spherical k-means (``"kmeans"``
         on L2-normalised features) with ``n_cores="auto"``, level with
         ActiveFT cores on the benchmarks in less selection time
         (``docs/results.md``).
+    cores : array-like of int or None
+        The pool indices of given cores: stage 1 is skipped and K is their
+        count (``n_cores``, ``core_selector`` and ``core_params`` stay unset).
+        When the budget is smaller than K, the ``budget`` cores with the
+        largest pseudo-classes are kept.
     density_k : int, default=10
         k of the kNN density distance in denoising.
     cycle_fraction : float, default=0.1
@@ -150,7 +155,10 @@ class BiLAF(BaseSelector):
         "core_selector": Param(
             Options(CORE_SELECTORS), "indices", metavar="NAME|FILE",
             help="stage 1: auto (spherical k-means with the automatic K, the paper's activeft with a given K), "
-                 "activeft, kmeans, kcenter, maxherding or random, or a FILE of core indices (.json, .txt, .npy)"),
+                 "activeft, kmeans, kcenter, maxherding or random (a FILE of core indices here is read as --cores)"),
+        "cores": Param(None, "indices", metavar="FILE",
+                       help="given cores: a FILE of pool indices (.json, .txt, .npy); stage 1 is skipped and K is "
+                            "their count"),
         "density_k": Param(Interval(numbers.Integral, 1, None), help="k of the kNN density used in denoising"),
         "cycle_fraction": Param(Interval(numbers.Real, 0, 1, closed="right"),
                                 help="P_in: share of a pseudo-class added per IDC ring"),
@@ -176,7 +184,7 @@ class BiLAF(BaseSelector):
     }
 
     def __init__(self, n_cores: Union[int, float, str, None] = None, core_selector: Any = "auto",
-                 density_k: int = 10, cycle_fraction: float = 0.1, remove_fraction: float = 0.1,
+                 cores: Any = None, density_k: int = 10, cycle_fraction: float = 0.1, remove_fraction: float = 0.1,
                  opponent_penalty: float = 1.1, opponent: str = "nearest", denoise: str = "idc",
                  criterion: str = "boundary", process: str = "iterative", normalize: bool = False,
                  dtype: str = "float32", random_state: Any = None, core_params: Optional[Dict[str, Any]] = None,
@@ -185,6 +193,7 @@ class BiLAF(BaseSelector):
                          memory_budget=memory_budget, verbose=verbose)
         self.n_cores = n_cores
         self.core_selector = core_selector
+        self.cores = cores
         self.density_k = density_k
         self.cycle_fraction = cycle_fraction
         self.remove_fraction = remove_fraction
@@ -196,8 +205,13 @@ class BiLAF(BaseSelector):
         self.core_params = core_params
 
     # -- validation ----------------------------------------------------------------
-    def _given_cores(self) -> bool:
-        return not isinstance(self.core_selector, str)
+    def _given(self) -> Optional[np.ndarray]:
+        """The given core indices (``cores``, or the older ``core_selector=<indices>``), or None."""
+        if self.cores is not None:
+            return np.asarray(self.cores).ravel()
+        if not isinstance(self.core_selector, str):
+            return np.asarray(self.core_selector).ravel()
+        return None
 
     def _auto_k(self) -> bool:
         return self.n_cores is None or (isinstance(self.n_cores, str) and self.n_cores == "auto")
@@ -207,7 +221,20 @@ class BiLAF(BaseSelector):
         return core_method(self.core_selector, self.n_cores)
 
     def _check_params(self, n_samples: int, budget: int) -> None:
-        if self._given_cores():
+        if self.cores is not None:
+            if not (isinstance(self.core_selector, str) and self.core_selector == "auto"):
+                raise ValidationError("{cores} skips stage 1: leave {core_selector} at auto",
+                                      cores="cores", core_selector="core_selector")
+            if not self._auto_k():
+                raise ValidationError("{cores} sets the number of cores: leave {n_cores} unset",
+                                      cores="cores", n_cores="n_cores")
+            if self.core_params is not None:
+                raise ValidationError("{cores} skips stage 1, so {core_params} would be ignored",
+                                      cores="cores", core_params="core_params")
+            check_indices(self.cores, n_samples, name="cores")
+        elif self._given() is not None:
+            warnings.warn("core_selector=<indices> is deprecated; give the core indices as cores=<indices> "
+                          "(--cores FILE)", FutureWarning, stacklevel=4)
             check_indices(self.core_selector, n_samples, name="core_selector (given cores)")
         elif self.core_params is not None:
             name = self._core_method()[0]
@@ -221,12 +248,24 @@ class BiLAF(BaseSelector):
         if _is_int(self.n_cores) and int(self.n_cores) > n_samples:
             raise ValidationError(f"{{setting}} exceeds the pool size {n_samples}", setting=("n_cores", self.n_cores))
 
+    # -- the pipeline's parts --------------------------------------------------------------
+    def stage2_config(self) -> Stage2Config:
+        """Stage 2's hyper-parameters as one typed, picklable configuration."""
+        return Stage2Config(denoise=self.denoise, density_k=int(self.density_k),
+                            cycle_fraction=float(self.cycle_fraction), remove_fraction=float(self.remove_fraction),
+                            opponent_penalty=float(self.opponent_penalty), opponent=self.opponent,
+                            criterion=self.criterion, process=self.process, dtype=self._tdtype,
+                            memory_budget=self.memory_budget, verbose=bool(self.verbose))
+
+    def executor(self) -> Executor:
+        """Where stage 2's assignment and per-class work run: here, in this process. An engine overrides this
+        (e.g. :class:`bilaf.engines.ray.RayBiLAF`)."""
+        return LocalExecutor()
+
     # -- stage 1 -------------------------------------------------------------------------
     def _resolve_n_cores(self, X: torch.Tensor, budget: int, rng: np.random.Generator) -> int:
         n = int(X.shape[0])
         self.auto_cores_ = None  # a refit with a fixed K must not keep an earlier automatic choice
-        if self._given_cores():
-            return len(np.asarray(self.core_selector).ravel())
         if self._auto_k():
             self.auto_cores_ = auto_n_cores(X, budget, rng)
             return self.auto_cores_.n_cores
@@ -234,10 +273,17 @@ class BiLAF(BaseSelector):
             return int(self.n_cores)
         return max(1, int(round(float(self.n_cores) * n)))
 
-    def _stage1(self, X: torch.Tensor, K: int, rng: np.random.Generator) -> np.ndarray:
+    def _stage1(self, X: torch.Tensor, budget: int, rng: np.random.Generator,
+                notes: List[str]) -> np.ndarray:
+        """Stage 1: the sorted core indices (at most ``budget`` of them)."""
         from . import get_selector_class
 
+        K = self._resolve_n_cores(X, budget, rng)
         name, defaults = self._core_method()
+        self.core_selector_ = name + "".join(f":{k}={v}" for k, v in defaults.items())
+        if budget < K:
+            notes.append(f"budget {budget} < n_cores {K}: using {budget} cores")
+            K = budget
         cls = get_selector_class(name)
         params = {**defaults, **(self.core_params or {})}
         params.setdefault("device", X.device.type if X.device.type != "cuda" else str(X.device))
@@ -249,161 +295,36 @@ class BiLAF(BaseSelector):
         res = cls(random_state=seed, **params).select(X, K)
         return np.sort(res.indices)
 
-    # -- stage 2 hooks (an engine may run them elsewhere, e.g. engines/ray.py) -------------------------
-    def _stage2_config(self) -> Dict[str, Any]:
-        """Stage 2 hyper-parameters as a plain (picklable) dict."""
-        return dict(denoise=self.denoise, density_k=int(self.density_k), cycle_fraction=float(self.cycle_fraction),
-                    remove_fraction=float(self.remove_fraction), delta=float(self.opponent_penalty),
-                    criterion=self.criterion, process=self.process, opponent=self.opponent,
-                    memory_budget=self.memory_budget)
-
-    def _assign(self, X: torch.Tensor, cores: np.ndarray):
-        """Nearest-core assignment of the whole pool: ``(labels, d_inter, opponent)``; see :func:`assign_to_cores`."""
-        return assign_to_cores(X, cores, dtype=self._tdtype, memory_budget=self.memory_budget,
-                               show_progress=self.verbose)
-
-    def _class_map(self, fn, items: Iterable[tuple], n_items: int, cfg: Dict[str, Any], desc: str) -> List[Any]:
-        """Apply ``fn(*item, cfg)`` to each pseudo-class's item (a lazy iterable), in order. Sequential here."""
-        bar = progress(items, total=n_items, desc=desc, enabled=self.verbose and n_items > 50, unit="class")
-        return [fn(*item, cfg) for item in bar]
-
     # -- the whole method -----------------------------------------------------------------
     def _select(self, X: torch.Tensor, budget: int, rng: np.random.Generator, timer: Timer) -> SelectionResult:
-        n = int(X.shape[0])
         notes: List[str] = []
+        given = self._given()
         with timer.stage("cores"):
-            K = self._resolve_n_cores(X, budget, rng)
-            if self._given_cores():
+            if given is not None:
+                self.auto_cores_ = None
                 self.core_selector_ = "given"
-                cores = np.sort(np.asarray(self.core_selector, dtype=np.int64).ravel())
+                cores = np.sort(given.astype(np.int64))
             else:
-                name, defaults = self._core_method()
-                self.core_selector_ = name + "".join(f":{k}={v}" for k, v in defaults.items())
-                if budget < K:
-                    notes.append(f"budget {budget} < n_cores {K}: using {budget} cores")
-                    K = budget
-                cores = self._stage1(X, K, rng)
-
-        dt = self._tdtype
-        with timer.stage("assignment"):
-            labels, d_inter, opp = self._assign(X, cores)
-        if self._given_cores() and budget < K:
-            # keep the `budget` cores with the largest pseudo-classes, then reassign
-            sizes = np.bincount(labels, minlength=K)
-            keep = np.sort(np.lexsort((np.arange(K), -sizes))[:budget])
-            notes.append(f"budget {budget} < {K} given cores: kept the {budget} cores with the largest pseudo-classes")
-            cores = cores[keep]
-            K = budget
-            with timer.stage("assignment"):
-                labels, d_inter, opp = self._assign(X, cores)
-
-        order = np.argsort(labels, kind="stable")
-        bounds = np.searchsorted(labels[order], np.arange(K + 1))
-        members_of = [order[bounds[i]:bounds[i + 1]] for i in range(K)]  # pool order within each class
-        cfg = self._stage2_config()
-
-        pseudo = np.full(n, -1, dtype=np.int64)
-        with timer.stage("denoising"):
-            # items are made lazily so only one pseudo-class's features are copied at a time
-            items = ((X[torch.as_tensor(mem, device=X.device)].to(dt), int(np.searchsorted(mem, cores[i])))
-                     for i, mem in enumerate(members_of))
-            denoised = self._class_map(denoise_one, items, K, cfg, desc="denoising")
-            kept = [members_of[i][kp] for i, (kp, _) in enumerate(denoised)]
-            intra = [di for _, di in denoised]
-            for i, mem in enumerate(kept):
-                pseudo[mem] = i
-        sizes = np.array([len(k) for k in kept], dtype=np.int64)
-        n_kept = int(sizes.sum())
-
-        alloc_budget = min(budget, n_kept)
-        alloc, budget_notes = split_budget(sizes, alloc_budget)
-        notes += budget_notes
-
-        scores_all = np.full(n, np.nan)
-        picks: List[int] = []
-        pick_scores: List[float] = []
-        pick_opps: List[int] = []
-        pick_cls: List[int] = []
-        d_intra_all = torch.full((n,), float("nan"), dtype=dt, device=X.device)
-        core_feats = X[torch.as_tensor(cores, device=X.device)].to(dt) if self.opponent == "min" else None
-        with timer.stage("scores and selection"):
-            active = [i for i in range(K) if alloc[i] > 0]
-
-            def select_items():
-                for i in active:
-                    mem_t = torch.as_tensor(kept[i], device=X.device)
-                    yield (X[mem_t].to(dt), int(np.searchsorted(kept[i], cores[i])), int(alloc[i]), intra[i],
-                           d_inter[mem_t], opp[mem_t], i, core_feats)
-
-            outs = self._class_map(select_one, select_items(), len(active), cfg, desc="boundary selection")
-            for i, res in zip(active, outs):
-                mem = kept[i]
-                d_intra_all[torch.as_tensor(mem, device=X.device)] = torch.as_tensor(intra[i], device=X.device,
-                                                                                     dtype=dt)
-                picks += mem[res.positions].tolist()
-                pick_scores += res.scores.tolist()
-                pick_opps += res.opponents.tolist()
-                pick_cls += [i] * len(res.positions)
-            kept_mask = pseudo >= 0
-            from ..method.boundary import boundary_score
-
-            bs = boundary_score(d_inter, d_intra_all)
-            scores_all[kept_mask] = bs.cpu().numpy()[kept_mask]
-            # classes that got no picks have no d_intra: their scores stay NaN
-
-            if len(picks) < budget:
-                # the denoised pool is smaller than the budget: fill from the removed noise, nearest to its core first
-                short = budget - len(picks)
-                noise = np.flatnonzero(~kept_mask)
-                d_own = distances_to_point_rows(X, noise, cores[labels[noise]], dt)
-                fill = noise[np.argsort(d_own, kind="stable")[:short]]
-                notes.append(f"the denoised pool holds {n_kept} samples < budget {budget}: "
-                             f"{short} removed sample(s) added back, nearest to their core first")
-                picks += fill.tolist()
-                pick_scores += [float("nan")] * short
-                pick_opps += [-1] * short
-                pick_cls += labels[fill].tolist()
-
+                cores = self._stage1(X, budget, rng, notes)
+        out = run_stage2(X, cores, budget, self.stage2_config(), executor=self.executor(),
+                         given_cores=given is not None, stage=timer.stage)
+        notes += out.notes
         for msg in notes:
             warnings.warn(msg, UserWarning, stacklevel=3)
-        idx = np.asarray(picks, dtype=np.int64)
+        idx = out.picks
+        alloc = out.class_budgets
+        cores = out.cores
+        K = len(cores)
         core_sel = cores[alloc > 0] if len(alloc) else cores
         self.core_indices_ = cores
-        self.pseudo_labels_ = pseudo
-        self.boundary_scores_ = scores_all
+        self.pseudo_labels_ = out.pseudo_labels
+        self.boundary_scores_ = out.boundary_scores
         self.class_budgets_ = alloc
         self.notes_ = notes
         self.n_cores_ = K
         return SelectionResult(
             indices=idx, core_indices=core_sel, boundary_indices=idx[~np.isin(idx, core_sel)],
-            pseudo_labels=pseudo, scores=np.asarray(pick_scores), opponents=np.asarray(pick_opps, dtype=np.int64),
-            pick_classes=np.asarray(pick_cls, dtype=np.int64), notes=notes,
+            pseudo_labels=out.pseudo_labels, scores=out.pick_scores, opponents=out.pick_opponents,
+            pick_classes=out.pick_classes, notes=notes,
             params={"n_cores_used": K, "core_selector_used": self.core_selector_},
         )
-
-
-def distances_to_point_rows(X: torch.Tensor, rows: np.ndarray, targets: np.ndarray, dt: torch.dtype) -> np.ndarray:
-    """``D(X[rows[j]], X[targets[j]])`` for each j (row-wise, O(len(rows) * d))."""
-    if len(rows) == 0:
-        return np.empty(0)
-    A = X[torch.as_tensor(rows, device=X.device)].to(dt)
-    B = X[torch.as_tensor(targets, device=X.device)].to(dt)
-    return torch.linalg.vector_norm(A - B, dim=1).cpu().numpy()
-
-
-def denoise_one(G: torch.Tensor, core_pos: int, cfg: Dict[str, Any]) -> Tuple[np.ndarray, np.ndarray]:
-    """Denoise one pseudo-class: kept member positions and their ``d_intra``
-    (see :func:`bilaf.method.denoise.denoise_with_intra`)."""
-    return denoise_with_intra(G, core_pos, method=cfg["denoise"], k=cfg["density_k"],
-                              cycle_fraction=cfg["cycle_fraction"], remove_fraction=cfg["remove_fraction"],
-                              memory_budget=cfg["memory_budget"])
-
-
-def select_one(G: torch.Tensor, core_pos: int, n_pick: int, d_intra: np.ndarray, d_inter: torch.Tensor,
-               opponent: torch.Tensor, class_index: int, core_features: Optional[torch.Tensor],
-               cfg: Dict[str, Any]):
-    """Select within one denoised pseudo-class (``d_intra`` from :func:`denoise_one`); returns ``ClassPicks``."""
-    return select_boundary(G, core_pos, n_pick, d_intra=d_intra, d_inter=d_inter, opponent=opponent,
-                          delta=cfg["delta"], criterion=cfg["criterion"], process=cfg["process"],
-                          opponent_rule=cfg["opponent"], class_index=class_index, core_features=core_features,
-                          memory_budget=cfg["memory_budget"])
