@@ -58,10 +58,10 @@ def main() -> None:
     budget = args.small // 20
     for dtype in ("float64", "float32"):
         t0 = time.perf_counter()
-        a = bilaf.BiLAF(core_selector=cores, dtype=dtype, device="cpu").select(X, budget)
+        a = bilaf.BiLAF(cores=cores, dtype=dtype, device="cpu").select(X, budget)
         t_cpu = time.perf_counter() - t0
         t0 = time.perf_counter()
-        b = bilaf.BiLAF(core_selector=cores, dtype=dtype, device=dev).select(torch.from_numpy(X).to(dev), budget)
+        b = bilaf.BiLAF(cores=cores, dtype=dtype, device=dev).select(torch.from_numpy(X).to(dev), budget)
         t_gpu = time.perf_counter() - t0
         emit(args.out, {"event": "equality", "dtype": dtype, "n": args.small, "budget": budget,
                         "identical_order": bool(np.array_equal(a.indices, b.indices)),

@@ -70,7 +70,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         def run_bilaf():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return BiLAF(core_selector=cores, dtype="float64", memory_budget=args.memory_budget).select(X, B)
+                return BiLAF(cores=cores, dtype="float64", memory_budget=args.memory_budget).select(X, B)
 
         r1, w1, c1 = timed(run_bilaf)
         ref, wd, cd = timed(lambda: direct_bilaf(X, cores, B))

@@ -10,7 +10,7 @@ first argument. This script imports its functions ``distance_cluster`` (assignme
 and calls them exactly as its ``main`` does, on the same pool and the same given cores as bilaf.
 
 Pool: the synthetic clustered pool of ``scale.py`` (default N = 50,000, d = 384, float32), K = 0.5% of N random
-pool samples as cores (the rule of ``ratio.py``), budget B. bilaf runs (with ``BiLAF(core_selector=cores)``,
+pool samples as cores (the rule of ``ratio.py``), budget B. bilaf runs (with ``BiLAF(cores=cores)``,
 so stage 1 is skipped) before and after the published code, in float32 (its default) and in float64 (the
 published code's precision); the ratio uses the mean of its two runs. The picks are compared, but they are
 not expected to be equal: the published denoising reads its kNN distances at the wrong positions (see
@@ -108,7 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         def run():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                sel = BiLAF(core_selector=cores, dtype=dtype)
+                sel = BiLAF(cores=cores, dtype=dtype)
                 res = sel.select(X, B)
             return res
         return run
@@ -152,7 +152,7 @@ def main(argv: Optional[List[str]] = None) -> int:
              f"K = {K} given cores (random pool samples), B = {B:,}. Published: "
              "`data_selection/Boundary_Selection/density_cluster.py` of https://github.com/Thinklab-SJTU/BiLAF "
              "(assignment, IDC denoising, selection, called as its `main` does; scipy `cdist` in float64). bilaf: "
-             "`BiLAF(core_selector=cores, dtype=...)`, the whole `select` call, run before and after the published "
+             "`BiLAF(cores=cores, dtype=...)`, the whole `select` call, run before and after the published "
              "code; the ratio uses the mean of its two runs. Picks in common: the published denoising reads its kNN "
              "distances at the wrong positions, so about a third of its picks differ (bilaf equals the repaired "
              "algorithm: `ratio.py`).", "",

@@ -96,7 +96,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             warnings.simplefilter("ignore")
             with threads.limit_threads() as n_threads:
                 seen.append(n_threads)
-                ref = BiLAF(core_selector=cores).select(X, args.budget)
+                ref = BiLAF(cores=cores).select(X, args.budget)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         return dict(wall=wall, cpu=cpu, threads=seen[0], load=load, picks=ref.indices)
 
@@ -151,7 +151,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     old_ratio = med["busy, all threads"] / med["idle, one thread"]
     control = med["busy, auto"] / med["busy, one thread"]
     lines = ["# A selection next to a busy process: the thread policy", "",
-             f"Workload: `BiLAF(core_selector=cores).select(X, {args.budget})`, X the synthetic clustered pool of "
+             f"Workload: `BiLAF(cores=cores).select(X, {args.budget})`, X the synthetic clustered pool of "
              f"`scale.py` (N = {args.n:,}, d = {X.shape[1]}), K = {args.n_cores} given cores. Neighbour: a "
              f"{args.neighbour} loop pinned to CPU {cpus[0]}. Median of {args.repeats} interleaved rounds; 'threads' "
              "is the count in force for each round, 'load' the 1-minute load average before it.", "",
