@@ -136,6 +136,10 @@ def test_engine_options_are_not_method_parameters(pool):
         RayBiLAF(classes_per_task=0).select(pool[:50], 5)
     with pytest.raises(ValueError, match="task_cpus"):
         RayBiLAF(task_cpus=-1).select(pool[:50], 5)
+    with pytest.raises(TypeError, match="rows_per_task"):
+        RayBiLAF(rows_per_task="many").select(pool[:50], 5)
+    with pytest.raises(ValueError, match="task_cpus and task_gpus cannot both be 0"):
+        RayBiLAF(task_cpus=0).select(pool[:50], 5)
     with pytest.raises(TypeError, match="n_kores"):
         select_with_ray(pool[:50], 5, n_kores=3)
     with pytest.raises(ValueError, match="budget"):

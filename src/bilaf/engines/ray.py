@@ -33,6 +33,7 @@ Ray is an optional extra (``pip install bilaf[ray]``).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -44,7 +45,7 @@ from ..method.assign import assign_to_cores
 from ..method.pipeline import Assignment, Executor, LocalExecutor, Stage2Config
 from ..result import SelectionResult
 from ..selectors.bilaf import BiLAF
-from ..validation import check_positive_int, check_positive_number
+from ..params import Interval, Param, validate_param
 from .runtime import import_ray, init_ray
 
 __all__ = ["RayBiLAF", "RayExecutor", "select_with_ray", "init_ray", "import_ray", "cli_selector"]
@@ -321,24 +322,26 @@ class RayBiLAF(BiLAF):
         self.task_cpus = task_cpus
         self.task_gpus = task_gpus
 
-    # the engine options are not hyper-parameters of the method
+    # the engine options are not hyper-parameters of the method: their own table, checked in select
     engine_options = ENGINE_PARAMS
+    _engine_constraints: Dict[str, Param] = {
+        "classes_per_task": Param(Interval(numbers.Integral, 1, None), None, help="pseudo-classes per stage-2 task"),
+        "rows_per_task": Param(Interval(numbers.Integral, 1, None), None, help="feature rows per assignment task"),
+        "max_in_flight": Param(Interval(numbers.Integral, 1, None), None, help="unfinished tasks at most"),
+        "task_threads": Param(Interval(numbers.Integral, 1, None), None, help="torch threads in each task"),
+        "task_cpus": Param(Interval(numbers.Real, 0, None), None, help="CPUs Ray reserves per task"),
+        "task_gpus": Param(Interval(numbers.Real, 0, None), help="GPUs Ray reserves per task"),
+    }
 
     def engine_params(self) -> Dict[str, Any]:
         """The engine options (how the work is cut), apart from the method's hyper-parameters."""
         return {p: getattr(self, p) for p in ENGINE_PARAMS}
 
     def _check_engine(self) -> None:
-        for name in ("classes_per_task", "rows_per_task", "max_in_flight", "task_threads"):
-            if getattr(self, name) is not None:
-                check_positive_int(getattr(self, name), name)
-        for name in ("task_cpus", "task_gpus"):
-            v = getattr(self, name)
-            if v is None and name == "task_cpus":
-                continue
-            check_positive_number(v, name, allow_zero=True)
+        for name, spec in self._engine_constraints.items():
+            validate_param(name, getattr(self, name), spec)
         if self.task_cpus is not None and self.task_cpus == 0 and self.task_gpus == 0:
-            raise ValidationError("task_cpus and task_gpus cannot both be 0")
+            raise ValidationError("{a} and {b} cannot both be 0", a="task_cpus", b="task_gpus")
 
     def select(self, X: Any, budget: Any, labeled: Any = None) -> SelectionResult:
         self._check_engine()
