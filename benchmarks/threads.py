@@ -1,8 +1,9 @@
-"""A bilaf selection next to a busy process: the thread policy against one thread per core.
+"""A bilaf call next to a busy process: the thread policy against one thread per core.
 
-One fixed workload (BiLAF with given cores on the synthetic clustered pool of ``scale.py``; default
-N = 50,000, d = 384, K = 250, B = 1,000) is timed in one process under five settings, interleaved over
-``--repeats`` rounds (the median is reported):
+One fixed workload is timed in one process under six settings, interleaved over ``--repeats`` rounds (the
+median is reported). ``--workload select`` (default): BiLAF with given cores on the synthetic clustered pool
+of ``scale.py`` (default N = 50,000, d = 384, K = 250, B = 1,000); ``embed``: 256 short texts through the
+shipped MiniLM; ``evaluate``: the linear probe on 5,000 labeled pool rows, scored on 20,000. The settings:
 
 * ``idle, all threads``: no neighbour, ``BILAF_THREADS`` = every allowed CPU (what bilaf did before it
   had a thread policy);
@@ -22,9 +23,11 @@ jobs does not).
 
 Run::
 
-    nice -n 10 python benchmarks/threads.py
+    python benchmarks/threads.py
+    python benchmarks/threads.py --workload embed
+    python benchmarks/threads.py --workload evaluate
 
-It writes ``benchmarks/results/threads.md`` (and ``.csv``).
+They write ``benchmarks/results/threads.md``, ``threads_embed.md`` and ``threads_evaluate.md`` (and ``.csv``).
 """
 
 from __future__ import annotations
@@ -72,8 +75,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--neighbour", choices=sorted(NEIGHBOURS), default="python")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=HERE / "results" / "threads.md")
+    p.add_argument("--workload", choices=("select", "embed", "evaluate"), default="select",
+                   help="select: BiLAF with given cores; embed: 256 short texts through the shipped MiniLM; "
+                        "evaluate: the linear probe on 5,000 labeled rows of the pool, scored on 20,000")
+    p.add_argument("--out", type=Path, help="default: results/threads.md (select), threads_WORKLOAD.md")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = HERE / "results" / ("threads.md" if args.workload == "select" else f"threads_{args.workload}.md")
 
     import torch
 
@@ -86,6 +94,33 @@ def main(argv: Optional[List[str]] = None) -> int:
     cores = np.sort(np.random.default_rng(args.seed + 1).choice(args.n, args.n_cores, replace=False))
     torch.set_num_threads(len(cpus))  # the ceiling: one thread per allowed CPU
 
+    if args.workload == "select":
+        workload = f"`BiLAF(cores=cores).select(X, {args.budget})`"
+
+        def work():
+            return BiLAF(cores=cores).select(X, args.budget).indices
+    elif args.workload == "embed":
+        from bilaf.features.embed import embed_texts
+
+        words = ("pool", "label", "boundary", "core", "sample", "budget", "model", "finetune", "class", "text")
+        rng = np.random.default_rng(args.seed)
+        texts = [" ".join(rng.choice(words, size=int(rng.integers(6, 20)))) for _ in range(256)]
+        workload = "`embed_texts(texts, backbone='minilm', batch_size=32, device='cpu')`, 256 texts of 6-19 words"
+
+        def work():
+            return embed_texts(texts, backbone="minilm", batch_size=32, device="cpu", verbose=False).features
+    else:
+        from bilaf.evaluation.linear import linear_probe
+        C = X[:10]
+        m = min(len(X), 40000)
+        y = np.argmin((C * C).sum(1)[None, :] - 2.0 * X[:m] @ C.T, axis=1)  # 10 classes: nearest of 10 rows
+        tr, te = slice(0, m // 8), slice(m // 2, m)
+        workload = (f"`linear_probe` trained on {m // 8:,} pool rows and scored on {m - m // 2:,} (`random_state=0`), "
+                    "y the nearest of 10 pool rows")
+
+        def work():
+            return np.array([linear_probe(X[tr], y[tr], X[te], y[te], random_state=0)])
+
     def run(policy) -> Dict[str, float]:
         threads.set_thread_policy(policy)
         threads.free_cores(refresh=True)
@@ -96,9 +131,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             warnings.simplefilter("ignore")
             with threads.limit_threads() as n_threads:
                 seen.append(n_threads)
-                ref = BiLAF(cores=cores).select(X, args.budget)
+                out = work()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        return dict(wall=wall, cpu=cpu, threads=seen[0], load=load, picks=ref.indices)
+        return dict(wall=wall, cpu=cpu, threads=seen[0], load=load, picks=np.asarray(out))
 
     settings = [("idle, all threads", len(cpus), False), ("idle, one thread", 1, False),
                 ("idle, auto", "auto", False),
@@ -122,7 +157,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     threads.set_thread_policy("auto")
 
     picks = [r["picks"] for rs in runs.values() for r in rs]
-    same = all(np.array_equal(picks[0], q) for q in picks)
+    if args.workload == "select":
+        same = all(np.array_equal(picks[0], q) for q in picks)
+    else:  # float results: the thread count changes the order of sums
+        same = all(np.allclose(picks[0], q, atol=1e-4) for q in picks)
     med = {name: statistics.median(r["wall"] for r in rs) for name, rs in runs.items()}
     cpu_one = statistics.median(r["cpu"] for r in runs["idle, one thread"])
     rows = []
@@ -150,14 +188,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     idle_ratio = med["idle, auto"] / med["idle, all threads"]
     old_ratio = med["busy, all threads"] / med["idle, one thread"]
     control = med["busy, auto"] / med["busy, one thread"]
-    lines = ["# A selection next to a busy process: the thread policy", "",
-             f"Workload: `BiLAF(cores=cores).select(X, {args.budget})`, X the synthetic clustered pool of "
+    lines = [f"# One {args.workload} call next to a busy process: the thread policy", "",
+             f"Workload: {workload}, X the synthetic clustered pool of "
              f"`scale.py` (N = {args.n:,}, d = {X.shape[1]}), K = {args.n_cores} given cores. Neighbour: a "
              f"{args.neighbour} loop pinned to CPU {cpus[0]}. Median of {args.repeats} interleaved rounds; 'threads' "
              "is the count in force for each round, 'load' the 1-minute load average before it.", "",
              f"Machine: {cpu_name}, {len(cpus)} allowed CPUs ({os.cpu_count()} in all), shared with other jobs: load "
              f"average {load_start[0]:.1f} / {load_start[1]:.1f} / {load_start[2]:.1f} (1 / 5 / 15 min) at the start, "
-             f"{load_end[0]:.1f} / {load_end[1]:.1f} / {load_end[2]:.1f} at the end. Same selection in every run: "
+             f"{load_end[0]:.1f} / {load_end[1]:.1f} / {load_end[2]:.1f} at the end. Same result in every run: "
              f"{'yes' if same else 'NO'}.", "",
              "| setting | median wall s | wall s by round | CPU s | threads | load | wall vs idle, one thread | "
              "CPU vs idle, one thread |", "|---|---|---|---|---|---|---|---|"]
