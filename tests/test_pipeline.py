@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import bilaf
-from bilaf.method.pipeline import Assignment, LocalExecutor, SINGLE_THREAD_ROWS, Stage2Config, run_stage2
+from bilaf.method.pipeline import (Assignment, LocalExecutor, SINGLE_THREAD_ROWS, Stage2Config, run_stage2,
+                                   single_thread_task)
 
 SRC = Path(bilaf.__file__).resolve().parent
 
@@ -28,10 +29,10 @@ class RecordingExecutor(LocalExecutor):
         out = super().assign(X, cores, config)
         return Assignment(*pickle.loads(pickle.dumps(tuple(out))))
 
-    def map_classes(self, fn, tasks, n_tasks, config, *, shared=None, desc="", single_thread=False):
+    def map_classes(self, fn, tasks, n_tasks, config, *, shared=None, desc=""):
         tasks = [pickle.loads(pickle.dumps(t)) for t in tasks]
         assert len(tasks) == n_tasks
-        self.calls.append((fn.__name__, n_tasks, single_thread))
+        self.calls.append((fn.__name__, n_tasks, [single_thread_task(t) for t in tasks]))
         config = pickle.loads(pickle.dumps(config))
         out = [None] * n_tasks
         for i in reversed(range(n_tasks)):
@@ -102,31 +103,45 @@ def test_run_stage2_directly_equals_bilaf_with_given_cores():
 def test_small_classes_run_single_threaded_and_threads_come_back():
     """Regression: per-class work on small pseudo-classes ran on the whole thread team; on an idle 2-core
     machine the denoising took 8x the CPU time of one thread (benchmarks/results/threads.md)."""
+    from bilaf.method.pipeline import DenoiseTask
+
     seen = []
 
     def probe(task, shared, config):
         seen.append(torch.get_num_threads())
         return 0
 
+    def task(rows):
+        return DenoiseTask(torch.zeros(rows, 2), 0)
+
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        LocalExecutor().map_classes(probe, iter(range(3)), 3, Stage2Config(), single_thread=True)
-        assert seen == [1, 1, 1] and torch.get_num_threads() == 2
-        LocalExecutor().map_classes(probe, iter(range(2)), 2, Stage2Config(), single_thread=False)
-        assert seen[3:] == [2, 2]
+        sizes = [10, 20, SINGLE_THREAD_ROWS, 5, SINGLE_THREAD_ROWS + 1, 7]
+        LocalExecutor().map_classes(probe, (task(r) for r in sizes), len(sizes), Stage2Config())
+        assert seen == [1, 1, 2, 1, 2, 1]
+        assert torch.get_num_threads() == 2  # restored after a run that ended on a small class
+
+        def boom(task, shared, config):
+            raise RuntimeError("class failed")
+
+        with pytest.raises(RuntimeError, match="class failed"):
+            LocalExecutor().map_classes(boom, iter([task(3)]), 1, Stage2Config())
+        assert torch.get_num_threads() == 2  # and after an error
     finally:
         torch.set_num_threads(before)
 
 
-def test_the_pipeline_asks_for_one_thread_only_when_every_class_is_small():
+def test_the_pipeline_marks_classes_by_their_size():
     X = _pool(n=2 * SINGLE_THREAD_ROWS + 200, d=4)
     small = EngineBiLAF(cores=np.arange(0, len(X), 100), remove_fraction=0.1)
-    small.select(X, 30)
-    assert [c[2] for c in small.engine.calls if c[0] != "assign"] == [True, True]
+    small.select(X, 60)
+    maps = [c for c in small.engine.calls if c[0] != "assign"]
+    assert len(maps) == 2 and all(all(flags) for _, _, flags in maps)
     big = EngineBiLAF(cores=[0, 1], denoise="none")  # two classes: one holds at least half the pool
     big.select(X, 4)
-    assert [c[2] for c in big.engine.calls if c[0] != "assign"] == [False, False]
+    maps = [c for c in big.engine.calls if c[0] != "assign"]
+    assert all(not all(flags) for _, _, flags in maps)
 
 
 def test_the_ray_engine_touches_no_private_method_of_bilaf():

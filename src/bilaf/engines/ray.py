@@ -42,7 +42,7 @@ import torch
 
 from ..errors import ValidationError
 from ..method.assign import assign_to_cores
-from ..method.pipeline import Assignment, Executor, LocalExecutor, Stage2Config
+from ..method.pipeline import Assignment, Executor, LocalExecutor, Stage2Config, single_thread_task
 from ..result import SelectionResult
 from ..selectors.bilaf import BiLAF
 from ..params import Interval, Param, validate_param
@@ -240,8 +240,7 @@ class RayExecutor:
         return Assignment(labels, d_inter, opp)
 
     def map_classes(self, fn: Callable[[Any, Any, Stage2Config], Any], tasks: Iterable[Any], n_tasks: int,
-                    config: Stage2Config, *, shared: Any = None, desc: str = "",
-                    single_thread: bool = False) -> List[Any]:
+                    config: Stage2Config, *, shared: Any = None, desc: str = "") -> List[Any]:
         """``fn(task, shared, config)`` for every pseudo-class as Ray tasks over groups of classes; in order."""
         if n_tasks == 0:
             return []
@@ -250,19 +249,21 @@ class RayExecutor:
         remote = self._remote(_run_group)
         shared_ref = ray.put(_pack(shared))
         config_ref = ray.put(config)
-        threads = 1 if single_thread else self.threads
 
         def grouped():
+            # a group of small classes runs on one thread, as the local engine runs each of them
             group: List[Any] = []
+            small = True
             for t in tasks:
+                small = small and single_thread_task(t)
                 group.append(_pack_task(t))
                 if len(group) == per_task:
-                    yield group
-                    group = []
+                    yield group, (1 if small else self.threads)
+                    group, small = [], True
             if group:
-                yield group
+                yield group, (1 if small else self.threads)
 
-        refs = _bounded_submit(ray, lambda g: remote.remote(fn, g, shared_ref, config_ref, self.device, threads),
+        refs = _bounded_submit(ray, lambda g: remote.remote(fn, g[0], shared_ref, config_ref, self.device, g[1]),
                                grouped(), self._window())
         out: List[Any] = []
         for part in _get_all(ray, refs):

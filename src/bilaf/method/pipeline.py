@@ -41,15 +41,21 @@ from .budget import split_budget
 from .denoise import denoise_with_intra
 
 __all__ = ["Stage2Config", "Assignment", "DenoiseTask", "SelectTask", "Executor", "LocalExecutor",
-           "Stage2Result", "assign_stage", "denoise_stage", "selection_stage", "run_stage2", "denoise_class",
+           "Stage2Result", "single_thread_task", "assign_stage", "denoise_stage", "selection_stage", "run_stage2", "denoise_class",
            "select_class"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Pseudo-classes all below this many rows are denoised and scored on one thread: their operations are too
+#: Pseudo-classes below this many rows are denoised and scored on one thread: their operations are too
 #: small for a team of threads (see :func:`bilaf.threads.single_threaded`).
 SINGLE_THREAD_ROWS = 2048
+
+
+def single_thread_task(task: Any) -> bool:
+    """Whether a per-class task is small enough to run on one thread (fewer than
+    :data:`SINGLE_THREAD_ROWS` member rows)."""
+    return int(task.features.shape[0]) < SINGLE_THREAD_ROWS
 
 
 @dataclass(frozen=True)
@@ -137,11 +143,10 @@ class Executor(Protocol):
         """Nearest-core assignment of every row of ``X`` (as :func:`~bilaf.method.assign.assign_to_cores`)."""
 
     def map_classes(self, fn: Callable[[Any, Any, Stage2Config], R], tasks: Iterable[Any], n_tasks: int,
-                    config: Stage2Config, *, shared: Any = None, desc: str = "",
-                    single_thread: bool = False) -> List[R]:
+                    config: Stage2Config, *, shared: Any = None, desc: str = "") -> List[R]:
         """``[fn(task, shared, config) for task in tasks]``: ``tasks`` is lazy (one class's features at a
-        time); ``shared`` is the same for every task (e.g. the core vectors), sent once. With
-        ``single_thread`` every task is small and runs on one thread."""
+        time); ``shared`` is the same for every task (e.g. the core vectors), sent once. A task for which
+        :func:`single_thread_task` holds should run on one thread."""
 
 
 class LocalExecutor:
@@ -153,11 +158,24 @@ class LocalExecutor:
         return Assignment(labels, d_inter, opp)
 
     def map_classes(self, fn: Callable[[Any, Any, Stage2Config], R], tasks: Iterable[Any], n_tasks: int,
-                    config: Stage2Config, *, shared: Any = None, desc: str = "",
-                    single_thread: bool = False) -> List[R]:
+                    config: Stage2Config, *, shared: Any = None, desc: str = "") -> List[R]:
         bar = progress(tasks, total=n_tasks, desc=desc, enabled=config.verbose and n_tasks > 50, unit="class")
-        with single_threaded() if single_thread else contextlib.nullcontext():
-            return [fn(task, shared, config) for task in bar]
+        out: List[R] = []
+        one = None  # the single_threaded() context while small tasks run; switched only when the size class changes
+        try:
+            for task in bar:
+                small = single_thread_task(task)
+                if small and one is None:
+                    one = single_threaded()
+                    one.__enter__()
+                elif not small and one is not None:
+                    one.__exit__(None, None, None)
+                    one = None
+                out.append(fn(task, shared, config))
+        finally:
+            if one is not None:
+                one.__exit__(None, None, None)
+        return out
 
 
 # -- the per-class functions (module level: an executor ships them to where the tasks run) ----------------------
@@ -235,10 +253,6 @@ def _members(labels: np.ndarray, K: int) -> List[np.ndarray]:
     return [order[bounds[i]:bounds[i + 1]] for i in range(K)]
 
 
-def _small_classes(members: List[np.ndarray]) -> bool:
-    return max((len(m) for m in members), default=0) < SINGLE_THREAD_ROWS
-
-
 def denoise_stage(X: torch.Tensor, cores: np.ndarray, assignment: Assignment, config: Stage2Config,
                   executor: Executor) -> Tuple[List[np.ndarray], List[np.ndarray]]:
     """Step 2: each pseudo-class's kept members (pool indices, pool order) and their ``d_intra``."""
@@ -247,8 +261,7 @@ def denoise_stage(X: torch.Tensor, cores: np.ndarray, assignment: Assignment, co
     tasks = (DenoiseTask(X[torch.as_tensor(mem, device=X.device)].to(config.dtype),
                          int(np.searchsorted(mem, cores[i])))
              for i, mem in enumerate(members_of))
-    denoised = executor.map_classes(denoise_class, tasks, len(cores), config, desc="denoising",
-                                    single_thread=_small_classes(members_of))
+    denoised = executor.map_classes(denoise_class, tasks, len(cores), config, desc="denoising")
     kept = [members_of[i][kp] for i, (kp, _) in enumerate(denoised)]
     intra = [di for _, di in denoised]
     return kept, intra
@@ -274,7 +287,7 @@ def selection_stage(X: torch.Tensor, cores: np.ndarray, assignment: Assignment, 
                              assignment.d_inter[mem_t], assignment.opponent[mem_t], i)
 
     outs = executor.map_classes(select_class, tasks(), len(active), config, shared=core_feats,
-                                desc="boundary selection", single_thread=_small_classes([kept[i] for i in active]))
+                                desc="boundary selection")
     d_intra_all = torch.full((n,), float("nan"), dtype=dt, device=X.device)
     for i in active:
         d_intra_all[torch.as_tensor(kept[i], device=X.device)] = torch.as_tensor(intra[i], device=X.device,
