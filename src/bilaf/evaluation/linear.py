@@ -7,13 +7,16 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..threads import thread_limited
+from ..threads import single_threaded, thread_limited
 from ..validation import check_choice, check_positive_number
 from ._checks import check_split, l2_normalize, to_numpy32
 
 __all__ = ["linear_probe", "LINEAR_DEFAULTS"]
 
 LINEAR_DEFAULTS = {"C": 10.0, "normalize": "l2", "max_iter": 1000, "solver": "auto"}
+#: Below this many multiply-adds per product (rows x features x classes), scikit-learn's solver runs on one
+#: BLAS thread: a team of threads costs more at each small product than it shares.
+SINGLE_THREAD_MACS = 2**28
 
 
 def _prepare(train: np.ndarray, test: np.ndarray, normalize: Optional[str]):
@@ -99,11 +102,14 @@ def linear_probe(train_X: Any, train_y: Any, test_X: Any, test_y: Any, *, C: flo
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
 
+        import contextlib
+
         clf = LogisticRegression(C=float(C), max_iter=int(max_iter))
-        with warnings.catch_warnings():
+        small = A.shape[0] * A.shape[1] * len(classes) < SINGLE_THREAD_MACS
+        with warnings.catch_warnings(), (single_threaded() if small else contextlib.nullcontext()):
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(A, train_y)
-        pred = clf.predict(B).astype(np.int64)
+            pred = clf.predict(B).astype(np.int64)
     acc = float((pred == test_y).mean())
     return (acc, pred) if return_predictions else acc
 
