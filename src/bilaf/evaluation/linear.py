@@ -88,7 +88,7 @@ def linear_probe(train_X: Any, train_y: Any, test_X: Any, test_y: Any, *, C: flo
     classes = np.unique(train_y)
     check_choice(solver, "solver", ("auto", "torch", "sklearn"))
     if solver == "auto":
-        from ..kernels import resolve_device
+        from ..kernels.tensors import resolve_device
 
         solver = "torch" if resolve_device(device).type != "cpu" else "sklearn"
     if len(classes) == 1:
@@ -113,7 +113,7 @@ def _torch_logreg(A: np.ndarray, y: np.ndarray, B: np.ndarray, *, C: float, max_
     """Multinomial logistic regression, scikit-learn's objective, by L-BFGS in float64 with torch."""
     import torch
 
-    from ..kernels import resolve_device
+    from ..kernels.tensors import resolve_device
 
     dev = resolve_device(device)
     classes, yy = np.unique(y, return_inverse=True)

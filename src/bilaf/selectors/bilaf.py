@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from ..errors import ValidationError
-from ..kernels import progress
 from ..method.assign import assign_to_cores
 from ..method.boundary import CRITERIA, OPPONENTS, PROCESSES, select_boundary
 from ..method.budget import split_budget
@@ -18,6 +17,7 @@ from ..method.denoise import DENOISE_METHODS, denoise_with_intra
 from ..method.n_cores import auto_n_cores
 from ..params import Interval, Options, Param, validate_params
 from ..result import SelectionResult
+from ..utils.progress import progress
 from ..validation import check_indices
 from .base import BaseSelector, Timer
 

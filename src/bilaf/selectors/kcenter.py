@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from ..errors import ValidationError
-from ..kernels import distances_to_point, progress, sq_norms
+from ..kernels.distances import distances_to_point, sq_norms
 from ..params import Interval, Options, Param
 from ..result import SelectionResult
+from ..utils.progress import progress
 from .base import BaseSelector, Timer
 
 

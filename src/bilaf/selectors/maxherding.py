@@ -9,9 +9,11 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ..kernels import pairwise_distances, progress, row_chunks, sq_norms
+from ..kernels.chunks import row_chunks
+from ..kernels.distances import pairwise_distances, sq_norms
 from ..params import Interval, Param
 from ..result import SelectionResult
+from ..utils.progress import progress
 from ..validation import parse_memory_budget
 from .base import BaseSelector, Timer
 

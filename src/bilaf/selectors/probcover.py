@@ -9,13 +9,15 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..algorithms.kmeans import check_faiss
 from ..errors import ValidationError
-from ..kernels import pairwise_distances, progress, row_chunks, sq_norms
+from ..kernels.chunks import row_chunks
+from ..kernels.distances import pairwise_distances, sq_norms
 from ..params import Interval, Options, Param
 from ..result import SelectionResult
+from ..utils.progress import progress
 from ..validation import parse_memory_budget
 from .base import BaseSelector, Timer
-from .kmeans import check_faiss
 from .typiclust import kmeans_labels
 
 BYTES_PER_EDGE = 16  # peak bytes per directed edge while the graph is built (see ``max_edges``)

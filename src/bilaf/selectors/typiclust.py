@@ -9,12 +9,13 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..kernels import knn_distances_within, nearest_centers, progress
+from ..algorithms.kmeans import MINIBATCH_ABOVE, check_faiss, kmeans_centers
+from ..kernels.distances import knn_distances_within, nearest_centers
 from ..params import Interval, Options, Param
 from ..result import SelectionResult
+from ..utils.progress import progress
 from ..validation import parse_memory_budget
 from .base import BaseSelector, Timer
-from .kmeans import MINIBATCH_ABOVE, check_faiss, kmeans_centers
 
 # "auto" K-Means: scikit-learn's Lloyd up to this many samples x clusters x features, else faiss / MiniBatch
 FULL_KMEANS_MAX_WORK = 100_000_000
@@ -27,7 +28,7 @@ class TypiClust(BaseSelector):
     Cold start (no labels), in the paper's words (TPC-RP):
 
     1. Cluster the pool into ``K = min(budget, max_clusters)`` clusters with
-       K-Means (centroids from :func:`~bilaf.selectors.kmeans.kmeans_centers`;
+       K-Means (centroids from :func:`~bilaf.algorithms.kmeans.kmeans_centers`;
        each sample then goes to its nearest centroid, in a chunked pass).
        The paper's text uses ``K = budget``; the authors' code caps it at
        500, as ``max_clusters`` does by default, because clustering into
@@ -236,7 +237,7 @@ def mean_knn_distances(X: torch.Tensor, groups: Sequence[np.ndarray], k: int, *,
     together) and processed with one batched matrix product per stack, which
     keeps the number of torch calls low when there are thousands of small
     clusters; a group too large for ``memory_budget`` goes through
-    :func:`~bilaf.kernels.knn_distances_within`, which chunks its rows.
+    :func:`~bilaf.kernels.distances.knn_distances_within`, which chunks its rows.
     """
     out = np.full(X.shape[0], np.nan)
     budget = parse_memory_budget(memory_budget)
