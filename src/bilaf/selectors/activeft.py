@@ -10,7 +10,7 @@ import torch
 
 from ..algorithms.tracked_argmax import TrackedArgmax
 from ..errors import ValidationError
-from ..kernels.chunks import row_chunks
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET, row_chunks
 from ..kernels.distances import nearest_distinct_samples
 from ..kernels.scatter import scatter_rows
 from ..params import Interval, Options, Param
@@ -78,7 +78,7 @@ class ActiveFT(BaseSelector):
     def __init__(self, *, n_iter: Optional[int] = None, lr: float = 1e-3, temperature: float = 0.07,
                  batch_size: Optional[int] = None, init: Optional[Any] = None, argmax: str = "pruned",
                  random_state: Any = None,
-                 dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
+                 dtype: str = "float32", device: str = "cpu", memory_budget: Any = DEFAULT_MEMORY_BUDGET,
                  normalize: bool = False, verbose: bool = False) -> None:
         super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
                          memory_budget=memory_budget, verbose=verbose)

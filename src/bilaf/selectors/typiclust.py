@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..algorithms.kmeans import MINIBATCH_ABOVE, check_faiss, kmeans_centers
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET
 from ..kernels.distances import knn_distances_within, nearest_centers
 from ..params import Interval, Options, Param
 from ..result import SelectionResult
@@ -119,7 +120,7 @@ class TypiClust(BaseSelector):
 
     def __init__(self, *, k_neighbors: int = 20, min_cluster_size: int = 5, max_clusters: Optional[int] = 500,
                  algorithm: str = "auto", n_init: int = 1, max_iter: Optional[int] = None, random_state: Any = None,
-                 normalize: bool = True, dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
+                 normalize: bool = True, dtype: str = "float32", device: str = "cpu", memory_budget: Any = DEFAULT_MEMORY_BUDGET,
                  verbose: bool = False) -> None:
         super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
                          memory_budget=memory_budget, verbose=verbose)
@@ -204,7 +205,7 @@ def resolve_kmeans_algorithm(algorithm: str, n: int, k: int, d: int) -> str:
 
 
 def kmeans_labels(X: torch.Tensor, k: int, rng: np.random.Generator, *, algorithm: str = "auto", n_init: int = 1,
-                  max_iter: Optional[int] = None, dtype: torch.dtype = torch.float32, memory_budget: Any = "1GB",
+                  max_iter: Optional[int] = None, dtype: torch.dtype = torch.float32, memory_budget: Any = DEFAULT_MEMORY_BUDGET,
                   verbose: bool = False):
     """Cluster the rows of ``X`` into ``k`` groups: K-Means centroids, then each row to its nearest centroid.
 
@@ -229,7 +230,7 @@ def kmeans_labels(X: torch.Tensor, k: int, rng: np.random.Generator, *, algorith
 
 
 def mean_knn_distances(X: torch.Tensor, groups: Sequence[np.ndarray], k: int, *, dtype: torch.dtype = torch.float32,
-                       memory_budget: Any = "1GB", verbose: bool = False) -> np.ndarray:
+                       memory_budget: Any = DEFAULT_MEMORY_BUDGET, verbose: bool = False) -> np.ndarray:
     """For every row of ``X`` in one of ``groups``, the mean distance to its ``min(k, size - 1)`` nearest
     other rows *of the same group* (NaN for a group of one; rows in no group stay NaN).
 
