@@ -117,7 +117,8 @@ FLOORS = [
     {"bilaf.errors", "bilaf.utils"},
     {"bilaf.validation", "bilaf.threads", "bilaf.result"},
     {"bilaf.param_constraints", "bilaf.kernels"},
-    {"bilaf.params", "bilaf.algorithms", "bilaf.method"},
+    {"bilaf.params"},
+    {"bilaf.algorithms", "bilaf.method"},
     {"bilaf.selectors"},
 ]
 
