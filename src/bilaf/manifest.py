@@ -28,6 +28,7 @@ import numpy as np
 from .errors import ValidationError, ValidationTypeError
 from .params import validate_params
 from .result import SelectionResult, atomic_write
+from .utils.files import PathLike
 
 __all__ = [
     "MANIFEST_VERSION",
@@ -51,8 +52,6 @@ MANIFEST_VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
 # parameters that change how a selection is computed, not what it is
 RUNTIME_PARAMS = ("verbose", "device", "memory_budget")
-
-PathLike = Union[str, Path]
 
 
 # -- hashes and versions ------------------------------------------------------------------------

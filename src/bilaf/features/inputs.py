@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import ValidationError, ValidationTypeError
 from . import hf_datasets, sources
-from .readers import (ARCHIVE_SUFFIXES, ARRAY_SUFFIXES, ArraySource, FolderSource, ImageSource, PathLike, TarSource,
+from ..utils.files import PathLike
+from .readers import (ARCHIVE_SUFFIXES, ARRAY_SUFFIXES, ArraySource, FolderSource, ImageSource, TarSource,
                       TextSamples, ZipSource, _has_suffix, _is_image_name, _labels_from_tokens)
 from .sources import _check_protocol, _read, is_url
 

@@ -23,7 +23,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..kernels import pairwise_distances, row_chunks
+from ..kernels.chunks import row_chunks
+from ..kernels.distances import pairwise_distances
 
 CRITERIA = ("boundary", "distance")
 PROCESSES = ("iterative", "oneshot")

@@ -12,8 +12,9 @@ from typing import Any, Optional, Tuple
 import numpy as np
 import torch
 
-from ..kernels import (distances_to_point, knn_distances_within, mean_distances_within, pairwise_distances,
-                       row_chunks, sq_norms, within_distance_matrix)
+from ..kernels.chunks import row_chunks
+from ..kernels.distances import (distances_to_point, knn_distances_within, mean_distances_within,
+                                 pairwise_distances, sq_norms, within_distance_matrix)
 
 DENOISE_METHODS = ("idc", "density", "distance", "none")
 MIN_CLUSTER_FOR_DENOISING = 10

@@ -33,8 +33,9 @@ from typing import Any, Callable, ContextManager, Iterable, List, NamedTuple, Op
 import numpy as np
 import torch
 
-from ..kernels import DEFAULT_MEMORY_BUDGET, progress
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET
 from ..threads import single_threaded
+from ..utils.progress import progress
 from .assign import assign_to_cores
 from .boundary import ClassPicks, boundary_score, select_boundary
 from .budget import split_budget

@@ -9,9 +9,11 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ..kernels import pairwise_distances, progress, row_chunks, sq_norms
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET, row_chunks
+from ..kernels.distances import pairwise_distances, sq_norms
 from ..params import Interval, Param
 from ..result import SelectionResult
+from ..utils.progress import progress
 from ..validation import parse_memory_budget
 from .base import BaseSelector, Timer
 
@@ -145,7 +147,7 @@ class MaxHerding(BaseSelector):
 
     def __init__(self, *, bandwidth: Optional[float] = None, n_neighbors: int = 50, max_exact_samples: int = 5000,
                  search_dims: Optional[int] = 128, random_state: Any = None, normalize: bool = True,
-                 dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
+                 dtype: str = "float32", device: str = "cpu", memory_budget: Any = DEFAULT_MEMORY_BUDGET,
                  verbose: bool = False) -> None:
         super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
                          memory_budget=memory_budget, verbose=verbose)
@@ -491,7 +493,7 @@ class _SearchSpace:
 
 
 def knn_graph(X: torch.Tensor, k: int, *, space: Optional[_SearchSpace] = None, search_dims: Optional[int] = 128,
-              memory_budget: Any = "1GB", verbose: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+              memory_budget: Any = DEFAULT_MEMORY_BUDGET, verbose: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest other rows of every row (found in ``space``) and their exact squared distances.
 
     On features with more than ``search_dims`` columns the neighbours are the
@@ -563,7 +565,7 @@ def _pair_sq_dists(X: torch.Tensor, x_sq: torch.Tensor, sl: slice, cand: torch.T
     return out
 
 
-def generalized_coverage(X: Any, picks: Any, bandwidth: float, *, memory_budget: Any = "1GB") -> float:
+def generalized_coverage(X: Any, picks: Any, bandwidth: float, *, memory_budget: Any = DEFAULT_MEMORY_BUDGET) -> float:
     """``C(L)``: the mean over the rows of ``X`` of the largest Gaussian kernel value to the rows ``picks``.
 
     Exact, in chunks (memory grows with the rows and the picks, never N x N).

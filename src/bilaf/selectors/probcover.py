@@ -9,13 +9,15 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..algorithms.kmeans import check_faiss
 from ..errors import ValidationError
-from ..kernels import pairwise_distances, progress, row_chunks, sq_norms
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET, row_chunks
+from ..kernels.distances import pairwise_distances, sq_norms
 from ..params import Interval, Options, Param
 from ..result import SelectionResult
+from ..utils.progress import progress
 from ..validation import parse_memory_budget
 from .base import BaseSelector, Timer
-from .kmeans import check_faiss
 from .typiclust import kmeans_labels
 
 BYTES_PER_EDGE = 16  # peak bytes per directed edge while the graph is built (see ``max_edges``)
@@ -159,7 +161,7 @@ class ProbCover(BaseSelector):
     def __init__(self, *, delta: Optional[float] = None, alpha: float = 0.95, n_clusters: Optional[int] = None,
                  purity_samples: Optional[int] = DEFAULT_PURITY_SAMPLES, max_edges: Optional[int] = None,
                  algorithm: str = "auto", screen: str = "auto", random_state: Any = None, normalize: bool = True, dtype: str = "float32",
-                 device: str = "cpu", memory_budget: Any = "1GB", verbose: bool = False) -> None:
+                 device: str = "cpu", memory_budget: Any = DEFAULT_MEMORY_BUDGET, verbose: bool = False) -> None:
         super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
                          memory_budget=memory_budget, verbose=verbose)
         self.delta = delta
