@@ -14,9 +14,6 @@ from .distances import (distances_to_point, knn_distances_within, mean_distances
 from .scatter import scatter_rows
 from .tensors import resolve_device, to_numpy, to_tensor, torch_dtype
 
-# bench.py still imports the progress bar from here; its home is bilaf.utils.progress (drop this with that import)
-from ..utils.progress import progress  # noqa: E402,F401
-
 __all__ = [
     "CPU_BLOCK_BYTES",
     "DEFAULT_MEMORY_BUDGET",

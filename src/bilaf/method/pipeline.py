@@ -338,7 +338,6 @@ def run_stage2(X: torch.Tensor, cores: np.ndarray, budget: int, config: Stage2Co
     with stage("assignment"):
         cores, assignment = assign_stage(X, cores, budget, config, executor, trim_to_budget=given_cores,
                                          notes=notes)
-    K = len(cores)
     pseudo = np.full(n, -1, dtype=np.int64)
     with stage("denoising"):
         kept, intra = denoise_stage(X, cores, assignment, config, executor)
