@@ -24,8 +24,8 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from _synthetic import gaussian_mixture  # noqa: E402
 
-from bilaf.kernels import nearest_centers  # noqa: E402
-from bilaf.selectors.kmeans import kmeans_centers  # noqa: E402
+from bilaf.algorithms.kmeans import kmeans_centers  # noqa: E402
+from bilaf.kernels.distances import nearest_centers  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("n", type=int)

@@ -109,3 +109,43 @@ def test_the_graph_sees_imports_inside_functions():
     g = _graph()
     assert "bilaf.features.inputs" in g["bilaf.evaluation.raw_samples"]
     assert "bilaf.cli.common" in g["bilaf.cli.bench"]
+
+
+#: The lower floors of the house, bottom up: a room on a floor imports only rooms on lower floors. The rooms
+#: above the selectors (api, engines, cli, ...) are held by the tests above.
+FLOORS = [
+    {"bilaf.errors", "bilaf.utils"},
+    {"bilaf.validation", "bilaf.threads", "bilaf.result"},
+    {"bilaf.param_constraints", "bilaf.kernels"},
+    {"bilaf.params"},
+    {"bilaf.algorithms", "bilaf.method"},
+    {"bilaf.selectors"},
+]
+
+
+def _floor_violations(g: Dict[str, Set[str]]) -> List[tuple]:
+    floor = {r: i for i, rooms in enumerate(FLOORS) for r in rooms}
+
+    def room(m: str) -> str:
+        return ".".join(m.split(".")[:2])
+
+    bad = []
+    for m, ts in g.items():
+        if room(m) not in floor:
+            continue
+        for t in ts:
+            if room(t) != room(m) and floor.get(room(t), len(FLOORS)) >= floor[room(m)]:
+                bad.append((m, t))
+    return sorted(bad)
+
+
+def test_lower_floors_import_only_from_below():
+    assert _floor_violations(_graph()) == []
+
+
+def test_the_floor_check_sees_an_arrow_up():
+    g = _graph()
+    g["bilaf.algorithms.kmeans"] = g["bilaf.algorithms.kmeans"] | {"bilaf.selectors.kmeans"}
+    g["bilaf.kernels.distances"] = g["bilaf.kernels.distances"] | {"bilaf.method.assign"}
+    assert _floor_violations(g) == [("bilaf.algorithms.kmeans", "bilaf.selectors.kmeans"),
+                                    ("bilaf.kernels.distances", "bilaf.method.assign")]

@@ -350,7 +350,7 @@ class _FullArgmax:
 def test_lloyd_pruned_equals_plain_lloyd(seed, monkeypatch):
     import torch
 
-    from bilaf.selectors import kmeans as km
+    from bilaf.algorithms import kmeans as km
 
     X = torch.as_tensor(_gauss_blobs(seed, 1500, 6, 12))
     pruned = km.lloyd_centers(X, 20, seed, memory_budget="1MB")
@@ -363,7 +363,7 @@ def test_lloyd_inertia_matches_scikit_learn():
     import torch
     from sklearn.cluster import KMeans
 
-    from bilaf.selectors.kmeans import lloyd_centers
+    from bilaf.algorithms.kmeans import lloyd_centers
 
     X = _gauss_blobs(5, 3000, 8, 30)
     ours = lloyd_centers(torch.as_tensor(X), 30, 0)
@@ -380,7 +380,7 @@ def test_lloyd_inertia_matches_scikit_learn():
 def test_kmeans_plusplus_seeds_are_distinct_rows(seed, n, k, dup):
     import torch
 
-    from bilaf.selectors.kmeans import kmeans_plusplus
+    from bilaf.algorithms.kmeans import kmeans_plusplus
 
     k = min(k, n)
     rng = np.random.default_rng(seed)

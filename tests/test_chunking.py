@@ -11,7 +11,7 @@ several options, ActiveFT) must be identical with ``memory_budget="1MB"`` and
 ``"8GB"``, and with budgets shrunk to a few hundred bytes.
 
 Budgets below the public minimum of 1 MB are reached by patching the parser
-that ``bilaf.kernels.row_chunks`` uses (only inside these tests).
+that ``bilaf.kernels.chunks`` and ``bilaf.kernels.distances`` use (only inside these tests).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from bilaf import kernels
+from bilaf.algorithms.tracked_argmax import TrackedArgmax
+from bilaf.kernels import chunks, distances
 from bilaf.selectors.activeft import ActiveFT
 from bilaf.selectors.bilaf import BiLAF
 
@@ -37,7 +38,7 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Heal
 ONE_BLOCK = "8GB"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-_parse = kernels.parse_memory_budget
+_parse = chunks.parse_memory_budget
 
 
 def _small_ok(value):
@@ -53,7 +54,8 @@ def tiny_budgets(shrink: int = 1) -> Iterator[None]:
     def parse(value):
         return max(1, _small_ok(value) // shrink)
 
-    with mock.patch.object(kernels, "parse_memory_budget", parse):
+    with mock.patch.object(chunks, "parse_memory_budget", parse), \
+            mock.patch.object(distances, "parse_memory_budget", parse):
         yield
 
 
@@ -61,7 +63,7 @@ def tiny_budgets(shrink: int = 1) -> Iterator[None]:
 def count_chunks() -> Iterator[List[int]]:
     """Record the number of blocks of every ``row_chunks`` call, in every bilaf module that uses it."""
     counts: List[int] = []
-    original = kernels.row_chunks
+    original = chunks.row_chunks
 
     def spy(*args, **kwargs):
         slices = list(original(*args, **kwargs))
@@ -124,7 +126,7 @@ def _sqrt(sq: np.ndarray, dtype: str) -> np.ndarray:
        itemsize=st.sampled_from([4, 8]), temporaries=st.integers(1, 5))
 def test_row_chunks_cover_rows_once_within_budget(n_rows, n_cols, budget, itemsize, temporaries):
     with tiny_budgets():
-        slices = list(kernels.row_chunks(n_rows, n_cols, budget, itemsize=itemsize, temporaries=temporaries))
+        slices = list(chunks.row_chunks(n_rows, n_cols, budget, itemsize=itemsize, temporaries=temporaries))
     covered = [i for sl in slices for i in range(sl.start, sl.stop)]
     assert covered == list(range(n_rows))
     per_row = max(1, n_cols) * itemsize * temporaries
@@ -136,8 +138,8 @@ def test_row_chunks_cover_rows_once_within_budget(n_rows, n_cols, budget, itemsi
 
 def test_real_budgets_chunk_and_one_block_does_not():
     with count_chunks() as counts:
-        list(kernels.row_chunks(100_000, 1_000, "1MB", itemsize=4))
-        list(kernels.row_chunks(100_000, 1_000, ONE_BLOCK, itemsize=4))
+        list(chunks.row_chunks(100_000, 1_000, "1MB", itemsize=4))
+        list(chunks.row_chunks(100_000, 1_000, ONE_BLOCK, itemsize=4))
     assert counts[0] > 1 and counts[1] == 1
 
 
@@ -149,12 +151,12 @@ def test_real_budgets_chunk_and_one_block_does_not():
 def test_pairwise_and_point_distances_are_exact(A, data, dtype):
     B = data.draw(arrays(np.int64, (data.draw(st.integers(1, 20)), A.shape[1]), elements=st.integers(-3, 3)))
     want = _sqrt(_exact_sq(A, B), dtype)
-    got = kernels.pairwise_distances(_t(A, dtype), _t(B, dtype)).numpy()
+    got = distances.pairwise_distances(_t(A, dtype), _t(B, dtype)).numpy()
     np.testing.assert_array_equal(got, want)
-    sq = kernels.pairwise_distances(_t(A, dtype), _t(B, dtype), squared=True).numpy()
+    sq = distances.pairwise_distances(_t(A, dtype), _t(B, dtype), squared=True).numpy()
     np.testing.assert_array_equal(sq, _exact_sq(A, B).astype(np.dtype(dtype)))
-    np.testing.assert_array_equal(kernels.distances_to_point(_t(A, dtype), _t(B[0], dtype)).numpy(), want[:, 0])
-    np.testing.assert_array_equal(kernels.sq_norms(_t(A, dtype)).numpy(), (A * A).sum(1).astype(np.dtype(dtype)))
+    np.testing.assert_array_equal(distances.distances_to_point(_t(A, dtype), _t(B[0], dtype)).numpy(), want[:, 0])
+    np.testing.assert_array_equal(distances.sq_norms(_t(A, dtype)).numpy(), (A * A).sum(1).astype(np.dtype(dtype)))
 
 
 @settings(max_examples=80, **SETTINGS)
@@ -163,8 +165,8 @@ def test_nearest_centers_chunked_equals_one_block(X, data, k, budget, dtype):
     C = data.draw(arrays(np.int64, (data.draw(st.integers(1, 12)), X.shape[1]), elements=st.integers(-3, 3)))
     Xt, Ct, dt = _t(X, dtype), _t(C, dtype), DTYPES[dtype]
     with tiny_budgets(), count_chunks() as counts:
-        d_small, i_small = kernels.nearest_centers(Xt, Ct, k=k, dtype=dt, memory_budget=budget)
-    d_one, i_one = kernels.nearest_centers(Xt, Ct, k=k, dtype=dt, memory_budget=ONE_BLOCK)
+        d_small, i_small = distances.nearest_centers(Xt, Ct, k=k, dtype=dt, memory_budget=budget)
+    d_one, i_one = distances.nearest_centers(Xt, Ct, k=k, dtype=dt, memory_budget=ONE_BLOCK)
     assert torch.equal(i_small, i_one) and torch.equal(d_small, d_one)
     # brute force: exact squared distances, ties to the lower centre index
     sq = _exact_sq(X, C)
@@ -182,8 +184,8 @@ def test_nearest_centers_chunked_equals_one_block(X, data, k, budget, dtype):
 def test_mean_distances_within_chunked_equals_one_block(G, budget, dtype):
     Gt = _t(G, dtype)
     with tiny_budgets():
-        small = kernels.mean_distances_within(Gt, memory_budget=budget)
-    one = kernels.mean_distances_within(Gt, memory_budget=ONE_BLOCK)
+        small = distances.mean_distances_within(Gt, memory_budget=budget)
+    one = distances.mean_distances_within(Gt, memory_budget=ONE_BLOCK)
     want = np.sqrt(_exact_sq(G, G).astype(np.float64)).mean(axis=1)
     rtol = 1e-6 if dtype == "float32" else 1e-13
     np.testing.assert_allclose(small.numpy(), one.numpy(), rtol=rtol, atol=0)
@@ -195,8 +197,8 @@ def test_mean_distances_within_chunked_equals_one_block(G, budget, dtype):
 def test_knn_distances_within_chunked_equals_one_block(G, k, exclude_self, budget, dtype):
     Gt = _t(G, dtype)
     with tiny_budgets():
-        small = kernels.knn_distances_within(Gt, k, memory_budget=budget, exclude_self=exclude_self)
-    one = kernels.knn_distances_within(Gt, k, memory_budget=ONE_BLOCK, exclude_self=exclude_self)
+        small = distances.knn_distances_within(Gt, k, memory_budget=budget, exclude_self=exclude_self)
+    one = distances.knn_distances_within(Gt, k, memory_budget=ONE_BLOCK, exclude_self=exclude_self)
     assert torch.equal(small, one)
     D = _sqrt(_exact_sq(G, G), dtype)
     if exclude_self:
@@ -227,9 +229,9 @@ def test_nearest_distinct_samples_euclidean_ties_chunked_equals_one_block(X, dat
     Xt, Ct, dt = _t(X, dtype), _t(C, dtype), DTYPES[dtype]
     shortlist = len(X) + extra
     with tiny_budgets():
-        small = kernels.nearest_distinct_samples(Xt, Ct, metric="euclidean", dtype=dt, memory_budget=budget,
+        small = distances.nearest_distinct_samples(Xt, Ct, metric="euclidean", dtype=dt, memory_budget=budget,
                                                  shortlist=shortlist)
-    one = kernels.nearest_distinct_samples(Xt, Ct, metric="euclidean", dtype=dt, memory_budget=ONE_BLOCK,
+    one = distances.nearest_distinct_samples(Xt, Ct, metric="euclidean", dtype=dt, memory_budget=ONE_BLOCK,
                                            shortlist=shortlist)
     np.testing.assert_array_equal(small, one)
     np.testing.assert_array_equal(one, _greedy_nearest_distinct(_exact_sq(C, X)))
@@ -249,9 +251,9 @@ def test_nearest_distinct_samples_short_shortlist_chunked_equals_one_block(metri
         C[:] = C[0]
     Xt, Ct = torch.as_tensor(X), torch.as_tensor(C)
     with tiny_budgets():
-        small = kernels.nearest_distinct_samples(Xt, Ct, metric=metric, dtype=torch.float64, memory_budget=budget,
+        small = distances.nearest_distinct_samples(Xt, Ct, metric=metric, dtype=torch.float64, memory_budget=budget,
                                                  shortlist=shortlist)
-    one = kernels.nearest_distinct_samples(Xt, Ct, metric=metric, dtype=torch.float64, memory_budget=ONE_BLOCK,
+    one = distances.nearest_distinct_samples(Xt, Ct, metric=metric, dtype=torch.float64, memory_budget=ONE_BLOCK,
                                            shortlist=shortlist)
     np.testing.assert_array_equal(small, one)
     if metric == "cosine":
@@ -270,9 +272,9 @@ def test_nearest_distinct_samples_short_shortlist_chunked_equals_one_block(metri
 def test_nearest_distinct_samples_more_duplicates_than_shortlist():
     X = torch.zeros((40, 3))
     C = torch.zeros((1, 3))
-    one = kernels.nearest_distinct_samples(X, C, memory_budget=ONE_BLOCK, shortlist=16)
+    one = distances.nearest_distinct_samples(X, C, memory_budget=ONE_BLOCK, shortlist=16)
     with tiny_budgets():
-        small = kernels.nearest_distinct_samples(X, C, memory_budget=1, shortlist=16)
+        small = distances.nearest_distinct_samples(X, C, memory_budget=1, shortlist=16)
     assert small.tolist() == [0]  # one row per block: the lowest index, as documented
     assert one.tolist() == [0]
 
@@ -388,7 +390,7 @@ def test_tracked_argmax_equals_full_argmax_every_step(F, data, L, refresh, budge
     C = data.draw(arrays(np.int64, (K, d), elements=st.integers(-3, 3)))
     Ft = _t(F, dtype)
     with tiny_budgets():
-        tracker = kernels.TrackedArgmax(Ft, n_candidates=L, refresh_fraction=refresh, memory_budget=budget)
+        tracker = TrackedArgmax(Ft, n_candidates=L, refresh_fraction=refresh, memory_budget=budget)
         for _ in range(data.draw(st.integers(1, 8))):
             # a step moves a few centres by small integer amounts (sometimes onto each other)
             moves = data.draw(arrays(np.int64, (K, d), elements=st.integers(-1, 1)))
@@ -410,7 +412,7 @@ def test_tracked_argmax_prunes_slow_moves():
     g = torch.Generator().manual_seed(0)
     F = torch.nn.functional.normalize(torch.randn(2000, 8, generator=g, dtype=torch.float64), dim=1)
     C = torch.nn.functional.normalize(torch.randn(30, 8, generator=g, dtype=torch.float64), dim=1)
-    tracker = kernels.TrackedArgmax(F)
+    tracker = TrackedArgmax(F)
     for _ in range(50):
         C = torch.nn.functional.normalize(C + 1e-3 * torch.randn(C.shape, generator=g, dtype=torch.float64), dim=1)
         s, pos = tracker(C)
@@ -438,7 +440,7 @@ def test_pairwise_distances_bit_for_bit_the_textbook_expression(n, m, d, seed, d
     # the in-place form must round exactly as (|a|^2 + |b|^2) - 2 AB, clamped at 0: selections depend on it
     import torch
 
-    from bilaf.kernels import pairwise_distances
+    from bilaf.kernels.distances import pairwise_distances
 
     rng = np.random.default_rng(seed)
     dt = torch.float64 if double else torch.float32

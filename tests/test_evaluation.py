@@ -315,3 +315,27 @@ def test_cli_evaluate_finetune_torchscript_backbone(tmp_path, digits):
     assert rc == 0
     acc = json.loads((tmp_path / "ft.json").read_text())["accuracy"]["finetune"]
     assert 0.0 <= acc <= 1.0
+
+
+def test_linear_probe_fits_small_problems_on_one_blas_thread(monkeypatch):
+    """Regression: scikit-learn's L-BFGS on 5,000 x 384 x 10 took 3.6x longer on two BLAS threads than on
+    one on an idle 2-core machine (benchmarks/results/threads_evaluate.md)."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = []
+    fit = LogisticRegression.fit
+
+    def spy(self, *a, **k):
+        seen.append([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"])
+        return fit(self, *a, **k)
+
+    monkeypatch.setattr(LogisticRegression, "fit", spy)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 8)), np.arange(60) % 3
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+        linear_probe(X, y, X, y, solver="sklearn")
+        after = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    assert seen and all(n == 1 for n in seen[0])
+    assert after == before

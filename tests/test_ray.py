@@ -184,7 +184,7 @@ def test_embed_archive_matches_local_embed(images, tmp_path):
 
     from argparse import Namespace
 
-    from bilaf.engines.ray_embed import embed_command
+    from bilaf.cli.embed import run_ray as embed_command
 
     ref = embed_images(str(images["tgz"]), batch_size=8, verbose=False)
     # through what `bilaf embed --engine ray` runs

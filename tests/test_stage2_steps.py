@@ -13,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bilaf import kernels
+from bilaf.kernels import distances
 from bilaf.method.denoise import denoise, denoise_with_intra, idc_order
 
 SETTINGS = dict(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
@@ -45,7 +45,7 @@ def test_idc_order_equals_reference_with_and_without_the_matrix(seed, n, d, k, c
     G = torch.from_numpy(F)
     want = reference_idc(F, core, k, cycle)
     with_matrix = idc_order(G, core, k=k, cycle_fraction=cycle, memory_budget="8GB",
-                            D=kernels.within_distance_matrix(G, memory_budget="8GB"))
+                            D=distances.within_distance_matrix(G, memory_budget="8GB"))
     chunked = idc_order(G, core, k=k, cycle_fraction=cycle, memory_budget="1MB", D=None)
     assert with_matrix.tolist() == want
     assert chunked.tolist() == want
@@ -69,8 +69,8 @@ def test_denoise_with_intra_keeps_what_denoise_keeps_and_means_over_the_kept(see
 
 def test_within_distance_matrix_only_when_it_fits():
     G = torch.zeros((600, 4), dtype=torch.float64)
-    assert kernels.within_distance_matrix(G, memory_budget="8GB").shape == (600, 600)
-    assert kernels.within_distance_matrix(torch.zeros((400, 4)), memory_budget="1MB") is None
+    assert distances.within_distance_matrix(G, memory_budget="8GB").shape == (600, 600)
+    assert distances.within_distance_matrix(torch.zeros((400, 4)), memory_budget="1MB") is None
 
 
 @settings(**SETTINGS)
@@ -78,8 +78,8 @@ def test_within_distance_matrix_only_when_it_fits():
        dtype=st.sampled_from([torch.float32, torch.float64]))
 def test_within_distance_matrix_forms_agree_and_are_symmetric(seed, n, d, dtype):
     G = torch.from_numpy(np.random.default_rng(seed).normal(size=(n, d))).to(dtype)
-    syrk = kernels.within_distance_matrix(G, memory_budget="8GB")
-    product = kernels._within_by_product(G)  # the GPU form, run on the CPU
+    syrk = distances.within_distance_matrix(G, memory_budget="8GB")
+    product = distances._within_by_product(G)  # the GPU form, run on the CPU
     for D in (syrk, product):
         np.testing.assert_array_equal(D, D.T)
         np.testing.assert_array_equal(np.diagonal(D), 0)

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bilaf import KMeansSelector
-from bilaf.selectors.kmeans import (MINIBATCH_ABOVE, TWO_LEVEL_FROM, allocate_proportional, lloyd_centers,
-                                    resolve_algorithm, two_level_kmeans)
+from bilaf.algorithms.kmeans import (MINIBATCH_ABOVE, TWO_LEVEL_FROM, allocate_proportional, lloyd_centers,
+                                     resolve_algorithm, two_level_kmeans)
 
 
 def _blobs(n_blobs: int, per_blob: int, dim: int, seed: int, spread: float = 0.05) -> np.ndarray:
@@ -109,7 +109,8 @@ def test_unknown_algorithm_names_twolevel():
 
 
 def test_auto_dispatches_to_two_level_above_the_threshold(monkeypatch):
-    from bilaf.selectors import kmeans as km
+    from bilaf.algorithms import kmeans as km
+    from bilaf.selectors import kmeans as selector
 
     calls = []
     real = km.two_level_kmeans
@@ -118,7 +119,7 @@ def test_auto_dispatches_to_two_level_above_the_threshold(monkeypatch):
         calls.append(args[1])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(km, "two_level_kmeans", spy)
+    monkeypatch.setattr(selector, "two_level_kmeans", spy)  # where the selector calls it
     monkeypatch.setattr(km, "MINIBATCH_ABOVE", 300)  # the rule, on a pool small enough for a test
     monkeypatch.setattr(km, "TWO_LEVEL_FROM", 20)
     X = np.random.default_rng(0).normal(size=(301, 2)).astype(np.float32)

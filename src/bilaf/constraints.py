@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from .errors import ValidationError, ValidationTypeError
-from .kernels import DEFAULT_MEMORY_BUDGET, resolve_device, to_tensor
+from .kernels.chunks import DEFAULT_MEMORY_BUDGET
+from .kernels.tensors import resolve_device, to_tensor
 from .result import SelectionResult
 from .validation import check_budget, check_features, check_indices, parse_memory_budget
 

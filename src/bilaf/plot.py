@@ -181,11 +181,10 @@ def plot_selection(X: Any, indices: Any, *, roles: Optional[Sequence[str]] = Non
     -------
     matplotlib.figure.Figure
     """
+    from .kernels.tensors import to_numpy
     from .validation import check_choice, check_features, check_indices
 
-    X = check_features(X, name="features")
-    if not isinstance(X, np.ndarray):  # a torch tensor
-        X = X.detach().cpu().numpy()
+    X = to_numpy(check_features(X, name="features"))
     n = X.shape[0]
     idx = check_indices(indices, n, name="selection")
     check_choice(color_by, "color_by", ("auto", "pseudo", "label", "none"))
@@ -341,10 +340,10 @@ def save_selection_plot(path: Union[str, Path], X: Any, indices: Any, *, dpi: in
         plt.close(fig)
     import os
 
+    from .utils.files import default_mode
+
     try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(path, 0o666 & ~mask)
+        os.chmod(path, default_mode())
     except OSError:  # pragma: no cover
         pass
     return path

@@ -11,14 +11,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 
+from .utils.files import PathLike, default_mode
+
 __all__ = ["SelectionResult", "atomic_write", "atomic_path", "remove_stale_temporaries"]
-
-PathLike = Union[str, "os.PathLike[str]"]
-
 
 _HOST = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname().split(".")[0])[:24] or "host"
 #: A temporary without a writer's pid (written by an earlier version) counts as left over after this long.
@@ -84,13 +83,6 @@ def remove_stale_temporaries(path: PathLike) -> List[Path]:
     return removed
 
 
-def _default_mode() -> int:
-    """0o666 minus the process umask: what a plain ``open(path, "w")`` would give."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 @contextmanager
 def atomic_write(path: PathLike, mode: str = "w", **open_kwargs: Any) -> Iterator[Any]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
@@ -110,7 +102,7 @@ def atomic_write(path: PathLike, mode: str = "w", **open_kwargs: Any) -> Iterato
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, _default_mode())
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -133,7 +125,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         if os.path.isfile(tmp):
-            os.chmod(tmp, _default_mode())
+            os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     X = np.asarray(fs.features, dtype=np.float32)
     device = "cpu" if args.device == "auto" else args.device
     if args.device == "auto":
-        from ..kernels import resolve_device
+        from ..kernels.tensors import resolve_device
 
         device = resolve_device("auto").type
     import shlex

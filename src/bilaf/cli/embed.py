@@ -6,13 +6,15 @@ import argparse
 import shutil
 import sys
 import time
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any, List
 
 from . import UserError
+from ..errors import ValidationError
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "run_ray"]
 
 OUT_SUFFIXES = (".npz", ".parquet", ".pq", ".npy")
 
@@ -143,9 +145,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:22s} {kind:6s} {desc}")
         return 0
     if args.engine == "ray":
-        from ..engines.ray_embed import embed_command
-
-        return embed_command(args)
+        return run_ray(args)
     if not args.source:
         raise UserError("missing SOURCE (a folder, archive, image array or text file)")
     if not args.out:
@@ -221,4 +221,82 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out}: {len(fs)} x {fs.features.shape[1]} ({meta.get('backbone')}, {meta.get('engine')}, "
               f"{meta.get('device')}{labels}) in {time.perf_counter() - t0:.1f} s"
               + (f"; skipped {meta.get('n_skipped')}" if meta.get("n_skipped") else ""))
+    return 0
+
+
+def run_ray(args: argparse.Namespace) -> int:
+    """``bilaf embed --engine ray``: what the CLI verb runs for it (see docs/ray.md).
+
+    Uses ``args.source``, ``args.out``, ``args.split``, ``args.backbone``,
+    ``args.batch_size``, ``args.device``, ``args.on_error``, ``args.shard_size``,
+    ``args.quiet``, ``args.progress`` and, when the parser has them,
+    ``args.ray_address`` and ``args.actors``. ``--out`` is a folder of Parquet
+    shards (a name without a suffix), or a ``.npz`` / ``.parquet`` / ``.npy``
+    file into which the shards are gathered at the end.
+    """
+    from ..engines.ray_embed import embed_with_ray, read_feature_shards
+    from ..engines.runtime import import_ray
+    from ..features.embed import SkippedInputWarning
+    from ..features.inputs import guess_kind
+
+    if not args.source:
+        raise ValidationError("missing SOURCE (a folder, archive or image array)")
+    if not args.out:
+        raise ValidationError("missing --out (a folder for Parquet shards, or a .npz/.parquet/.npy file)")
+    source = Path(args.source)
+    if not source.exists():
+        raise FileNotFoundError(f"input not found: {source}")
+    kind = getattr(args, "kind", "auto")
+    kind = kind if kind not in (None, "auto") else guess_kind(source)
+    if kind != "image":
+        raise ValidationError("--engine ray embeds images; embed texts without --engine ray")
+    if args.batch_size < 1:
+        raise ValidationError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.shard_size is not None and args.shard_size < 1:
+        raise ValidationError(f"--shard-size must be >= 1, got {args.shard_size}")
+    device = {"auto": "auto", "cpu": "cpu"}.get(args.device, "cuda" if str(args.device).startswith("cuda") else None)
+    if device is None:
+        raise ValidationError(f"--device must be auto, cpu or cuda with --engine ray, got {args.device!r}")
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    as_file = suffix in (".npz", ".parquet", ".pq", ".npy")
+    if not as_file and suffix:
+        raise ValidationError(f"--out {out}: give a folder name (Parquet shards) or a .npz/.parquet/.npy file")
+    if as_file and out.is_dir():
+        raise ValidationError(f"--out {out} is a folder; give a file name")
+    if not as_file and out.exists():
+        raise ValidationError(f"--out {out} exists; remove it or choose another folder")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValidationError(f"output folder does not exist: {parent}")
+    verbose = not args.quiet and (args.progress or sys.stderr.isatty())
+    try:
+        import_ray()
+    except ImportError as exc:
+        raise ValidationError(str(exc)) from None
+    shards = out if not as_file else out.with_name(f".{out.name}.ray-shards-{uuid.uuid4().hex[:8]}")
+    t0 = time.perf_counter()
+    notes: List[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SkippedInputWarning)
+            embed_with_ray(source, args.backbone or "efficientnet_lite0", shards, split=args.split,
+                           batch_size=args.batch_size, shard_size=args.shard_size, device=device,
+                           on_error=args.on_error, num_actors=getattr(args, "actors", None),
+                           address=getattr(args, "ray_address", None), verbose=verbose)
+        notes = [str(w.message).splitlines()[0] for w in caught if issubclass(w.category, SkippedInputWarning)]
+        fs = read_feature_shards(shards)
+        if as_file:
+            fs.save(out)
+    finally:
+        if as_file:
+            shutil.rmtree(shards, ignore_errors=True)
+    for note in notes:
+        print(f"bilaf embed: warning: {note}", file=sys.stderr)
+    if not args.quiet:
+        labels = f", {len(fs.classes or [])} classes" if fs.labels is not None else ", no labels"
+        print(f"wrote {out}: {len(fs)} x {fs.features.shape[1]} ({fs.meta.get('backbone')}, Ray, "
+              f"{fs.meta.get('num_actors')} {fs.meta.get('device')} actor(s){labels}) in "
+              f"{time.perf_counter() - t0:.1f} s" + (f"; skipped {fs.meta.get('n_skipped')}"
+                                                     if fs.meta.get("n_skipped") else ""))
     return 0

@@ -25,8 +25,8 @@ The pipeline::
 The output folder appears only when the whole run succeeded (it is written
 under a temporary name and renamed at the end).
 
-Why one module of this size: the Ray embedding engine's tasks, shard writer and command-line runner share
-the shard format; the runner belongs in the CLI and moving it there is open in issue 21.
+Reading the shards back lives in :mod:`bilaf.engines.shards` (its names are importable from here too);
+``bilaf embed --engine ray`` is run by :mod:`bilaf.cli.embed`.
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ import numpy as np
 
 from ..errors import ValidationError, ValidationTypeError, escape
 from ..validation import check_positive_int
-from .runtime import import_ray, init_ray
+from .runtime import init_ray
+from .shards import SIDECAR, count_rows, load_any_features, read_feature_shards
 
 __all__ = ["embed_with_ray", "read_feature_shards", "load_any_features", "SIDECAR"]
 
-SIDECAR = "_bilaf.json"
 _ERRORS = "_errors"
 DEFAULT_SHARD_SIZE = 2048
 
@@ -334,7 +334,7 @@ def embed_with_ray(source: Any, backbone: Union[str, Any, Callable[[], Any]] = "
             errors.extend(tuple(e) for e in json.loads(f.read_text()))
         errors.sort()
         shutil.rmtree(errors_dir)
-        n_ok = _count_rows(tmp)
+        n_ok = count_rows(tmp)
         skipped = list(src.rejected) + [(i, r) for _, i, r in errors]
         if n_ok == 0:
             first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
@@ -381,148 +381,3 @@ def _user_cause(ray, exc: BaseException) -> Optional[BaseException]:
             return type(e)(str(e).strip().splitlines()[0] if str(e).strip() else str(e))
         e = e.__cause__ or e.__context__
     return None
-
-
-def _shard_files(folder: Path) -> List[Path]:
-    return sorted(p for p in folder.rglob("*.parquet") if not any(part.startswith(("_", ".")) for part in
-                                                                  p.relative_to(folder).parts))
-
-
-def _count_rows(folder: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in _shard_files(folder))
-
-
-def read_feature_shards(folder: Union[str, Path]):
-    """Read a folder written by :func:`embed_with_ray` into one :class:`~bilaf.features.FeatureSet`.
-
-    Rows come back in the order of the local embed path (by the ``row`` column).
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ..features.store import FeatureSet
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"feature shard folder not found: {folder}")
-    files = _shard_files(folder)
-    if not files:
-        raise ValidationError(f"no Parquet shards in {folder}")
-    tables = [pq.read_table(p) for p in files]
-    tables = [t for t in tables if t.num_rows]
-    for p, t in zip(files, tables):
-        missing = {"row", "id", "features"} - set(t.column_names)
-        if missing:
-            raise ValidationError(f"{p}: not a bilaf feature shard (missing column(s) {', '.join(sorted(missing))})")
-    table = pa.concat_tables(tables) if tables else None
-    if table is None or table.num_rows == 0:
-        raise ValidationError(f"no rows in the Parquet shards of {folder}")
-    order = np.argsort(table.column("row").to_numpy(), kind="stable")
-    col = table.column("features").combine_chunks()
-    d = col.type.list_size
-    X = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(table.num_rows, d)[order]
-    ids = np.asarray(table.column("id").to_pylist(), dtype=object)[order].tolist()
-    labels = table.column("label").to_numpy()[order] if "label" in table.column_names else None
-    meta: Dict[str, Any] = {}
-    classes = None
-    side = folder / SIDECAR
-    if side.is_file():
-        info = json.loads(side.read_text())
-        meta = info.get("meta", {})
-        classes = info.get("classes")
-    if labels is not None and not (labels >= 0).any():
-        labels = None
-    return FeatureSet(features=X, ids=ids, labels=labels, classes=classes if labels is not None else None, meta=meta)
-
-
-def load_any_features(path: Union[str, Path]):
-    """A feature file (``.npy``, ``.npz``, ``.parquet``) or a folder of shards from :func:`embed_with_ray`."""
-    p = Path(path)
-    if p.is_dir():
-        return read_feature_shards(p)
-    from ..features.store import FeatureSet
-
-    return FeatureSet.load(p)
-
-
-# --------------------------------------------------------------------------- the command line
-
-
-def embed_command(args: Any) -> int:
-    """``bilaf embed --engine ray``: what the CLI verb runs for it (see docs/ray.md).
-
-    Uses ``args.source``, ``args.out``, ``args.split``, ``args.backbone``,
-    ``args.batch_size``, ``args.device``, ``args.on_error``, ``args.shard_size``,
-    ``args.quiet``, ``args.progress`` and, when the parser has them,
-    ``args.ray_address`` and ``args.actors``. ``--out`` is a folder of Parquet
-    shards (a name without a suffix), or a ``.npz`` / ``.parquet`` / ``.npy``
-    file into which the shards are gathered at the end.
-    """
-    import sys
-
-    from ..features.embed import SkippedInputWarning
-    from ..features.inputs import guess_kind
-
-    if not args.source:
-        raise ValidationError("missing SOURCE (a folder, archive or image array)")
-    if not args.out:
-        raise ValidationError("missing --out (a folder for Parquet shards, or a .npz/.parquet/.npy file)")
-    source = Path(args.source)
-    if not source.exists():
-        raise FileNotFoundError(f"input not found: {source}")
-    kind = getattr(args, "kind", "auto")
-    kind = kind if kind not in (None, "auto") else guess_kind(source)
-    if kind != "image":
-        raise ValidationError("--engine ray embeds images; embed texts without --engine ray")
-    if args.batch_size < 1:
-        raise ValidationError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.shard_size is not None and args.shard_size < 1:
-        raise ValidationError(f"--shard-size must be >= 1, got {args.shard_size}")
-    device = {"auto": "auto", "cpu": "cpu"}.get(args.device, "cuda" if str(args.device).startswith("cuda") else None)
-    if device is None:
-        raise ValidationError(f"--device must be auto, cpu or cuda with --engine ray, got {args.device!r}")
-    out = Path(args.out)
-    suffix = out.suffix.lower()
-    as_file = suffix in (".npz", ".parquet", ".pq", ".npy")
-    if not as_file and suffix:
-        raise ValidationError(f"--out {out}: give a folder name (Parquet shards) or a .npz/.parquet/.npy file")
-    if as_file and out.is_dir():
-        raise ValidationError(f"--out {out} is a folder; give a file name")
-    if not as_file and out.exists():
-        raise ValidationError(f"--out {out} exists; remove it or choose another folder")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise ValidationError(f"output folder does not exist: {parent}")
-    verbose = not args.quiet and (args.progress or sys.stderr.isatty())
-    try:
-        import_ray()
-    except ImportError as exc:
-        raise ValidationError(str(exc)) from None
-    shards = out if not as_file else out.with_name(f".{out.name}.ray-shards-{uuid.uuid4().hex[:8]}")
-    t0 = time.perf_counter()
-    notes: List[str] = []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", SkippedInputWarning)
-            embed_with_ray(source, args.backbone or "efficientnet_lite0", shards, split=args.split,
-                           batch_size=args.batch_size, shard_size=args.shard_size, device=device,
-                           on_error=args.on_error, num_actors=getattr(args, "actors", None),
-                           address=getattr(args, "ray_address", None), verbose=verbose)
-        notes = [str(w.message).splitlines()[0] for w in caught if issubclass(w.category, SkippedInputWarning)]
-        fs = read_feature_shards(shards)
-        if as_file:
-            fs.save(out)
-    finally:
-        if as_file:
-            shutil.rmtree(shards, ignore_errors=True)
-    for note in notes:
-        print(f"bilaf embed: warning: {note}", file=sys.stderr)
-    if not args.quiet:
-        labels = f", {len(fs.classes or [])} classes" if fs.labels is not None else ", no labels"
-        print(f"wrote {out}: {len(fs)} x {fs.features.shape[1]} ({fs.meta.get('backbone')}, Ray, "
-              f"{fs.meta.get('num_actors')} {fs.meta.get('device')} actor(s){labels}) in "
-              f"{time.perf_counter() - t0:.1f} s" + (f"; skipped {fs.meta.get('n_skipped')}"
-                                                     if fs.meta.get("n_skipped") else ""))
-    return 0

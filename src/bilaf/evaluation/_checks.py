@@ -50,18 +50,6 @@ def check_split(train_X: Any, train_y: Any, test_X: Any, test_y: Any) -> Tuple[A
     return train_X, train_y, test_X, test_y
 
 
-def to_numpy32(X: Any) -> np.ndarray:
-    """A float32 numpy copy-or-view of an array or tensor (memory maps are read here)."""
-    try:
-        import torch
-
-        if isinstance(X, torch.Tensor):
-            return X.detach().to("cpu", torch.float32).numpy()
-    except ImportError:  # pragma: no cover
-        pass
-    return np.asarray(X, dtype=np.float32)
-
-
 def l2_normalize(A: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(A, axis=1, keepdims=True)
     return A / np.maximum(norms, 1e-12)

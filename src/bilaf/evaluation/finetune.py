@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from ..errors import ValidationError, ValidationTypeError
-from ..kernels import progress, resolve_device
+from ..kernels.tensors import resolve_device
 from ..threads import thread_limited
+from ..utils.progress import progress
 from ..validation import check_positive_int, check_positive_number, check_random_state
 from ._checks import check_labels
 

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..kernels import DEFAULT_MEMORY_BUDGET, resolve_device, row_chunks
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET, row_chunks
+from ..kernels.tensors import resolve_device
 from ..threads import thread_limited
 from ..validation import check_positive_int, check_positive_number
 from ._checks import check_split

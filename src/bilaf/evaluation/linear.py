@@ -7,13 +7,17 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..threads import thread_limited
+from ..kernels.tensors import resolve_device, to_numpy
+from ..threads import single_threaded, thread_limited
 from ..validation import check_choice, check_positive_number
-from ._checks import check_split, l2_normalize, to_numpy32
+from ._checks import check_split, l2_normalize
 
 __all__ = ["linear_probe", "LINEAR_DEFAULTS"]
 
 LINEAR_DEFAULTS = {"C": 10.0, "normalize": "l2", "max_iter": 1000, "solver": "auto"}
+#: Below this many multiply-adds per product (rows x features x classes), scikit-learn's solver runs on one
+#: BLAS thread: a team of threads costs more at each small product than it shares.
+SINGLE_THREAD_MACS = 2**28
 
 
 def _prepare(train: np.ndarray, test: np.ndarray, normalize: Optional[str]):
@@ -84,12 +88,11 @@ def linear_probe(train_X: Any, train_y: Any, test_X: Any, test_y: Any, *, C: flo
     train_X, train_y, test_X, test_y = check_split(train_X, train_y, test_X, test_y)
     check_choice("none" if normalize is None else normalize, "normalize", ("l2", "standard", "none"))
     check_positive_number(C, "C")
-    A, B = _prepare(to_numpy32(train_X), to_numpy32(test_X), None if normalize == "none" else normalize)
+    A, B = _prepare(to_numpy(train_X, np.float32), to_numpy(test_X, np.float32),
+                    None if normalize == "none" else normalize)
     classes = np.unique(train_y)
     check_choice(solver, "solver", ("auto", "torch", "sklearn"))
     if solver == "auto":
-        from ..kernels import resolve_device
-
         solver = "torch" if resolve_device(device).type != "cpu" else "sklearn"
     if len(classes) == 1:
         pred = np.full(len(test_y), classes[0], dtype=np.int64)
@@ -99,11 +102,14 @@ def linear_probe(train_X: Any, train_y: Any, test_X: Any, test_y: Any, *, C: flo
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
 
+        import contextlib
+
         clf = LogisticRegression(C=float(C), max_iter=int(max_iter))
-        with warnings.catch_warnings():
+        small = A.shape[0] * A.shape[1] * len(classes) < SINGLE_THREAD_MACS
+        with warnings.catch_warnings(), (single_threaded() if small else contextlib.nullcontext()):
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(A, train_y)
-        pred = clf.predict(B).astype(np.int64)
+            pred = clf.predict(B).astype(np.int64)
     acc = float((pred == test_y).mean())
     return (acc, pred) if return_predictions else acc
 
@@ -112,8 +118,6 @@ def _torch_logreg(A: np.ndarray, y: np.ndarray, B: np.ndarray, *, C: float, max_
                   device: str) -> np.ndarray:
     """Multinomial logistic regression, scikit-learn's objective, by L-BFGS in float64 with torch."""
     import torch
-
-    from ..kernels import resolve_device
 
     dev = resolve_device(device)
     classes, yy = np.unique(y, return_inverse=True)

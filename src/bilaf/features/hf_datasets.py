@@ -11,7 +11,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ValidationError, ValidationTypeError
-from .readers import ImageSource, TextSamples, _labels_from_tokens
+from .readers import ImageSource, TextSamples
+from .readers.texts import _labels_from_tokens
 from .sources import _read
 
 __all__ = ["DatasetSource", "texts_from_dataset", "is_dataset"]

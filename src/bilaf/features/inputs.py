@@ -18,8 +18,11 @@ import numpy as np
 
 from ..errors import ValidationError, ValidationTypeError
 from . import hf_datasets, sources
-from .readers import (ARCHIVE_SUFFIXES, ARRAY_SUFFIXES, ArraySource, FolderSource, ImageSource, PathLike, TarSource,
-                      TextSamples, ZipSource, _has_suffix, _is_image_name, _labels_from_tokens)
+from ..utils.files import PathLike
+from .readers import (ARCHIVE_SUFFIXES, ARRAY_SUFFIXES, ArraySource, FolderSource, ImageSource, TarSource,
+                      TextSamples, ZipSource)
+from .readers.base import _has_suffix, _is_image_name
+from .readers.texts import _labels_from_tokens
 from .sources import _check_protocol, _read, is_url
 
 __all__ = ["FileListSource", "open_image_source", "read_texts", "guess_kind"]

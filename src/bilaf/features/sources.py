@@ -29,7 +29,9 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ValidationError
-from .readers import FileTreeSource, ImageSource, _is_image_name, _labels_from_tokens
+from .readers import FileTreeSource, ImageSource
+from .readers.base import _is_image_name
+from .readers.texts import _labels_from_tokens
 
 __all__ = ["ImageListSource", "PathListSource", "UrlTreeSource", "is_url", "LIST_SUFFIXES"]
 

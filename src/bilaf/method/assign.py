@@ -7,7 +7,7 @@ from typing import Any, Tuple
 import numpy as np
 import torch
 
-from ..kernels import nearest_centers
+from ..kernels.distances import nearest_centers
 
 
 def assign_to_cores(X: torch.Tensor, core_indices: np.ndarray, *, dtype: torch.dtype, memory_budget: Any,

@@ -23,7 +23,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..kernels import pairwise_distances, row_chunks
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET, row_chunks
+from ..kernels.distances import pairwise_distances
 
 CRITERIA = ("boundary", "distance")
 PROCESSES = ("iterative", "oneshot")
@@ -58,7 +59,7 @@ def select_boundary(G: torch.Tensor, core_pos: int, n_pick: int, *, d_intra: tor
                     d_inter: torch.Tensor, opponent: torch.Tensor, delta: float = 1.1,
                     criterion: str = "boundary", process: str = "iterative", opponent_rule: str = "nearest",
                     class_index: int = 0, core_features: Optional[torch.Tensor] = None,
-                    memory_budget: Any = "1GB") -> ClassPicks:
+                    memory_budget: Any = DEFAULT_MEMORY_BUDGET) -> ClassPicks:
     """Choose ``n_pick`` members of one pseudo-class: its core, then boundary samples.
 
     Parameters

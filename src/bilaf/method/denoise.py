@@ -12,8 +12,9 @@ from typing import Any, Optional, Tuple
 import numpy as np
 import torch
 
-from ..kernels import (distances_to_point, knn_distances_within, mean_distances_within, pairwise_distances,
-                       row_chunks, sq_norms, within_distance_matrix)
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET, row_chunks
+from ..kernels.distances import (distances_to_point, knn_distances_within, mean_distances_within,
+                                 pairwise_distances, sq_norms, within_distance_matrix)
 
 DENOISE_METHODS = ("idc", "density", "distance", "none")
 MIN_CLUSTER_FOR_DENOISING = 10
@@ -98,7 +99,7 @@ def idc_order(G: torch.Tensor, core_pos: int, *, k: int, cycle_fraction: float, 
 
 
 def denoise(G: torch.Tensor, core_pos: int, *, method: str = "idc", k: int = 10, cycle_fraction: float = 0.1,
-            remove_fraction: float = 0.1, memory_budget: Any = "1GB", D: Optional[np.ndarray] = None) -> np.ndarray:
+            remove_fraction: float = 0.1, memory_budget: Any = DEFAULT_MEMORY_BUDGET, D: Optional[np.ndarray] = None) -> np.ndarray:
     """The members of one pseudo-class that survive denoising.
 
     Parameters
@@ -145,7 +146,7 @@ def denoise(G: torch.Tensor, core_pos: int, *, method: str = "idc", k: int = 10,
 
 def denoise_with_intra(G: torch.Tensor, core_pos: int, *, method: str = "idc", k: int = 10,
                        cycle_fraction: float = 0.1, remove_fraction: float = 0.1,
-                       memory_budget: Any = "1GB") -> Tuple[np.ndarray, np.ndarray]:
+                       memory_budget: Any = DEFAULT_MEMORY_BUDGET) -> Tuple[np.ndarray, np.ndarray]:
     """:func:`denoise`, and the mean intra-class distance of each kept member.
 
     The pseudo-class's distance matrix is computed once when it fits

@@ -33,8 +33,9 @@ from typing import Any, Callable, ContextManager, Iterable, List, NamedTuple, Op
 import numpy as np
 import torch
 
-from ..kernels import DEFAULT_MEMORY_BUDGET, progress
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET
 from ..threads import single_threaded
+from ..utils.progress import progress
 from .assign import assign_to_cores
 from .boundary import ClassPicks, boundary_score, select_boundary
 from .budget import split_budget
@@ -337,7 +338,6 @@ def run_stage2(X: torch.Tensor, cores: np.ndarray, budget: int, config: Stage2Co
     with stage("assignment"):
         cores, assignment = assign_stage(X, cores, budget, config, executor, trim_to_budget=given_cores,
                                          notes=notes)
-    K = len(cores)
     pseudo = np.full(n, -1, dtype=np.int64)
     with stage("denoising"):
         kept, intra = denoise_stage(X, cores, assignment, config, executor)

@@ -211,11 +211,10 @@ def build_report_data(X: Any, result: SelectionResult, *, ids: Optional[Sequence
     """
     from ..manifest import features_sha256, indices_sha256
     from ..plot import _draw_rows, project_2d
+    from ..kernels.tensors import to_numpy
     from ..validation import check_features
 
-    X = check_features(X, name="features")
-    if not isinstance(X, np.ndarray):  # a torch tensor
-        X = X.detach().cpu().numpy()
+    X = to_numpy(check_features(X, name="features"))
     n = int(X.shape[0])
     if isinstance(n_removed, bool) or int(n_removed) < 0:
         raise ValidationError(f"n_removed must be a non-negative integer, got {n_removed!r}")

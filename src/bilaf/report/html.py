@@ -16,19 +16,19 @@ import shutil
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional
 
 import numpy as np
 
 from ..errors import ValidationError
 from ..result import SelectionResult, atomic_write
+from ..utils.files import PathLike, default_mode
 from .build import as_result, build_report_data
 from .samples import SampleSource, make_thumbnail, read_image_bytes, read_texts_of, resolve_source
 
 __all__ = ["THUMBNAIL_MODES", "render_html", "write_report"]
 
 THUMBNAIL_MODES = ("embed", "link", "none")
-PathLike = Union[str, "os.PathLike[str]"]
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -239,15 +239,9 @@ def write_report(path: PathLike, features: Any, selection: Any, *, manifest: Opt
             if final.exists():
                 shutil.rmtree(final)
             os.replace(staging, final)
-            os.chmod(final, 0o777 & ~_umask())
+            os.chmod(final, default_mode(directory=True))
             staging = None
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -20,11 +20,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Tuple, Union
+from typing import Dict, Mapping, Optional, Tuple
+
+from ..utils.files import PathLike
 
 __all__ = ["SampleSource", "resolve_source", "read_image_bytes", "read_texts_of", "make_thumbnail"]
 
-PathLike = Union[str, "os.PathLike[str]"]
 _SOURCE = re.compile(r"^(folder|tar|zip|text|files|array):(.*?)(\[[^\]/]*\])?$")
 
 

@@ -8,10 +8,14 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..algorithms.tracked_argmax import TrackedArgmax
 from ..errors import ValidationError
-from ..kernels import TrackedArgmax, nearest_distinct_samples, progress, row_chunks, scatter_rows
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET, row_chunks
+from ..kernels.distances import nearest_distinct_samples
+from ..kernels.scatter import scatter_rows
 from ..params import Interval, Options, Param
 from ..result import SelectionResult
+from ..utils.progress import progress
 from ..validation import check_indices
 from .base import BaseSelector, Timer
 
@@ -44,7 +48,7 @@ class ActiveFT(BaseSelector):
     argmax : {"pruned", "full"}, default="pruned"
         How each full-batch CPU step finds every sample's most similar
         centroid: ``"pruned"`` keeps a few candidate centroids per sample and
-        proves the answer with a movement bound (:class:`~bilaf.kernels.TrackedArgmax`,
+        proves the answer with a movement bound (:class:`~bilaf.algorithms.tracked_argmax.TrackedArgmax`,
         several times faster, same answer up to float rounding); ``"full"``
         computes all ``N x K`` similarities every step, as published. GPUs
         and mini-batch steps always use ``"full"``.
@@ -74,7 +78,7 @@ class ActiveFT(BaseSelector):
     def __init__(self, *, n_iter: Optional[int] = None, lr: float = 1e-3, temperature: float = 0.07,
                  batch_size: Optional[int] = None, init: Optional[Any] = None, argmax: str = "pruned",
                  random_state: Any = None,
-                 dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
+                 dtype: str = "float32", device: str = "cpu", memory_budget: Any = DEFAULT_MEMORY_BUDGET,
                  normalize: bool = False, verbose: bool = False) -> None:
         super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
                          memory_budget=memory_budget, verbose=verbose)
@@ -141,7 +145,7 @@ class ActiveFT(BaseSelector):
         ``sum_k th_k . A_k / tau + sum_k b_k C_k`` is differentiated: no
         batch x K or batch x d block is kept for autograd. With a ``tracker``
         the argmax comes from it (same answer, fewer products); ``A`` is built by
-        :func:`~bilaf.kernels.scatter_rows`.
+        :func:`~bilaf.kernels.scatter.scatter_rows`.
         """
         th = torch.nn.functional.normalize(theta, dim=1)
         C = torch.exp(th.detach() @ th.T / tau).sum(dim=0)  # C_k = sum_j exp(sg(th_j).th_k / tau)

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..errors import ValidationError, ValidationTypeError
-from ..kernels import DEFAULT_MEMORY_BUDGET, resolve_device, to_tensor, torch_dtype
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET
+from ..kernels.tensors import resolve_device, to_tensor, torch_dtype
 from ..params import Check, Options, Param, check_unknown, validate_params
 from ..result import SelectionResult
 from ..threads import limit_threads

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import ValidationError
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET
 from ..method.boundary import CRITERIA, OPPONENTS, PROCESSES
 from ..method.denoise import DENOISE_METHODS
 from ..method.n_cores import auto_n_cores
@@ -188,7 +189,7 @@ class BiLAF(BaseSelector):
                  opponent_penalty: float = 1.1, opponent: str = "nearest", denoise: str = "idc",
                  criterion: str = "boundary", process: str = "iterative", normalize: bool = False,
                  dtype: str = "float32", random_state: Any = None, core_params: Optional[Dict[str, Any]] = None,
-                 device: str = "cpu", memory_budget: Any = "1GB", verbose: bool = False) -> None:
+                 device: str = "cpu", memory_budget: Any = DEFAULT_MEMORY_BUDGET, verbose: bool = False) -> None:
         super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
                          memory_budget=memory_budget, verbose=verbose)
         self.n_cores = n_cores

@@ -9,9 +9,11 @@ import numpy as np
 import torch
 
 from ..errors import ValidationError
-from ..kernels import distances_to_point, progress, sq_norms
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET
+from ..kernels.distances import distances_to_point, sq_norms
 from ..params import Interval, Options, Param
 from ..result import SelectionResult
+from ..utils.progress import progress
 from .base import BaseSelector, Timer
 
 
@@ -43,7 +45,7 @@ class KCenterGreedy(BaseSelector):
     }
 
     def __init__(self, *, start: Optional[Union[int, str]] = None, random_state: Any = None,
-                 normalize: bool = False, dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
+                 normalize: bool = False, dtype: str = "float32", device: str = "cpu", memory_budget: Any = DEFAULT_MEMORY_BUDGET,
                  verbose: bool = False) -> None:
         super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
                          memory_budget=memory_budget, verbose=verbose)

@@ -9,16 +9,18 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ..kernels import pairwise_distances, progress, row_chunks, sq_norms
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET, row_chunks
+from ..kernels.distances import pairwise_distances, sq_norms
 from ..params import Interval, Param
 from ..result import SelectionResult
-from ..validation import parse_memory_budget
+from ..utils.progress import progress
 from .base import BaseSelector, Timer
+from .maxherding_gains import _DenseKernel, _Kernel, _KnnKernel
+from .neighbors import knn_graph
 
 BANDWIDTH_NEIGHBOR = 20  # the default bandwidth is the median distance to the 20th nearest other row ...
 BANDWIDTH_SAMPLES = 1000  # ... over this many rows drawn at random (all rows of smaller pools)
 TIE_TOL = 1e-9  # gains within TIE_TOL * (largest gain + 1) of the largest count as ties (the lowest index wins)
-PAIR_STEP = 16  # rows per gather when the exact distances to the neighbours found are computed
 
 
 class MaxHerding(BaseSelector):
@@ -145,7 +147,7 @@ class MaxHerding(BaseSelector):
 
     def __init__(self, *, bandwidth: Optional[float] = None, n_neighbors: int = 50, max_exact_samples: int = 5000,
                  search_dims: Optional[int] = 128, random_state: Any = None, normalize: bool = True,
-                 dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
+                 dtype: str = "float32", device: str = "cpu", memory_budget: Any = DEFAULT_MEMORY_BUDGET,
                  verbose: bool = False) -> None:
         super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
                          memory_budget=memory_budget, verbose=verbose)
@@ -272,298 +274,7 @@ def _lazy_greedy(kernel: "_Kernel", n_picks: int, verbose: bool = False) -> Tupl
     return picks, gains
 
 
-class _Kernel:
-    """What the greedy needs of a kernel: candidates, gains, commits, and the zero-gain fill."""
-
-    kind = ""
-    n_candidates = 0
-
-    def start(self, labeled: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def candidates(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
-    def gain(self, c: int) -> float:
-        raise NotImplementedError
-
-    def commit(self, c: int) -> int:
-        raise NotImplementedError
-
-    def fill(self, count: int) -> List[int]:
-        raise NotImplementedError
-
-
-class _DenseKernel(_Kernel):
-    """The exact kernel between the distinct rows, each weighted by its number of copies."""
-
-    kind = "exact"
-
-    def __init__(self, K: torch.Tensor, inverse: np.ndarray, memory_budget: Any) -> None:
-        self.memory_budget = memory_budget
-        self.K = K  # K[c, x] = k(x, c) between distinct rows (c: candidate, x: covered row)
-        self.inverse = inverse  # pool row -> distinct row
-        self.n = inverse.shape[0]
-        self.n_candidates = K.shape[0]
-        self.w = torch.as_tensor(np.bincount(inverse, minlength=K.shape[0]), dtype=K.dtype, device=K.device)
-
-    @classmethod
-    def build(cls, X: torch.Tensor, gamma: float, max_exact: int, memory_budget: Any) -> Optional["_DenseKernel"]:
-        """The dense kernel, or None when the distinct rows are too many or it does not fit the budget."""
-        Xn = X.cpu().numpy()
-        uniq, inverse = np.unique(Xn, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1).astype(np.int64)
-        nu = uniq.shape[0]
-        if nu > max_exact or 2 * nu * nu * X.element_size() > parse_memory_budget(memory_budget):
-            return None
-        U = torch.as_tensor(uniq, device=X.device)
-        u_sq = sq_norms(U)
-        K = torch.empty((nu, nu), dtype=X.dtype, device=X.device)
-        for sl in row_chunks(nu, nu, memory_budget, itemsize=X.element_size(), temporaries=2):
-            D = pairwise_distances(U[sl], U, a_sq=u_sq[sl], b_sq=u_sq, squared=True)
-            idx = torch.arange(sl.stop - sl.start, device=X.device)
-            D[idx, idx + sl.start] = 0.0  # a row is at distance 0 from itself, exactly
-            K[sl] = torch.exp(D.mul_(-gamma))
-        return cls(K, inverse, memory_budget)
-
-    def start(self, labeled: np.ndarray) -> None:
-        nu = self.n_candidates
-        self.m = torch.zeros(nu, dtype=self.K.dtype, device=self.K.device)
-        for u in np.unique(self.inverse[labeled]):
-            torch.maximum(self.m, self.K[int(u)], out=self.m)
-        self.taken = np.zeros(self.n, dtype=bool)
-        self.taken[labeled] = True
-        # a distinct row's key is its lowest pool index not labeled; rows with every copy labeled are no candidate
-        free = np.flatnonzero(~self.taken)
-        key = np.full(nu, self.n, dtype=np.int64)
-        np.minimum.at(key, self.inverse[free], free)
-        self.key = key
-
-    def candidates(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        cand = np.flatnonzero(self.key < self.n)
-        g = np.empty(len(cand), dtype=np.float64)
-        ct = torch.as_tensor(cand, device=self.K.device)
-        for sl in row_chunks(len(cand), self.n_candidates, self.memory_budget, itemsize=self.K.element_size(),
-                             temporaries=2):
-            g[sl] = ((self.K[ct[sl]] - self.m).clamp_(min=0.0) @ self.w).double().cpu().numpy()
-        return cand, self.key[cand], g
-
-    def gain(self, c: int) -> float:
-        return float((self.K[c] - self.m).clamp_(min=0.0) @ self.w)
-
-    def commit(self, c: int) -> int:
-        torch.maximum(self.m, self.K[c], out=self.m)
-        row = int(self.key[c])
-        self.taken[row] = True
-        return row
-
-    def fill(self, count: int) -> List[int]:
-        out = []
-        m_rows = self.m.double().cpu().numpy()
-        for _ in range(count):
-            cov = np.where(self.taken, np.inf, m_rows[self.inverse])
-            row = int(np.argmin(cov))  # the first index among ties
-            out.append(row)
-            self.taken[row] = True
-            torch.maximum(self.m, self.K[int(self.inverse[row])], out=self.m)
-            m_rows = self.m.double().cpu().numpy()
-        return out
-
-
-class _KnnKernel(_Kernel):
-    """Gains from the kernel truncated to each row's neighbours; exact coverage ``m`` (one screened pass a pick).
-
-    Candidate ``c`` covers the rows ``x`` that list it among their nearest
-    neighbours, and itself (CSR by candidate). The coverage ``m(x)`` is the
-    exact largest kernel value to the picks: after each pick, rows that can
-    gain are found with a lower bound on their distance to it (the distance
-    in the principal-component space plus the difference of the residual
-    norms; exact when the features were not reduced), and only those get an
-    exact distance.
-    """
-
-    kind = "knn"
-
-    def __init__(self, indptr: np.ndarray, rows: np.ndarray, vals: np.ndarray, k: int, space: "_SearchSpace",
-                 X: torch.Tensor, gamma: float) -> None:
-        self.indptr, self.rows, self.vals = indptr, rows, vals  # candidate c covers rows[indptr[c]:indptr[c+1]]
-        self.n = self.n_candidates = indptr.shape[0] - 1
-        self.k = k
-        self.space = space
-        self.search_dims_used = space.dims
-        self.X, self.x_sq, self.gamma = X, sq_norms(X), gamma
-
-    @classmethod
-    def build(cls, X: torch.Tensor, gamma: float, k: int, search_dims: Optional[int], memory_budget: Any,
-              verbose: bool = False) -> "_KnnKernel":
-        n = X.shape[0]
-        space = _SearchSpace(X, search_dims, memory_budget)
-        nbr, d2 = knn_graph(X, k, space=space, memory_budget=memory_budget, verbose=verbose)
-        # row x is covered by candidate nbr[x, j] with value k(x, nbr[x, j]); and by itself with value 1
-        cand = np.concatenate([nbr.reshape(-1), np.arange(n, dtype=np.int64)])
-        covered = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), nbr.shape[1]), np.arange(n)])
-        vals = np.concatenate([np.exp(-gamma * d2.reshape(-1)), np.ones(n)])
-        order = np.argsort(cand, kind="stable")
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(cand, minlength=n), out=indptr[1:])
-        return cls(indptr, covered[order], vals[order], k, space, X, gamma)
-
-    def start(self, labeled: np.ndarray) -> None:
-        self.m = np.zeros(self.n, dtype=np.float64)
-        self.r2 = np.full(self.n, np.inf)  # squared distance to the nearest pick: -log(m) / gamma
-        self.taken = np.zeros(self.n, dtype=bool)
-        for c in labeled:
-            self._cover(int(c))
-
-    def _cover(self, c: int) -> None:
-        rows = self.space.maybe_within(c, self.r2)
-        if rows is None:  # every row
-            d2 = (self.x_sq + self.x_sq[c] - 2.0 * (self.X @ self.X[c])).clamp_(min=0.0)
-            sel = np.arange(self.n)
-        else:
-            r = torch.as_tensor(rows, device=self.X.device)
-            d2 = (self.x_sq[r] + self.x_sq[c] - 2.0 * (self.X[r] @ self.X[c])).clamp_(min=0.0)
-            sel = rows
-        d2 = d2.double().cpu().numpy()
-        d2[sel == c] = 0.0
-        closer = d2 < self.r2[sel]
-        upd = sel[closer]
-        self.r2[upd] = d2[closer]
-        self.m[upd] = np.exp(-self.gamma * d2[closer])
-        self.taken[c] = True
-
-    def candidates(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        cand = np.flatnonzero(~self.taken)
-        contrib = np.maximum(self.vals - self.m[self.rows], 0.0)
-        owner = np.repeat(np.arange(self.n), np.diff(self.indptr))
-        g = np.bincount(owner, weights=contrib, minlength=self.n)
-        return cand, cand, g[cand]
-
-    def gain(self, c: int) -> float:
-        s, e = self.indptr[c], self.indptr[c + 1]
-        return float(np.maximum(self.vals[s:e] - self.m[self.rows[s:e]], 0.0).sum())
-
-    def commit(self, c: int) -> int:
-        self._cover(c)
-        return c
-
-    def fill(self, count: int) -> List[int]:
-        out = []
-        for _ in range(count):
-            row = int(np.argmin(np.where(self.taken, np.inf, self.m)))
-            out.append(row)
-            self._cover(row)
-        return out
-
-
-# -- neighbours and coverage ---------------------------------------------------------------------
-
-class _SearchSpace:
-    """Where neighbours are searched: the features, or their top ``dims`` principal components.
-
-    With ``Z`` the centred rows projected on the components and ``rho`` the
-    norm of what the projection leaves out (the residual), the squared
-    distance is ``|Z_x - Z_y|^2 + |R_x - R_y|^2``: the search ranks rows by
-    ``|Z_x - Z_y|^2 + rho_y^2`` (the residuals taken as orthogonal), and
-    ``|Z_x - Z_y|^2 + (rho_x - rho_y)^2`` is a lower bound.
-    """
-
-    SLACK = 1e-3  # relative: float32 rounding of the bound never hides a row that gains
-
-    def __init__(self, X: torch.Tensor, dims: Optional[int], memory_budget: Any) -> None:
-        n, d = X.shape
-        self.dims = int(dims) if dims is not None and d > dims else None
-        if self.dims is None:
-            self.Z, self.rho = X, None
-        else:
-            self.Z, self.rho = _pca(X, self.dims, memory_budget)
-        self.z_sq = sq_norms(self.Z)
-
-    def maybe_within(self, c: int, r2: np.ndarray) -> Optional[np.ndarray]:
-        """Rows whose squared distance to row ``c`` may be below ``r2`` (None: all rows, or no cheaper test)."""
-        if self.dims is None or not np.isfinite(r2).any():
-            return None
-        lb = (self.z_sq + self.z_sq[c] - 2.0 * (self.Z @ self.Z[c])).clamp_(min=0.0)
-        lb.add_((self.rho - self.rho[c]) ** 2)
-        lb = lb.double().cpu().numpy()
-        scale = float(self.z_sq[c]) + float(self.rho[c]) ** 2 + 1e-30
-        return np.flatnonzero(lb * (1.0 - self.SLACK) - self.SLACK * scale <= r2)
-
-
-def knn_graph(X: torch.Tensor, k: int, *, space: Optional[_SearchSpace] = None, search_dims: Optional[int] = 128,
-              memory_budget: Any = "1GB", verbose: bool = False) -> Tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest other rows of every row (found in ``space``) and their exact squared distances.
-
-    On features with more than ``search_dims`` columns the neighbours are the
-    ``k`` rows ranked nearest in the space of the top ``search_dims``
-    principal components (see :class:`_SearchSpace`); otherwise the search is
-    exact. Either way the distances returned are exact, in chunks.
-
-    Returns
-    -------
-    neighbors : numpy.ndarray of int64, shape (n, k)
-    sq_dist : numpy.ndarray of float64, shape (n, k)
-    """
-    n = X.shape[0]
-    if space is None:
-        space = _SearchSpace(X, search_dims, memory_budget)
-    if k <= 0:
-        return np.empty((n, 0), dtype=np.int64), np.empty((n, 0))
-    Z, z_sq = space.Z, space.z_sq
-    col = z_sq if space.rho is None else z_sq + space.rho ** 2
-    x_sq = sq_norms(X)
-    nbr = np.empty((n, k), dtype=np.int64)
-    d2 = np.empty((n, k), dtype=np.float64)
-    chunks = list(row_chunks(n, n, memory_budget, itemsize=Z.element_size(), temporaries=3))
-    for sl in progress(chunks, desc="neighbours", enabled=verbose and len(chunks) > 1, unit="chunk"):
-        D = pairwise_distances(Z[sl], Z, a_sq=z_sq[sl], b_sq=col, squared=True)
-        idx = torch.arange(sl.stop - sl.start, device=X.device)
-        D[idx, idx + sl.start] = float("inf")
-        v, i = torch.topk(D, k, dim=1, largest=False, sorted=True)
-        del D
-        if space.dims is not None:  # exact distances of the neighbours found
-            v = _pair_sq_dists(X, x_sq, sl, i, memory_budget)
-        nbr[sl] = i.cpu().numpy()
-        d2[sl] = v.clamp(min=0.0).double().cpu().numpy()
-    return nbr, d2
-
-
-def _pca(X: torch.Tensor, dims: int, memory_budget: Any) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The centred rows on their top ``dims`` principal components, and the norms of the residuals."""
-    n, d = X.shape
-    mean = X.mean(dim=0, dtype=torch.float64)
-    cov = torch.zeros((d, d), dtype=torch.float64, device=X.device)
-    for sl in row_chunks(n, d, memory_budget, itemsize=X.element_size(), temporaries=2):
-        B = X[sl] - mean.to(X.dtype)
-        cov += (B.T @ B).double()
-    _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
-    V = vecs[:, -dims:].flip(1).to(X.dtype)
-    Z = torch.empty((n, dims), dtype=X.dtype, device=X.device)
-    rho = torch.empty(n, dtype=X.dtype, device=X.device)
-    for sl in row_chunks(n, d, memory_budget, itemsize=X.element_size(), temporaries=2):
-        B = X[sl] - mean.to(X.dtype)
-        Z[sl] = B @ V
-        rho[sl] = (sq_norms(B) - sq_norms(Z[sl])).clamp_(min=0.0).sqrt_()
-    return Z, rho
-
-
-def _pair_sq_dists(X: torch.Tensor, x_sq: torch.Tensor, sl: slice, cand: torch.Tensor,
-                   memory_budget: Any) -> torch.Tensor:
-    """Exact squared distances between rows ``sl`` of ``X`` and their candidate rows ``cand`` (rows x kc)."""
-    rows, kc = cand.shape
-    out = torch.empty((rows, kc), dtype=X.dtype, device=X.device)
-    # small steps: the gathered rows stay in cache (much faster than one large gather)
-    step = max(1, min(PAIR_STEP, parse_memory_budget(memory_budget) // (2 * kc * X.shape[1] * X.element_size())))
-    for s in range(0, rows, step):
-        c = cand[s:s + step]
-        A = X[sl.start + s:sl.start + s + c.shape[0]]
-        G = X.index_select(0, c.reshape(-1)).reshape(c.shape[0], kc, -1)
-        dots = torch.bmm(G, A[:, :, None])[:, :, 0]
-        out[s:s + c.shape[0]] = x_sq[sl.start + s:sl.start + s + c.shape[0], None] + x_sq[c] - 2.0 * dots
-    return out
-
-
-def generalized_coverage(X: Any, picks: Any, bandwidth: float, *, memory_budget: Any = "1GB") -> float:
+def generalized_coverage(X: Any, picks: Any, bandwidth: float, *, memory_budget: Any = DEFAULT_MEMORY_BUDGET) -> float:
     """``C(L)``: the mean over the rows of ``X`` of the largest Gaussian kernel value to the rows ``picks``.
 
     Exact, in chunks (memory grows with the rows and the picks, never N x N).

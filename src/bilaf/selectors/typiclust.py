@@ -9,12 +9,14 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..kernels import knn_distances_within, nearest_centers, progress
+from ..algorithms.kmeans import MINIBATCH_ABOVE, check_faiss, kmeans_centers
+from ..kernels.chunks import DEFAULT_MEMORY_BUDGET
+from ..kernels.distances import knn_distances_within, nearest_centers
 from ..params import Interval, Options, Param
 from ..result import SelectionResult
+from ..utils.progress import progress
 from ..validation import parse_memory_budget
 from .base import BaseSelector, Timer
-from .kmeans import MINIBATCH_ABOVE, check_faiss, kmeans_centers
 
 # "auto" K-Means: scikit-learn's Lloyd up to this many samples x clusters x features, else faiss / MiniBatch
 FULL_KMEANS_MAX_WORK = 100_000_000
@@ -27,7 +29,7 @@ class TypiClust(BaseSelector):
     Cold start (no labels), in the paper's words (TPC-RP):
 
     1. Cluster the pool into ``K = min(budget, max_clusters)`` clusters with
-       K-Means (centroids from :func:`~bilaf.selectors.kmeans.kmeans_centers`;
+       K-Means (centroids from :func:`~bilaf.algorithms.kmeans.kmeans_centers`;
        each sample then goes to its nearest centroid, in a chunked pass).
        The paper's text uses ``K = budget``; the authors' code caps it at
        500, as ``max_clusters`` does by default, because clustering into
@@ -118,7 +120,7 @@ class TypiClust(BaseSelector):
 
     def __init__(self, *, k_neighbors: int = 20, min_cluster_size: int = 5, max_clusters: Optional[int] = 500,
                  algorithm: str = "auto", n_init: int = 1, max_iter: Optional[int] = None, random_state: Any = None,
-                 normalize: bool = True, dtype: str = "float32", device: str = "cpu", memory_budget: Any = "1GB",
+                 normalize: bool = True, dtype: str = "float32", device: str = "cpu", memory_budget: Any = DEFAULT_MEMORY_BUDGET,
                  verbose: bool = False) -> None:
         super().__init__(random_state=random_state, normalize=normalize, dtype=dtype, device=device,
                          memory_budget=memory_budget, verbose=verbose)
@@ -203,7 +205,7 @@ def resolve_kmeans_algorithm(algorithm: str, n: int, k: int, d: int) -> str:
 
 
 def kmeans_labels(X: torch.Tensor, k: int, rng: np.random.Generator, *, algorithm: str = "auto", n_init: int = 1,
-                  max_iter: Optional[int] = None, dtype: torch.dtype = torch.float32, memory_budget: Any = "1GB",
+                  max_iter: Optional[int] = None, dtype: torch.dtype = torch.float32, memory_budget: Any = DEFAULT_MEMORY_BUDGET,
                   verbose: bool = False):
     """Cluster the rows of ``X`` into ``k`` groups: K-Means centroids, then each row to its nearest centroid.
 
@@ -228,7 +230,7 @@ def kmeans_labels(X: torch.Tensor, k: int, rng: np.random.Generator, *, algorith
 
 
 def mean_knn_distances(X: torch.Tensor, groups: Sequence[np.ndarray], k: int, *, dtype: torch.dtype = torch.float32,
-                       memory_budget: Any = "1GB", verbose: bool = False) -> np.ndarray:
+                       memory_budget: Any = DEFAULT_MEMORY_BUDGET, verbose: bool = False) -> np.ndarray:
     """For every row of ``X`` in one of ``groups``, the mean distance to its ``min(k, size - 1)`` nearest
     other rows *of the same group* (NaN for a group of one; rows in no group stay NaN).
 
@@ -236,7 +238,7 @@ def mean_knn_distances(X: torch.Tensor, groups: Sequence[np.ndarray], k: int, *,
     together) and processed with one batched matrix product per stack, which
     keeps the number of torch calls low when there are thousands of small
     clusters; a group too large for ``memory_budget`` goes through
-    :func:`~bilaf.kernels.knn_distances_within`, which chunks its rows.
+    :func:`~bilaf.kernels.distances.knn_distances_within`, which chunks its rows.
     """
     out = np.full(X.shape[0], np.nan)
     budget = parse_memory_budget(memory_budget)

@@ -55,7 +55,8 @@ open_clip); this module registers the built-in names.
 
 from __future__ import annotations
 
-from .base import Backbone, ImageBackbone, TextBackbone, cache_dir, resolve_device
+from ...kernels.tensors import resolve_device
+from .base import Backbone, ImageBackbone, TextBackbone, cache_dir
 from .efficientnet import _load_efficientnet_lite0
 from .hf import HFImageBackbone, HFTextBackbone, _load_hf, processor_preprocess
 from .onnx_runtime import OnnxImageBackbone, _load_onnx

@@ -1,4 +1,4 @@
-"""What every backbone shares: the :class:`Backbone` interfaces, devices, the cache folder, pooling."""
+"""What every backbone shares: the :class:`Backbone` interfaces, the cache folder, pooling."""
 
 from __future__ import annotations
 
@@ -15,34 +15,7 @@ from ...errors import ValidationError
 from .preprocess import ImagePreprocess
 
 
-# --------------------------------------------------------------------------- devices, cache
-
-
-def resolve_device(device: Any = "auto"):
-    """``"auto"`` -> CUDA when available, else CPU; checks that a named device exists."""
-    import torch
-
-    if isinstance(device, torch.device):
-        dev = device
-    else:
-        name = str(device or "auto").lower()
-        if name == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            raise ValidationError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValidationError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValidationError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ValidationError(f"device {device!r} asked for, but MPS is not available here")
-    elif dev.type != "cpu":
-        raise ValidationError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
-    return dev
+# --------------------------------------------------------------------------- cache
 
 
 def cache_dir() -> Path:

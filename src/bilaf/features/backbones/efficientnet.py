@@ -11,7 +11,8 @@ from typing import Any, Union
 import numpy as np
 
 from ...errors import ValidationError
-from .base import ImageBackbone, _quiet, cache_dir, resolve_device
+from ...kernels.tensors import resolve_device
+from .base import ImageBackbone, _quiet, cache_dir
 from .onnx_runtime import OnnxImageBackbone, _onnx_export
 from .preprocess import ImagePreprocess
 from .torch_files import TorchImageBackbone

@@ -37,7 +37,8 @@ from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 import numpy as np
 
 from ...errors import ValidationError
-from .base import ImageBackbone, TextBackbone, _full_fp32, _quiet, resolve_device
+from ...kernels.tensors import resolve_device
+from .base import ImageBackbone, TextBackbone, _full_fp32, _quiet
 from .preprocess import ImagePreprocess, _image_options
 
 POOLS = ("auto", "pooler", "cls", "mean")

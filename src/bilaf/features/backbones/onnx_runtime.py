@@ -9,7 +9,8 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ...errors import ValidationError
-from .base import ImageBackbone, _local_file, _pool, _quiet, cache_dir, resolve_device
+from ...kernels.tensors import resolve_device
+from .base import ImageBackbone, _local_file, _pool, _quiet, cache_dir
 from .preprocess import ImagePreprocess, _image_options
 
 

@@ -8,7 +8,8 @@ from typing import Any, Dict, Sequence, Union
 import numpy as np
 
 from ...errors import ValidationError
-from .base import TextBackbone, _quiet, resolve_device
+from ...kernels.tensors import resolve_device
+from .base import TextBackbone, _quiet
 from .hf import _hf_quiet, _load_error, hub_source
 
 

@@ -18,7 +18,8 @@ from typing import Any, Dict, Mapping, Sequence
 import numpy as np
 
 from ...errors import ValidationError
-from .base import ImageBackbone, TextBackbone, _full_fp32, _quiet, resolve_device
+from ...kernels.tensors import resolve_device
+from .base import ImageBackbone, TextBackbone, _full_fp32, _quiet
 from .preprocess import ImagePreprocess
 from .torch_files import TorchImageBackbone
 

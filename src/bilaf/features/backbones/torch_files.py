@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import ValidationError
-from .base import ImageBackbone, _full_fp32, _local_file, _pool, _quiet, resolve_device
+from ...kernels.tensors import resolve_device
+from .base import ImageBackbone, _full_fp32, _local_file, _pool, _quiet
 from .preprocess import ImagePreprocess, _image_options
 
 

@@ -1,0 +1,1 @@
+"""Small helpers every room may use; each one is defined here once."""
