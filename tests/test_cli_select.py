@@ -577,3 +577,40 @@ def test_option_of_another_method_is_refused_naming_real_flags(pool, tmp_path, c
     rc, _, err = run(["select", pool, "-b", "10", "-m", "kmeans", "--density-k", "3", "-o", out], capsys)
     assert rc == 2 and "--density-k does not apply to method 'kmeans'" in err and "--n-init" in err
     assert not out.exists()
+
+
+def test_reproduce_is_what_select_manifest_runs(pool, tmp_path, capsys, monkeypatch):
+    """`select --manifest` replays through manifest.reproduce: the recorded constraints, warm start and
+    parameters, or the command line's replacements."""
+    import bilaf
+    import bilaf.manifest as manifest_mod
+    from bilaf.manifest import recorded_constraints, recorded_labeled, reproduce
+
+    (tmp_path / "ex.txt").write_text("0\n1\n2\n3\n")
+    (tmp_path / "lab.txt").write_text("10\n11\n")
+    out = tmp_path / "s.csv"
+    rc, _, err = run(["select", pool, "-b", "12", "-k", "4", "--exclude", tmp_path / "ex.txt", "--labeled",
+                      tmp_path / "lab.txt", "--seed", "3", "-o", out], capsys)
+    assert rc == 0, err
+    man = read_manifest(manifest_path_for(out))
+    assert recorded_constraints(man)["exclude"].tolist() == [0, 1, 2, 3]
+    assert recorded_labeled(man).tolist() == [10, 11]
+
+    res, same = reproduce(man)
+    assert same and not set(res.indices.tolist()) & {0, 1, 2, 3} and {10, 11} <= set(res.indices.tolist())
+    # the same method handed in as a selector: the same picks
+    res2, same2 = reproduce(man, selector=bilaf.BiLAF(n_cores=4, random_state=3))
+    assert same2 and res2.indices.tolist() == res.indices.tolist()
+    # a replaced constraint is used, not the recorded one
+    res3, _ = reproduce(man, exclude=[int(i) for i in res.indices[2:4] if i not in (10, 11)])
+    assert not set(res3.indices.tolist()) & set(int(i) for i in res.indices[2:4] if i not in (10, 11))
+    with pytest.raises(TypeError, match="either a selector or parameter overrides"):
+        reproduce(man, selector=bilaf.BiLAF(), density_k=3)
+
+    calls = []
+    real = manifest_mod.reproduce
+    monkeypatch.setattr(manifest_mod, "reproduce", lambda *a, **k: calls.append(k) or real(*a, **k))
+    rc, _, err = run(["select", "--manifest", manifest_path_for(out)], capsys)
+    assert rc == 0 and "identical" in err and len(calls) == 1
+    rc, _, err = run(["select", "--manifest", manifest_path_for(out), "-b", "13", "-o", tmp_path / "t.csv"], capsys)
+    assert rc == 0 and "DIFFER" in err and calls[-1]["budget"] == 13

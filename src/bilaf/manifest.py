@@ -7,8 +7,12 @@ array, per-stage timings, and a hash of the selected indices. It also keeps
 the pool's pseudo-labels (compressed) and the core indices, so that
 ``bilaf plot`` can draw any selection file without recomputing.
 
-:func:`reproduce` (``bilaf select --manifest FILE``) runs the same selection
-again and tells whether the indices are identical.
+:func:`reproduce` (``bilaf select --manifest FILE`` calls it) runs the same
+selection again and tells whether the indices are identical.
+
+One module on purpose: the manifest's format is written (:func:`build_manifest`),
+read (``recorded_*``) and replayed (:func:`reproduce`) here, so a change of
+format touches one file; hashes and package versions are in ``provenance.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ __all__ = [
     "build_manifest",
     "write_manifest",
     "read_manifest",
+    "recorded_params",
+    "recorded_labeled",
+    "recorded_constraints",
+    "constraints_entry",
     "manifest_path_for",
     "legacy_manifest_path_for",
     "manifest_matches",
@@ -282,21 +290,65 @@ def features_location(manifest: Dict[str, Any]) -> Optional[Path]:
 
 # -- running it again ---------------------------------------------------------------------------
 
-def selector_from_manifest(manifest: Dict[str, Any], **overrides: Any):
-    """The selector a manifest describes, with ``overrides`` applied (e.g. ``device="cuda"``)."""
+def recorded_params(manifest: Dict[str, Any]) -> Dict[str, Any]:
+    """The method's parameters a manifest records, checked against this version of bilaf."""
     from .selectors import get_selector_class
 
     cls = get_selector_class(manifest["method"])
     params = dict(manifest["params"])
     validate_params(cls, params, owner=f"the manifest's method {manifest['method']!r} (in this version of bilaf)")
+    return params
+
+
+def recorded_labeled(manifest: Dict[str, Any]) -> Optional[np.ndarray]:
+    """The already-labeled pool indices a manifest records (None when none)."""
+    lab = manifest.get("labeled")
+    return np.asarray(lab["indices"], dtype=np.int64) if lab else None
+
+
+def recorded_constraints(manifest: Dict[str, Any]) -> Dict[str, Any]:
+    """The constraints a manifest records: ``candidates`` and ``exclude`` (index arrays or None), ``dedup``
+    (a threshold or None), and ``paths`` (the files they were read from, by name)."""
+    rec = manifest.get("constraints") or {}
+    out: Dict[str, Any] = {"candidates": None, "exclude": None, "dedup": None, "paths": {}}
+    for key in ("candidates", "exclude"):
+        if rec.get(key):
+            out[key] = np.asarray(rec[key]["indices"], dtype=np.int64)
+            out["paths"][key] = rec[key].get("path")
+    if rec.get("dedup") is not None:
+        out["dedup"] = float(rec["dedup"])
+    return out
+
+
+def constraints_entry(c: Dict[str, Any]) -> Dict[str, Any]:
+    """The manifest entry ``{"constraints": ...}`` for constraints as :func:`recorded_constraints` gives them
+    (empty when none is set)."""
+    if c["candidates"] is None and c["exclude"] is None and c["dedup"] is None:
+        return {}
+    rec: Dict[str, Any] = {"dedup": c["dedup"]}
+    for key in ("candidates", "exclude"):
+        p = c["paths"].get(key)
+        rec[key] = None if c[key] is None else {"path": str(Path(p).resolve()) if p else None,
+                                                "indices": [int(i) for i in c[key]]}
+    return {"constraints": rec}
+
+
+def selector_from_manifest(manifest: Dict[str, Any], **overrides: Any):
+    """The selector a manifest describes, with ``overrides`` applied (e.g. ``device="cuda"``)."""
+    from .selectors import get_selector_class
+
+    params = recorded_params(manifest)
     params.update(overrides)
-    params.setdefault("random_state", manifest.get("seed"))
-    if "random_state" not in overrides:
-        params["random_state"] = manifest.get("seed")
-    return cls(**params)
+    params["random_state"] = overrides.get("random_state", manifest.get("seed"))
+    return get_selector_class(manifest["method"])(**params)
+
+
+_RECORDED: Any = object()
 
 
 def reproduce(manifest: Union[PathLike, Dict[str, Any]], X: Any = None, *, check_hash: bool = True,
+              selector: Any = None, budget: Optional[int] = None, labeled: Any = _RECORDED,
+              candidates: Any = _RECORDED, exclude: Any = _RECORDED, dedup: Any = _RECORDED,
               **overrides: Any) -> Tuple[SelectionResult, bool]:
     """Run the selection a manifest records, and tell whether it matches.
 
@@ -308,8 +360,16 @@ def reproduce(manifest: Union[PathLike, Dict[str, Any]], X: Any = None, *, check
         The features; default: load the manifest's feature file.
     check_hash : bool, default=True
         Refuse features whose hash differs from the recorded one.
+    selector : estimator, optional
+        Run this selector instead of the one the manifest describes (e.g. the
+        same method on another engine, or with options changed).
+    budget : int, optional
+        Picks in all (default: the recorded count).
+    labeled, candidates, exclude, dedup : optional
+        Replace the recorded warm start and constraints (``None`` removes one).
     **overrides
-        Selector parameters to change (``device``, ``memory_budget``...).
+        Selector parameters to change (``device``, ``memory_budget``...); not
+        with ``selector``.
 
     Returns
     -------
@@ -335,15 +395,18 @@ def reproduce(manifest: Union[PathLike, Dict[str, Any]], X: Any = None, *, check
         h = features_sha256(X)
         if h != manifest["features"]["sha256"]:
             raise ValidationError(f"the features' hash {h[:12]}... differs from the manifest's "
-                             f"{manifest['features']['sha256'][:12]}...")
-    sel = selector_from_manifest(manifest, **overrides)
-    lab = manifest.get("labeled")
-    labeled = np.asarray(lab["indices"], dtype=np.int64) if lab else None
-    con = manifest.get("constraints") or {}
+                                  f"{manifest['features']['sha256'][:12]}...")
+    if selector is None:
+        selector = selector_from_manifest(manifest, **overrides)
+    elif overrides:
+        raise ValidationTypeError(f"give either a selector or parameter overrides, not both ({sorted(overrides)})")
+    con = recorded_constraints(manifest)
     from .constraints import constrained_select
 
-    res = constrained_select(sel, X, int(manifest["budget"]["count"]), labeled=labeled,
-                             candidates=(con.get("candidates") or {}).get("indices"),
-                             exclude=(con.get("exclude") or {}).get("indices"), dedup=con.get("dedup"))
+    res = constrained_select(selector, X, int(manifest["budget"]["count"]) if budget is None else int(budget),
+                             labeled=recorded_labeled(manifest) if labeled is _RECORDED else labeled,
+                             candidates=con["candidates"] if candidates is _RECORDED else candidates,
+                             exclude=con["exclude"] if exclude is _RECORDED else exclude,
+                             dedup=con["dedup"] if dedup is _RECORDED else dedup)
     same = indices_sha256(res.indices) == manifest.get("result", {}).get("indices_sha256")
     return res, same

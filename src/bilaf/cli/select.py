@@ -192,34 +192,19 @@ _DEDUP = Param(Interval(numbers.Real, 0, 1, closed="right"), help="cosine simila
 def _read_constraints(args: argparse.Namespace, man: Optional[Dict[str, Any]], n: int,
                       ids: Optional[Sequence[str]]) -> Dict[str, Any]:
     """--candidates, --exclude and --dedup (else the manifest's), read and checked."""
-    rec = (man or {}).get("constraints") or {}
-    out: Dict[str, Any] = {"candidates": None, "exclude": None, "dedup": None, "paths": {}}
+    from ..manifest import recorded_constraints
+
+    out = recorded_constraints(man) if man is not None else {"candidates": None, "exclude": None, "dedup": None,
+                                                              "paths": {}}
     for key in ("candidates", "exclude"):
         path = getattr(args, key, None)
         if path:
             out[key] = read_index_file(path, n, ids, key)
             out["paths"][key] = path
-        elif rec.get(key):
-            out[key] = np.asarray(rec[key]["indices"], dtype=np.int64)
-            out["paths"][key] = rec[key].get("path")
     raw = getattr(args, "dedup", None)
     if raw is not None:
         out["dedup"] = parse_option("dedup", raw, _DEDUP)
-    elif rec.get("dedup") is not None:
-        out["dedup"] = float(rec["dedup"])
     return out
-
-
-def _constraints_record(c: Dict[str, Any]) -> Dict[str, Any]:
-    """The manifest's ``constraints`` entry (empty when none is set)."""
-    if c["candidates"] is None and c["exclude"] is None and c["dedup"] is None:
-        return {}
-    rec: Dict[str, Any] = {"dedup": c["dedup"]}
-    for key in ("candidates", "exclude"):
-        p = c["paths"].get(key)
-        rec[key] = None if c[key] is None else {"path": str(Path(p).resolve()) if p else None,
-                                                "indices": [int(i) for i in c[key]]}
-    return {"constraints": rec}
 
 
 # -- the verb ------------------------------------------------------------------------------------
@@ -232,10 +217,10 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Carry out ``bilaf select`` (see ``bilaf select --help``). Returns the exit code."""
     from ..constraints import constrained_select
-    from ..manifest import (build_manifest, features_location, features_sha256, indices_sha256, manifest_path_for,
-                            read_manifest, write_manifest)
+    from ..manifest import (build_manifest, features_location, features_sha256, manifest_path_for, read_manifest,
+                            constraints_entry, recorded_labeled, recorded_params, reproduce,
+                            write_manifest)
     from ..selectors import get_selector_class
-    from ..params import validate_params
     from ..validation import budget_count, check_features
     from ..writers import check_output_path, write_outputs
 
@@ -306,9 +291,7 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else (man.get("seed") if man else 0)
     params: Dict[str, Any] = {}
     if man is not None and method == man["method"]:
-        validate_params(get_selector_class(method), man["params"],
-                        owner=f"the manifest's method {method!r} (in this version of bilaf)")
-        params.update(man["params"])
+        params.update(recorded_params(man))
     params.update(selector_params(args, method, lambda path, what: read_index_file(path, n, ids, what).tolist()))
     params["verbose"] = bool(args.progress or (not args.quiet and sys.stderr.isatty()))
     labeled = None
@@ -317,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
         labeled_path = args.labeled
         labeled = read_index_file(args.labeled, n, ids, "labeled")
     elif man is not None and man.get("labeled"):
-        labeled = np.asarray(man["labeled"]["indices"], dtype=np.int64)
+        labeled = recorded_labeled(man)
         labeled_path = man["labeled"].get("path")
     if labeled is not None and len(labeled) > count:
         raise UserError(f"{len(labeled)} samples are already labeled, more than the budget {count}")
@@ -332,17 +315,19 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = constrained_select(selector, X, count, labeled=labeled, candidates=constraints["candidates"],
-                                    exclude=constraints["exclude"], dedup=constraints["dedup"])
+        run = dict(labeled=labeled, candidates=constraints["candidates"], exclude=constraints["exclude"],
+                   dedup=constraints["dedup"])
+        same = None
+        if man is not None:  # the hash was checked above (or --ignore-hash)
+            result, same = reproduce(man, X, check_hash=False, selector=selector, budget=count, **run)
+        else:
+            result = constrained_select(selector, X, count, **run)
     t_sel = time.perf_counter() - t0
     for w in caught:
         if issubclass(w.category, UserWarning):
             _say(args, f"bilaf select: note: {w.message}")
     timings["selection"] = {**result.timings, "total": t_sel}
 
-    same = None
-    if man is not None:
-        same = indices_sha256(result.indices) == man.get("result", {}).get("indices_sha256")
 
     data_key = args.ls_data_key or ("text" if str(fs.meta.get("modality", fs.meta.get("kind", ""))).lower()
                                     == "text" else "image")
@@ -360,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
                                selector_params=sel_params, labeled=labeled, labeled_path=labeled_path, timings=tm,
                                outputs=[(pp, f) for pp, f in outs], command=command,
                                extra={**({"reproduced_from": man["_path"]} if man else {}),
-                                      **_constraints_record(constraints)} or None)
+                                      **constraints_entry(constraints)} or None)
             write_manifest(m, tmp)
 
         texts = pick_texts(fs, result.indices) if data_key == "text" and any(
