@@ -291,8 +291,8 @@ def selection_stage(X: torch.Tensor, cores: np.ndarray, assignment: Assignment, 
                                 desc="boundary selection")
     d_intra_all = torch.full((n,), float("nan"), dtype=dt, device=X.device)
     for i in active:
-        d_intra_all[torch.as_tensor(kept[i], device=X.device)] = torch.as_tensor(intra[i], device=X.device,
-                                                                                 dtype=dt)
+        # a copy: arrays an executor brings back may be read-only (Ray's object store)
+        d_intra_all[torch.as_tensor(kept[i], device=X.device)] = torch.tensor(intra[i], device=X.device, dtype=dt)
     return outs, active, d_intra_all
 
 
