@@ -71,3 +71,21 @@ def test_default_mode_is_what_open_and_mkdir_give(tmp_path):
         assert process_umask() == 0o027  # reading it leaves it as it was
     finally:
         os.umask(before)
+
+
+def test_one_git_state_behind_both_version_stamps():
+    """The bench's code stamp and the manifest's source commit come from one reader of the checkout."""
+    import re
+
+    from bilaf import __version__
+    from bilaf.bench import code_version
+    from bilaf.provenance import _source_commit, git_state
+
+    full, short = git_state(), git_state(short=True)
+    stamp, commit = code_version(), _source_commit()
+    if full is None:  # not a git checkout (an installed wheel)
+        assert stamp == f"bilaf {__version__}" and commit is None
+        return
+    assert re.fullmatch(r"[0-9a-f]{40}", full[0]) and full[0].startswith(short[0])
+    assert stamp == f"bilaf {__version__} {short[0]}" + ("+changes" if short[1] else "")
+    assert commit is not None and commit.split("+")[0] == full[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import platform
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -80,10 +80,10 @@ def package_versions() -> Dict[str, Optional[str]]:
     return out
 
 
-def _source_commit() -> Optional[str]:
-    """``<commit>[+dirty]`` when bilaf runs from a git checkout (an editable install), else None.
+def git_state(*, short: bool = False, untracked: bool = True) -> Optional[Tuple[str, bool]]:
+    """``(commit, changed)`` of the git checkout bilaf runs from (an editable install), else None.
 
-    The version number alone cannot tell two development states apart.
+    ``changed``: files of the bilaf package differ from the commit (``untracked``: new files count too).
     """
     import subprocess
 
@@ -93,12 +93,22 @@ def _source_commit() -> Optional[str]:
                              text=True, timeout=5)
         if top.returncode != 0:
             return None
-        head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--",
-                                str(here)], capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(["git", "-C", str(here), "rev-parse", *(["--short"] if short else []), "HEAD"],
+                              capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain",
+                                *([] if untracked else ["--untracked-files=no"]), "--", str(here)],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     if not head:
         return None
-    return head + ("+dirty" if dirty else "")
+    return head, bool(dirty)
+
+
+def _source_commit() -> Optional[str]:
+    """``<commit>[+dirty]`` when bilaf runs from a git checkout (an editable install), else None.
+
+    The version number alone cannot tell two development states apart.
+    """
+    state = git_state(untracked=False)
+    return None if state is None else state[0] + ("+dirty" if state[1] else "")

@@ -13,7 +13,6 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -31,24 +30,13 @@ __all__ = ["run_bench", "code_version"]
 
 def code_version() -> str:
     """``bilaf <version>``, plus the git commit (and ``+changes`` when src/ differs from it) in a checkout."""
-    import subprocess
-
     from .. import __version__
+    from ..provenance import git_state
 
-    text = f"bilaf {__version__}"
-    src = Path(__file__).resolve().parents[1]  # the bilaf package folder
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=src, capture_output=True, text=True,
-                                timeout=10)
-        if commit.returncode == 0 and commit.stdout.strip():
-            text += f" {commit.stdout.strip()}"
-            dirty = subprocess.run(["git", "status", "--porcelain", "--", str(src)], cwd=src, capture_output=True,
-                                   text=True, timeout=10)
-            if dirty.returncode == 0 and dirty.stdout.strip():
-                text += "+changes"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return text
+    state = git_state(short=True)
+    if state is None:
+        return f"bilaf {__version__}"
+    return f"bilaf {__version__} {state[0]}" + ("+changes" if state[1] else "")
 
 
 def _one_line(exc: BaseException) -> str:
