@@ -102,7 +102,7 @@ def test_run_stage2_directly_equals_bilaf_with_given_cores():
 
 def test_small_classes_run_single_threaded_and_threads_come_back():
     """Regression: per-class work on small pseudo-classes ran on the whole thread team; on an idle 2-core
-    machine the denoising took 8x the CPU time of one thread (benchmarks/results/threads.md)."""
+    machine a selection with given cores took 8.4x the CPU time of one thread (benchmarks/results/threads.md)."""
     from bilaf.method.pipeline import DenoiseTask
 
     seen = []

@@ -167,6 +167,16 @@ def tally(rows: List[dict]) -> dict:
                 mean=sum(d) / len(d), worst=min(d))
 
 
+def _method_rows(rows: List[dict], methods) -> List[str]:
+    """One table row per method: the tally of its comparisons in ``rows``."""
+    out = []
+    for m in methods:
+        t = tally([r for r in rows if r["method"] == m])
+        out.append(f"| {_label(m)} | {t['n']} | {t['win']} | {t['tie']} | {t['loss']} | {t['mean']:+.2f} | "
+                   f"{t['worst']:+.1f} |")
+    return out
+
+
 def _label(m: str) -> str:
     return {AUTO: "bilaf (auto K, the default)", ORACLE: "oracle: the cell's best reference, run again"}.get(m, m)
 
@@ -195,10 +205,7 @@ def render(acc, cells: List[Cell], names: List[str], command: str, same: Sequenc
            "so the interval is Welch's.", "",
            "| method | comparisons | wins | ties | losses | mean difference (points) | worst (points) |",
            "|---|---|---|---|---|---|---|"]
-    for m in METHODS + (ORACLE,):
-        t = tally([r for r in hh if r["method"] == m])
-        out.append(f"| {_label(m)} | {t['n']} | {t['win']} | {t['tie']} | {t['loss']} | {t['mean']:+.2f} | "
-                   f"{t['worst']:+.1f} |")
+    out += _method_rows(hh, METHODS + (ORACLE,))
     out += ["", "By pool (losses of the oracle / of the default, out of the pool's comparisons):", "",
             "| data | comparisons | oracle losses | oracle mean difference | bilaf losses | bilaf mean difference |",
             "|---|---|---|---|---|---|"]
@@ -212,20 +219,14 @@ def render(acc, cells: List[Cell], names: List[str], command: str, same: Sequenc
             "that chose it. (The oracle, the chosen reference run again, differs from it by 0 in every seed.)", "",
             "| method | comparisons | wins | ties | losses | mean difference (points) | worst (points) |",
             "|---|---|---|---|---|---|---|"]
-    for m in METHODS:
-        t = tally([r for r in cp if r["method"] == m])
-        out.append(f"| {_label(m)} | {t['n']} | {t['win']} | {t['tie']} | {t['loss']} | {t['mean']:+.2f} | "
-                   f"{t['worst']:+.1f} |")
+    out += _method_rows(cp, METHODS)
     out += ["", "## Ten seeds", "",
             "`auto_k.md`'s test with all ten seeds: the default against the best of the four references, and each "
             "reference against the best of the other four methods (the default included), cell by cell, paired "
             "over the ten seeds.", "",
             "| method | cells | wins | ties | losses | mean difference (points) | worst (points) |",
             "|---|---|---|---|---|---|---|"]
-    for m in METHODS:
-        t = tally([r for r in ts if r["method"] == m])
-        out.append(f"| {_label(m)} | {t['n']} | {t['win']} | {t['tie']} | {t['loss']} | {t['mean']:+.2f} | "
-                   f"{t['worst']:+.1f} |")
+    out += _method_rows(ts, METHODS)
     if same:
         sa = same_algorithm(same)
         t = tally(sa)

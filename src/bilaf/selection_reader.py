@@ -9,17 +9,16 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from .errors import ValidationError
+from .utils.files import PathLike
 
 __all__ = ["read_selection"]
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def read_selection(path: PathLike, ids: Optional[Sequence[str]] = None) -> Dict[str, Any]:

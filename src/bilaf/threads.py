@@ -189,6 +189,17 @@ def limit_threads(threads: Union[str, int, None] = None) -> Iterator[int]:
     before = torch.get_num_threads()
     n = rule if isinstance(rule, int) else choose_threads(before, free_cores())
     _state.depth = 1
+    try:
+        with _threads_set(n):
+            yield n
+    finally:
+        _state.depth = 0
+
+
+@contextlib.contextmanager
+def _threads_set(n: int) -> Iterator[None]:
+    """torch's intra-op threads and numpy's BLAS pools at ``n`` for the body, the caller's restored after."""
+    before = torch.get_num_threads()
     limiter = None
     try:
         if n != before:
@@ -199,9 +210,8 @@ def limit_threads(threads: Union[str, int, None] = None) -> Iterator[int]:
             limiter = threadpool_limits(limits=n, user_api="blas")
         except Exception:  # pragma: no cover - threadpoolctl missing or a pool it cannot drive
             limiter = None
-        yield n
+        yield
     finally:
-        _state.depth = 0
         if limiter is not None:
             limiter.restore_original_limits()
         if torch.get_num_threads() != before:
@@ -213,27 +223,11 @@ def single_threaded() -> Iterator[None]:
     """Run the body with one torch thread and one BLAS thread, then restore both.
 
     For runs of small operations (BiLAF's per-pseudo-class steps on classes of
-    a few hundred rows): there a team of threads costs more at its barriers
-    than it shares, and an idle BLAS thread that spins after its call takes
-    the core torch's second thread waits for.
+    a few hundred rows, small linear probes): there a team of threads costs
+    more than it shares (measured: ``benchmarks/results/threads.md``).
     """
-    before = torch.get_num_threads()
-    limiter = None
-    try:
-        if before != 1:
-            torch.set_num_threads(1)
-        try:
-            from threadpoolctl import threadpool_limits
-
-            limiter = threadpool_limits(limits=1, user_api="blas")
-        except Exception:  # pragma: no cover - threadpoolctl missing or a pool it cannot drive
-            limiter = None
+    with _threads_set(1):
         yield
-    finally:
-        if limiter is not None:
-            limiter.restore_original_limits()
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def thread_limited(fn):

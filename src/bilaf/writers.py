@@ -47,6 +47,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from .errors import ValidationError
 from .result import SelectionResult, atomic_path
 from .selection_reader import read_selection
+from .utils.files import PathLike, default_mode
 
 __all__ = [
     "FORMATS",
@@ -60,7 +61,6 @@ __all__ = [
     "read_selection",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 FORMATS = ("json", "csv", "parquet", "labelstudio", "paths")
 COLUMNS = ("rank", "index", "id", "path", "role", "pseudo_class", "score", "opponent_class")
@@ -334,16 +334,10 @@ def write_outputs(result: SelectionResult, targets: Sequence[Union[PathLike, Tup
     return [p for p, _ in plan]
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _finish(path: Path) -> None:
     """Flush a finished temporary file to disk and give it ordinary permissions (mkstemp makes it 0600)."""
     try:
-        os.chmod(path, 0o666 & ~_umask())
+        os.chmod(path, default_mode())
     except OSError:  # pragma: no cover
         pass
     _fsync(path)

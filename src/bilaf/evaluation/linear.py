@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any, Optional
 
@@ -101,8 +102,6 @@ def linear_probe(train_X: Any, train_y: Any, test_X: Any, test_y: Any, *, C: flo
     else:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
-
-        import contextlib
 
         clf = LogisticRegression(C=float(C), max_iter=int(max_iter))
         small = A.shape[0] * A.shape[1] * len(classes) < SINGLE_THREAD_MACS

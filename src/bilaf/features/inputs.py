@@ -17,11 +17,11 @@ from typing import Any, Iterator, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ValidationError, ValidationTypeError
-from . import hf_datasets, sources
 from ..utils.files import PathLike
+from . import hf_datasets, sources
 from .readers import (ARCHIVE_SUFFIXES, ARRAY_SUFFIXES, ArraySource, FolderSource, ImageSource, TarSource,
                       TextSamples, ZipSource)
-from .readers.base import _has_suffix, _is_image_name
+from .readers.base import _has_suffix, _is_image_name, file_stamp
 from .readers.texts import _labels_from_tokens
 from .sources import _check_protocol, _read, is_url
 
@@ -52,11 +52,7 @@ class FileListSource(ImageSource):
         self.description = f"files:{n}"
 
     def item_stamp(self, pos: int) -> str:
-        try:
-            st = os.stat(self.paths[pos])
-        except OSError:
-            return "missing"
-        return f"{st.st_size}:{st.st_mtime_ns}"
+        return file_stamp(self.paths[pos])
 
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
         stop = len(self.ids) if stop is None else stop

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from ...utils.files import PathLike
 
 __all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "ARCHIVE_SUFFIXES", "ARRAY_SUFFIXES", "PathLike", "ImageSource"]
 
@@ -19,7 +21,6 @@ SPLIT_NAMES = frozenset({"train", "training", "test", "testing", "val", "valid",
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
 ARRAY_SUFFIXES = (".npy", ".npz")
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _is_hidden(parts: Sequence[str]) -> bool:
@@ -103,3 +104,12 @@ class ImageSource:
 
     def close(self) -> None:
         """Release open files."""
+
+
+def file_stamp(path: PathLike) -> str:
+    """``size:mtime_ns`` of a file (``"missing"`` when it cannot be read): an item stamp for files on disk."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"

@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ...errors import ValidationError
-from .base import SPLIT_NAMES, ImageSource, PathLike, _is_hidden, _is_image_name
+from .base import SPLIT_NAMES, ImageSource, PathLike, _is_hidden, _is_image_name, file_stamp
 
 __all__ = ["FileTreeSource", "FolderSource", "TarSource", "ZipSource"]
 
@@ -128,11 +128,7 @@ class FolderSource(FileTreeSource):
         self.description = f"folder:{root.resolve()}" + (f"[{split}]" if split else "")
 
     def item_stamp(self, pos: int) -> str:
-        try:
-            st = os.stat(self.root / self.ids[pos])
-        except OSError:
-            return "missing"
-        return f"{st.st_size}:{st.st_mtime_ns}"
+        return file_stamp(self.root / self.ids[pos])
 
     def iter_items(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Tuple[int, Any]]:
         stop = len(self.ids) if stop is None else stop
