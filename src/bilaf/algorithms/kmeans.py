@@ -280,6 +280,7 @@ def kmeans_plusplus(X: torch.Tensor, k: int, rng: np.random.Generator, n_trials:
     x_sq = (Xd * Xd).sum(dim=1)
     seeds = [int(rng.integers(n))]
     D2 = (x_sq - 2.0 * (Xd @ Xd[seeds[0]]) + x_sq[seeds[0]]).clamp_(min=0.0)
+    D2[seeds[0]] = 0.0  # exact: the expansion leaves a rounding residue that could draw a seed twice
     for _ in range(1, k):
         p = D2.double().cpu().numpy()
         total = p.sum()
@@ -294,4 +295,5 @@ def kmeans_plusplus(X: torch.Tensor, k: int, rng: np.random.Generator, n_trials:
         best = int(torch.argmin(Dc.double().sum(dim=0)))
         seeds.append(int(cand[best]))
         D2 = Dc[:, best].contiguous()
+        D2[seeds[-1]] = 0.0
     return np.asarray(seeds, dtype=np.int64)
