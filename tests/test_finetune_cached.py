@@ -188,8 +188,17 @@ def test_cli_bench_finetunes_texts_embedded_by_bilaf(tmp_path, capsys):
     capsys.readouterr()
     assert main(args[:-4] + ["--finetune-top", "9", "--name", "b2", "--out", str(out), "-q"]) == 2
     assert "holds 1 to 6 layers" in capsys.readouterr().err
+    kept = (tmp_path / "train.txt").read_bytes()
     (tmp_path / "train.txt").unlink()
     assert main(args[:-4] + ["--name", "b3", "--out", str(out), "-q"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "not here" in err and len(err.splitlines()) == 1
+    assert "pool samples behind the features are not here" in err and "--pool-source" in err
+    assert len(err.splitlines()) == 1
     assert not (out / "b3_runs.csv").exists()
+    # the message names the set that is missing and the flag that points to it
+    (tmp_path / "train.txt").write_bytes(kept)
+    (tmp_path / "test.txt").unlink()
+    assert main(args[:-4] + ["--name", "b4", "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "test samples behind the features are not here" in err and "--test-source" in err
+    assert not (out / "b4_runs.csv").exists()

@@ -256,6 +256,7 @@ def run(args: argparse.Namespace) -> int:
     finetuner = None
     if "finetune" in protocols and not args.render_only:
         from ..evaluation import finetuner_for
+        from ..evaluation.raw_samples import SamplesNotFound
 
         try:
             finetuner = finetuner_for(pool, test, ty, int(max(y.max(), ty.max())) + 1,
@@ -263,6 +264,9 @@ def run(args: argparse.Namespace) -> int:
                                       test_source=args.test_source, pool_rows=rows, test_rows=trows,
                                       top=args.finetune_top, image_size=args.finetune_image_size,
                                       device=args.device, verbose=not args.quiet)
+        except SamplesNotFound as exc:
+            flag = "--test-source" if exc.which == "test" else "--pool-source"
+            raise UserError(f"finetune: {exc}; if they moved, give their place with {flag} PATH") from None
         except (ValueError, FileNotFoundError) as exc:
             raise UserError(f"finetune: {exc}") from None
         meta["finetune"] = finetuner.describe()

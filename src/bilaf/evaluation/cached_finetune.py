@@ -319,7 +319,7 @@ def finetuner_for(pool: Any, test: Any, test_y: Any, n_classes: int, *, backbone
         Where the frozen bottom runs.
     verbose : bool
     """
-    from .raw_samples import sample_loader
+    from .raw_samples import SamplesNotFound, sample_loader
     from .trunks import TRUNKS, load_trunk
 
     name = backbone or (pool.meta or {}).get("backbone")
@@ -347,8 +347,13 @@ def finetuner_for(pool: Any, test: Any, test_y: Any, n_classes: int, *, backbone
                              f"{what} samples' folder, archive or text file")
         if not fs.ids or len(fs.ids) != len(fs):
             raise ValidationError(f"the {what} feature file has no ids, so its samples cannot be found")
-    load_pool = sample_loader(src_pool, list(pool.ids), kind)
-    load_test = sample_loader(src_test, list(test.ids), kind)
+    loaders = {}
+    for what, src, fs in (("pool", src_pool, pool), ("test", src_test, test)):
+        try:
+            loaders[what] = sample_loader(src, list(fs.ids), kind)
+        except SamplesNotFound as exc:
+            raise SamplesNotFound(exc.path, what) from None
+    load_pool, load_test = loaders["pool"], loaders["test"]
     if pool_rows is not None:
         pr = np.asarray(pool_rows, dtype=np.int64)
         base_pool = load_pool

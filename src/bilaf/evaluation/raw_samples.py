@@ -17,7 +17,20 @@ import numpy as np
 
 from ..errors import ValidationError
 
-__all__ = ["parse_source", "sample_loader"]
+__all__ = ["SamplesNotFound", "parse_source", "sample_loader"]
+
+
+class SamplesNotFound(FileNotFoundError):
+    """The input a feature file was made from is not on this machine.
+
+    ``which`` names the set (``"pool"`` or ``"test"``) when the caller knows it.
+    """
+
+    def __init__(self, path: Path, which: str = "") -> None:
+        self.path = Path(path)
+        self.which = which
+        what = f"the {which} samples" if which else "the samples"
+        super().__init__(f"{what} behind the features are not here: {self.path}")
 
 _SOURCE = re.compile(r"^(tar|zip|folder|text):(.*?)(?:\[([^\[\]]+)\])?$")
 
@@ -108,8 +121,8 @@ def sample_loader(source: Any, ids: Sequence[str], kind: str) -> Callable[[np.nd
 
     Raises
     ------
-    FileNotFoundError
-        The source is not on this machine.
+    SamplesNotFound
+        The source is not on this machine (a ``FileNotFoundError``).
     ValueError
         An id is not in the source.
     """
@@ -117,7 +130,7 @@ def sample_loader(source: Any, ids: Sequence[str], kind: str) -> Callable[[np.nd
         raise ValidationError("the feature file does not say which input it was made from")
     how, path, split = parse_source(str(source))
     if not path.exists():
-        raise FileNotFoundError(f"the samples behind the features are not here: {path}")
+        raise SamplesNotFound(path)
     if kind == "text":
         if how != "text":
             raise ValidationError(f"a text backbone needs a text file, got the {how} {path}")
