@@ -5,7 +5,7 @@
 # bilaf.evaluation.cached_finetune.RECIPES.
 #   benchmarks/run_finetune.sh data      # CLINC150 text files, text features (MiniLM), CIFAR-10 feature files
 #   benchmarks/run_finetune.sh recipe    # learning rate on a validation split (TREC-6 for texts, CIFAR-10 images)
-#   benchmarks/run_finetune.sh trec6 | clinc150 | cifar10
+#   benchmarks/run_finetune.sh trec6 | clinc150 | cifar10 | cifar10_50k
 #   benchmarks/run_finetune.sh paired    # paired differences against default BiLAF -> finetune_paired.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,11 +59,32 @@ cifar10() {  # a 10,000-row pool (seed 0) at the paper's label counts (0.5 / 1 /
         --name cifar10_finetune --out "$OUT"
 }
 
-paired() {  # the paper's K is one setting named per pool (0.1% of TREC-6, 0.5% of CLINC150, 50 cores on CIFAR-10)
+cifar10_50k() {  # the full 50,000-image pool at the paper's 0.5 / 1 / 2% (250 / 500 / 1,000 labels)
+    # It ran as five one-thread jobs, split by budget and seed (runs cifar10_50k_finetune_{D,E,F,G,H}):
+    #   D: --budgets 500 --seeds 0-2   E: --budgets 500 --seeds 3-4   F: --budgets 1000 --seeds 0-4 (stopped
+    #   after seed 2)   G: --budgets 250 --seeds 0-4   H: --budgets 1000 --seeds 3-4
+    # then merge_runs.py made one runs file and this command wrote the tables from it (nothing left to run).
+    # Without the part files it runs the whole grid in one job.
+    local part
+    if [ -f "$OUT/cifar10_50k_finetune_D_runs.csv" ]; then
+        python benchmarks/analysis/merge_runs.py "$OUT/cifar10_50k_finetune_runs.csv" \
+            "$OUT/cifar10_50k_finetune_D_runs.csv" "$OUT/cifar10_50k_finetune_E_runs.csv" \
+            "$OUT/cifar10_50k_finetune_F_runs.csv:0-2" "$OUT/cifar10_50k_finetune_G_runs.csv" \
+            "$OUT/cifar10_50k_finetune_H_runs.csv:3-4"
+        for part in D E F G H; do rm -f "$OUT/cifar10_50k_finetune_$part".{md,csv} "$OUT/cifar10_50k_finetune_${part}_runs.csv"; done
+    fi
+    python benchmarks/finetune_grid.py "$C10/cifar10_train.npz" "$C10/cifar10_test.npz" \
+        --budgets 250,500,1000 --seeds 5 --paper-k 50 \
+        --title "CIFAR-10 under finetuning (pool 50,000, EfficientNet-Lite0)" \
+        --name cifar10_50k_finetune --out "$OUT"
+}
+
+paired() {  # the paper's K is one setting named per pool (0.1% of TREC-6, 0.5% of CLINC150, 50 cores on CIFAR-10);
+    # CIFAR-10 is the full 50,000-image pool (the 10,000-image pool of cifar10_finetune is a table of its own)
     local alias="--alias bilaf:n_cores=0.001=bilaf:paper_K --alias bilaf:n_cores=0.005=bilaf:paper_K --alias bilaf:n_cores=50=bilaf:paper_K"
-    python benchmarks/analysis/paired_report.py trec6_finetune clinc150_finetune cifar10_finetune --protocol finetune \
+    python benchmarks/analysis/paired_report.py trec6_finetune clinc150_finetune cifar10_50k_finetune --protocol finetune \
         $alias --min-seeds 3 --out finetune_paired --title "Default BiLAF against every method, seed by seed (finetuning)"
-    python benchmarks/analysis/paired_report.py trec6_finetune clinc150_finetune cifar10_finetune --protocol linear \
+    python benchmarks/analysis/paired_report.py trec6_finetune clinc150_finetune cifar10_50k_finetune --protocol linear \
         $alias --min-seeds 3 --out finetune_paired_linear \
         --title "Default BiLAF against every method, seed by seed (linear probe, same selections)"
 }
