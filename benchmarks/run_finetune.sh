@@ -64,7 +64,8 @@ cifar10_50k() {  # the full 50,000-image pool at the paper's 0.5 / 1 / 2% (250 /
     #   D: --budgets 500 --seeds 0-2   E: --budgets 500 --seeds 3-4   F: --budgets 1000 --seeds 0-4 (stopped
     #   after seed 2)   G: --budgets 250 --seeds 0-4   H: --budgets 1000 --seeds 3-4
     # then merge_runs.py made one runs file and this command wrote the tables from it (nothing left to run).
-    # Without the part files it runs the whole grid in one job.
+    # Without the part files it runs the whole grid in one job (the five jobs' runs add up to 8.0 hours of
+    # selection and evaluation, two jobs at a time on this 2-core machine).
     local part
     if [ -f "$OUT/cifar10_50k_finetune_D_runs.csv" ]; then
         python benchmarks/analysis/merge_runs.py "$OUT/cifar10_50k_finetune_runs.csv" \
@@ -87,6 +88,10 @@ paired() {  # the paper's K is one setting named per pool (0.1% of TREC-6, 0.5% 
     python benchmarks/analysis/paired_report.py trec6_finetune clinc150_finetune cifar10_50k_finetune --protocol linear \
         $alias --min-seeds 3 --out finetune_paired_linear \
         --title "Default BiLAF against every method, seed by seed (linear probe, same selections)"
+    # what MaxHerding as the default would give (BiLAF with MaxHerding cores is MaxHerding when K is the budget)
+    python benchmarks/analysis/paired_report.py trec6_finetune clinc150_finetune cifar10_50k_finetune --protocol finetune \
+        $alias --min-seeds 3 --default maxherding --out finetune_paired_maxherding \
+        --title "MaxHerding against every method, seed by seed (finetuning)"
 }
 
 "$@"
