@@ -63,7 +63,8 @@ cifar10_50k() {  # the full 50,000-image pool at the paper's 0.5 / 1 / 2% (250 /
     # It ran as five one-thread jobs, split by budget and seed (runs cifar10_50k_finetune_{D,E,F,G,H}):
     #   D: --budgets 500 --seeds 0-2   E: --budgets 500 --seeds 3-4   F: --budgets 1000 --seeds 0-4 (stopped
     #   after seed 2)   G: --budgets 250 --seeds 0-4   H: --budgets 1000 --seeds 3-4
-    # then merge_runs.py made one runs file and this command wrote the tables from it (nothing left to run).
+    # then merge_runs.py made one runs file and this command wrote the tables from it (nothing left to run). The
+    # part files were removed after the merge (D, E and G are in git history, F and H were never committed).
     # Without the part files it runs the whole grid in one job (the five jobs' runs add up to 8.0 hours of
     # selection and evaluation, two jobs at a time on this 2-core machine).
     local part

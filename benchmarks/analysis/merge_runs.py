@@ -1,9 +1,9 @@
 """Merge the runs files of one grid that ran as several jobs (split by seeds or budgets) into one runs file.
 
-Each input is ``PATH`` or ``PATH:SEEDS`` (a range ``3-4`` or a list ``0,1,2``: keep only those seeds, e.g. the
-seeds a job ran before it was stopped so that another job could take the rest). A run is one (method, budget,
-seed, protocol); the same run in two inputs is an error unless the rows are equal, so no result is silently
-chosen over another. The output keeps the inputs' row order and columns.
+Each input is ``PATH`` or ``PATH:SEEDS``: keep only those seeds (SEEDS as ``--seeds`` takes them: a range
+``3-4``, a list ``0,1,2``), e.g. the seeds a job ran before it was stopped so that another job could take the
+rest. A run is one (method, budget, seed, protocol); the same run in two inputs is an error unless the rows are
+equal, so no result is silently chosen over another. The output keeps the inputs' row order and columns.
 
 Example (the CIFAR-10 grid at 50,000 rows, then its tables from the grid's own command: nothing left to run)::
 
@@ -19,17 +19,15 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
+from bilaf.bench import parse_seeds
+
 
 def parse_input(spec: str) -> Tuple[Path, Optional[Set[int]]]:
-    """``PATH`` or ``PATH:SEEDS`` -> (path, seeds to keep or None for all)."""
+    """``PATH`` or ``PATH:SEEDS`` -> (path, seeds to keep or None for all); SEEDS as ``--seeds`` takes them."""
     path, sep, seeds = spec.rpartition(":")
     if not sep or not seeds or not all(c.isdigit() or c in ",-" for c in seeds):
         return Path(spec), None
-    keep: Set[int] = set()
-    for part in seeds.split(","):
-        lo, dash, hi = part.partition("-")
-        keep.update(range(int(lo), int(hi) + 1) if dash else [int(lo)])
-    return Path(path), keep
+    return Path(path), set(parse_seeds(seeds))
 
 
 def merge(inputs: Sequence[str]) -> Tuple[List[str], List[Dict[str, str]]]:

@@ -341,14 +341,13 @@ def finetuner_for(pool: Any, test: Any, test_y: Any, n_classes: int, *, backbone
         options["image_size"] = int(image_size)
     src_pool = pool_source or (pool.meta or {}).get("source")
     src_test = test_source or tmeta.get("source")
+    loaders = {}
     for what, src, fs in (("pool", src_pool, pool), ("test", src_test, test)):
         if not src:
             raise ValidationError(f"the {what} feature file does not say which input it was made from; pass the "
                              f"{what} samples' folder, archive or text file")
         if not fs.ids or len(fs.ids) != len(fs):
             raise ValidationError(f"the {what} feature file has no ids, so its samples cannot be found")
-    loaders = {}
-    for what, src, fs in (("pool", src_pool, pool), ("test", src_test, test)):
         try:
             loaders[what] = sample_loader(src, list(fs.ids), kind)
         except SamplesNotFound as exc:
